@@ -1,0 +1,2173 @@
+/* nflow.h - v0.1.0 - normalizing flows in one C header.   MIT or public domain, see end.
+
+   Do this:
+       #define NFLOW_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+   Everywhere else, include it without the define.
+
+   QUICK START (trains a RealNVP on your data, then samples and evaluates it)
+
+       #define NFLOW_IMPLEMENTATION
+       #include "nflow.h"
+       int main(void) {
+           static float y[1000 * 2];                 // your data: n rows x dim
+           for (int i = 0; i < 1000; ++i) { y[2*i] = (float)(i % 10); y[2*i+1] = (float)(i % 7) * 0.5f; }
+           nf_flow_desc d;  nf_flow *f;  nf_fit_options o;  nf_fit_report r;
+           nf_flow_desc_realnvp(&d, 2, 6, 64);       // dim 2, 6 couplings, width 64
+           if (nf_flow_create(&f, &d) != NF_OK) return 1;
+           nf_fit_options_default(&o);  o.max_epochs = 20;
+           if (nf_fit(f, y, 1000, NULL, &o, &r) != NF_OK) return 1;
+           float s[10 * 2], lp[10];
+           nf_rng rng;  nf_rng_seed(&rng, 42);
+           nf_flow_sample(f, &rng, 10, s, lp);       // 10 samples and their log-density
+           nf_flow_log_prob(f, y, 10, lp);           // log p(y) of the first 10 data rows
+           nf_flow_destroy(f);
+           return 0;
+       }
+
+   WHAT A FLOW IS
+       An invertible map g pushes a base density p_X (a Gaussian) to the data density:
+           log p_Y(y) = log p_X(g^-1(y)) + log |det d g^-1 / dy|
+       nflow calls data -> latent "forward" (nf_flow_forward, z = g^-1(y)) and
+       latent -> data "inverse" (nf_flow_inverse, y = g(z)). A flow is a stack of
+       bijective layers (affine/additive coupling, permutations, ActNorm, LU linear)
+       whose log-determinants add.
+
+   CONFIGURATION (define before including)
+       NFLOW_DOUBLE        nf_real is double (default: float)
+       NFLOW_STATIC        all functions static (private to one translation unit)
+       NFLOW_NO_STDIO      no FILE, no printf: the library never touches stdio
+       NFLOW_NO_TRAINING   inference-only: no tape, no optimizer, no fitting
+       NF_MALLOC(sz,u) NF_REALLOC(p,sz,u) NF_FREE(p,u)   allocator hooks (all or none);
+                           u is the user pointer of the object being allocated for (may be NULL)
+       NF_ASSERT(x)        internal invariant checks (default: assert.h's assert)
+       NF_EXP NF_LOG NF_TANH NF_SQRT NF_FABS NF_LOG1P NF_COS NF_SIN NF_FLOOR
+                           libm hooks, default to the float or double libm functions
+       NF_MAX_LAYERS       most layers in one flow (default 64)
+
+   API AT A GLANCE
+       errors     nf_result, nf_result_string
+       memory     nf_arena_init (caller memory), nf_arena_create/destroy (hooks),
+                  nf_arena_alloc, nf_arena_reset
+       random     nf_rng_seed, nf_rng_u32, nf_rng_uniform, nf_rng_normal
+       tape       nf_tape_init, nf_tape_param, nf_tape_input, nf_tape_backward and the ops
+                  nf_t_matmul nf_t_add nf_t_sub nf_t_mul nf_t_scale nf_t_exp nf_t_log
+                  nf_t_tanh nf_t_sigmoid nf_t_relu nf_t_leaky_relu nf_t_softplus nf_t_square
+                  nf_t_sum nf_t_sum_rows nf_t_mean nf_t_mean_rows nf_t_gather_cols
+                  nf_t_scatter_cols nf_t_concat_cols nf_t_linear
+       build      nf_flow_desc_realnvp, nf_flow_desc_init, nf_flow_create, nf_flow_size,
+                  nf_flow_init, nf_flow_destroy
+       evaluate   nf_flow_log_prob, nf_flow_sample, nf_flow_forward, nf_flow_inverse
+       train      nf_adam_config_default, nf_trainer_create, nf_train_step,
+                  nf_trainer_destroy, nf_fit_options_default, nf_fit
+       check      nf_flow_roundtrip_error, nf_flow_logdet_error, nf_trainer_grad_check
+       kernels    nf_gemm
+
+   MEMORY
+       Nothing is allocated behind your back. nf_flow_size/nf_flow_init build a flow in
+       memory you own; nf_flow_create does the same through NF_MALLOC and remembers to
+       free it. Inference (log_prob, sample, forward, inverse) never allocates: it works
+       in the flow's own workspace, in chunks of rows. A trainer allocates its gradients,
+       Adam moments and one arena when created; every training step resets the arena
+       and allocates nothing. Every size computation is overflow-checked.
+
+   ERRORS
+       Every fallible function returns nf_result (NF_OK == 0). Bad input (NULL, bad
+       dimension, NaN/Inf data, corrupt file, out of memory) gives an error code, never
+       a crash, print, exit or abort. nf_flow_error(f) gives a message with detail
+       (for non-finite data: the first bad row, also in nf_flow_error_row(f)).
+
+   THREAD SAFETY
+       No global state. A flow's inference calls use its workspace, so one flow must
+       not be used by two threads at once; separate flows (or trainers) on separate
+       threads are safe. nf_rng is a plain struct: one per thread.
+
+   REVISION HISTORY
+       0.1.0 (2026-11-28)  first release: tape, RealNVP/NICE/ActNorm/LU layers, Adam, fit.
+*/
+#ifndef NFLOW_H
+#define NFLOW_H
+
+#define NFLOW_VERSION_MAJOR 0
+#define NFLOW_VERSION_MINOR 1
+#define NFLOW_VERSION_PATCH 0
+#define NFLOW_VERSION_STRING "0.1.0"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef NFLOW_STATIC
+#define NFDEF static
+#else
+#define NFDEF extern
+#endif
+
+#ifdef NFLOW_DOUBLE
+typedef double nf_real;
+#else
+typedef float nf_real;
+#endif
+
+#ifndef NF_MAX_LAYERS
+#define NF_MAX_LAYERS 64
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors --------------------------------------------------------------- */
+/* One list makes both the codes and their messages. */
+#define NF__RESULTS(X) \
+    X(NF_OK,              "ok") \
+    X(NF_ERR_NOMEM,       "out of memory") \
+    X(NF_ERR_NULL,        "a required pointer is NULL") \
+    X(NF_ERR_ARG,         "invalid argument") \
+    X(NF_ERR_SHAPE,       "wrong dimensions") \
+    X(NF_ERR_NONFINITE,   "non-finite value (NaN or Inf) in the input") \
+    X(NF_ERR_OVERFLOW,    "size computation overflows") \
+    X(NF_ERR_ARENA_FULL,  "arena too small") \
+    X(NF_ERR_DIVERGED,    "non-finite loss or gradient: step rejected") \
+    X(NF_ERR_BAD_MAGIC,   "not an nflow model (bad magic)") \
+    X(NF_ERR_VERSION,     "unsupported model format version") \
+    X(NF_ERR_TRUNCATED,   "model data truncated") \
+    X(NF_ERR_CHECKSUM,    "model checksum mismatch") \
+    X(NF_ERR_CORRUPT,     "model architecture inconsistent") \
+    X(NF_ERR_IO,          "i/o error") \
+    X(NF_ERR_READONLY,    "flow weights are read-only")
+
+typedef enum nf_result {
+#define NF__ENUM(name, msg) name,
+    NF__RESULTS(NF__ENUM)
+#undef NF__ENUM
+    NF_RESULT_COUNT
+} nf_result;
+
+NFDEF const char *nf_result_string(nf_result r);
+
+/* ---- arena: a bump allocator for per-step values ----------------------------- */
+typedef struct nf_arena {
+    unsigned char *base;   /* 64-byte aligned start */
+    size_t cap, used, high; /* capacity, bytes in use, high-water mark */
+    int owned;             /* 1 if nf_arena_create allocated base through NF_MALLOC */
+    int failed;            /* set when an allocation did not fit */
+    void *block;           /* what nf_arena_create allocated (freed by nf_arena_destroy) */
+    void *user;            /* passed to the allocator hooks */
+} nf_arena;
+
+NFDEF nf_result nf_arena_init(nf_arena *a, void *mem, size_t bytes);  /* caller memory */
+NFDEF nf_result nf_arena_create(nf_arena *a, size_t bytes, void *user); /* via NF_MALLOC */
+NFDEF void      nf_arena_destroy(nf_arena *a);
+NFDEF void      nf_arena_reset(nf_arena *a);
+NFDEF void     *nf_arena_alloc(nf_arena *a, size_t bytes);   /* 64-byte aligned, NULL if full */
+NFDEF size_t    nf_arena_align(size_t bytes);                 /* size one allocation takes */
+
+/* ---- random numbers: PCG32, bit-for-bit the same on every platform ---------- */
+typedef struct nf_rng { uint64_t state, inc; nf_real spare; int has_spare; } nf_rng;
+
+NFDEF void     nf_rng_seed(nf_rng *r, uint64_t seed);
+NFDEF uint32_t nf_rng_u32(nf_rng *r);
+NFDEF nf_real  nf_rng_uniform(nf_rng *r);   /* [0, 1) */
+NFDEF nf_real  nf_rng_normal(nf_rng *r);    /* N(0, 1), polar method with a portable log */
+
+/* ---- matrix kernel ----------------------------------------------------------- */
+/* C (+)= op(A) op(B), row-major; op(A) is M x K, op(B) is K x N. ta/tb: 1 = transposed.
+   accumulate: 0 overwrites C, 1 adds to it. */
+NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
+                   const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate);
+
+/* ---- activations, layers, bases ----------------------------------------------- */
+enum { NF_ACT_RELU = 1, NF_ACT_TANH, NF_ACT_LEAKY_RELU, NF_ACT_SOFTPLUS, NF_ACT_SIGMOID,
+       NF_ACT_IDENTITY };
+enum { NF_LAYER_AFFINE_COUPLING = 1, NF_LAYER_ADDITIVE_COUPLING, NF_LAYER_REVERSE,
+       NF_LAYER_PERMUTE, NF_LAYER_ACTNORM, NF_LAYER_LU_LINEAR, NF_LAYER_KIND_COUNT };
+enum { NF_MASK_CHECKER = 0, NF_MASK_HALF = 1 };
+enum { NF_BASE_STD_NORMAL = 0, NF_BASE_DIAG_GAUSSIAN = 1 };
+
+/* One layer. Zero fields mean defaults (shown). */
+typedef struct nf_layer_desc {
+    int kind;        /* NF_LAYER_* (required) */
+    int hidden;      /* coupling: conditioner width (64) */
+    int depth;       /* coupling: hidden layers (2) */
+    int activation;  /* coupling: NF_ACT_* (NF_ACT_RELU) */
+    float clamp;     /* affine coupling: log-scale = clamp * tanh(raw / clamp) (3) */
+    int mask;        /* coupling: NF_MASK_CHECKER (features j % 2 == parity are kept) or NF_MASK_HALF */
+    int parity;      /* coupling: which half is kept (0 or 1) */
+    uint32_t seed;   /* permute and LU: the fixed random permutation's seed */
+} nf_layer_desc;
+
+/* A flow: data dimension, base, layers in data -> latent order. */
+typedef struct nf_flow_desc {
+    int dim;
+    int base;        /* NF_BASE_STD_NORMAL (default) or NF_BASE_DIAG_GAUSSIAN (learnable) */
+    int n_layers;
+    uint64_t seed;   /* weight initialisation seed (0 means 1) */
+    int chunk;       /* rows per inference chunk, sizes the workspace (128) */
+    nf_layer_desc layers[NF_MAX_LAYERS];
+} nf_flow_desc;
+
+typedef struct nf_flow nf_flow;   /* opaque; see nf_flow_size / nf_flow_init */
+
+/* Zeroes d and sets dim. */
+NFDEF void nf_flow_desc_init(nf_flow_desc *d, int dim);
+/* Appends a layer; returns NF_ERR_ARG when NF_MAX_LAYERS are already there. */
+NFDEF nf_result nf_flow_desc_add(nf_flow_desc *d, const nf_layer_desc *layer);
+/* Preset "RealNVP with L couplings of width H": affine couplings with alternating
+   checkerboard masks (ReLU conditioner of depth 2). */
+NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, int hidden);
+
+NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes);
+NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes);
+NFDEF nf_result nf_flow_create(nf_flow **out, const nf_flow_desc *d);
+NFDEF void      nf_flow_destroy(nf_flow *f);  /* frees only what nf_flow_create allocated */
+
+NFDEF int            nf_flow_dim(const nf_flow *f);
+NFDEF size_t         nf_flow_num_params(const nf_flow *f);
+NFDEF nf_real       *nf_flow_params(nf_flow *f);      /* flat parameter array */
+NFDEF const nf_flow_desc *nf_flow_get_desc(const nf_flow *f);
+NFDEF const char    *nf_flow_error(const nf_flow *f); /* message of the last failure */
+NFDEF long           nf_flow_error_row(const nf_flow *f); /* first bad row, or -1 */
+/* Standardisation y_std = (y - mean) / std, applied before the layers and undone in
+   sampling, log-det included. NULL, NULL resets it to the identity. */
+NFDEF nf_result nf_flow_set_standardization(nf_flow *f, const nf_real *mean, const nf_real *std);
+NFDEF void      nf_flow_get_standardization(const nf_flow *f, nf_real *mean, nf_real *std);
+
+/* Batched inference on caller arrays of n rows x dim. No allocation, no tape. */
+NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp);
+NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf_real *logp /* or NULL */);
+/* data -> latent: z = g^-1(y), logdet = log|det dz/dy| (logdet may be NULL) */
+NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet);
+/* latent -> data: y = g(z), logdet = log|det dy/dz| */
+NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real *y, nf_real *logdet);
+/* Base log-density of latent rows. */
+NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp);
+
+/* Self-checks. max |g(g^-1(y)) - y| over the batch. */
+NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, double *max_err);
+/* max over rows of |logdet(forward) - log|det J_numerical||, central differences with step h.
+   Allocates a dim x dim scratch through NF_MALLOC. */
+NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, double h, double *max_err);
+
+#ifndef NFLOW_NO_TRAINING
+/* ---- autodiff tape -------------------------------------------------------------
+   Reverse mode over whole row-major 2-D tensors. Step values live in an arena;
+   parameters point at caller-owned value and gradient arrays. Ops record on the tape
+   and return NULL on failure (the tape's err says why; later ops pass the NULL on). */
+typedef struct nf_tensor nf_tensor;
+struct nf_tensor {
+    int rows, cols;
+    nf_real *val;          /* rows x cols */
+    nf_real *grad;         /* same shape; NULL when no gradient flows here */
+    int op;                /* which op made it (internal) */
+    int iarg;              /* small integer argument (transposes, activation) */
+    nf_real k;             /* scalar argument */
+    nf_tensor *a, *b, *c;  /* inputs */
+    const int *idx;        /* column indices for gather/scatter */
+    nf_tensor *prev;       /* previous node on the tape */
+};
+
+typedef struct nf_tape {
+    nf_arena *arena;
+    nf_tensor *last;
+    nf_result err;
+} nf_tape;
+
+NFDEF void       nf_tape_init(nf_tape *t, nf_arena *arena);
+NFDEF nf_tensor *nf_tape_param(nf_tape *t, nf_real *val, nf_real *grad, int rows, int cols);
+NFDEF nf_tensor *nf_tape_input(nf_tape *t, const nf_real *val, int rows, int cols);
+NFDEF nf_tensor *nf_tape_new(nf_tape *t, int rows, int cols);  /* constant, zeroed */
+NFDEF nf_result  nf_tape_backward(nf_tape *t, nf_tensor *loss); /* loss must be 1 x 1 */
+
+NFDEF nf_tensor *nf_t_matmul(nf_tape *t, nf_tensor *a, nf_tensor *b, int ta, int tb);
+/* b broadcasts: same shape, 1 x cols (per feature), rows x 1 (per row) or 1 x 1. */
+NFDEF nf_tensor *nf_t_add(nf_tape *t, nf_tensor *a, nf_tensor *b);
+NFDEF nf_tensor *nf_t_sub(nf_tape *t, nf_tensor *a, nf_tensor *b);
+NFDEF nf_tensor *nf_t_mul(nf_tape *t, nf_tensor *a, nf_tensor *b);
+NFDEF nf_tensor *nf_t_scale(nf_tape *t, nf_tensor *a, nf_real k);
+NFDEF nf_tensor *nf_t_exp(nf_tape *t, nf_tensor *a);
+NFDEF nf_tensor *nf_t_log(nf_tape *t, nf_tensor *a);
+NFDEF nf_tensor *nf_t_tanh(nf_tape *t, nf_tensor *a);
+NFDEF nf_tensor *nf_t_sigmoid(nf_tape *t, nf_tensor *a);
+NFDEF nf_tensor *nf_t_relu(nf_tape *t, nf_tensor *a);
+NFDEF nf_tensor *nf_t_leaky_relu(nf_tape *t, nf_tensor *a, nf_real slope);
+NFDEF nf_tensor *nf_t_softplus(nf_tape *t, nf_tensor *a);
+NFDEF nf_tensor *nf_t_square(nf_tape *t, nf_tensor *a);
+NFDEF nf_tensor *nf_t_sum(nf_tape *t, nf_tensor *a);        /* 1 x 1 */
+NFDEF nf_tensor *nf_t_sum_rows(nf_tape *t, nf_tensor *a);   /* rows x 1 */
+NFDEF nf_tensor *nf_t_mean(nf_tape *t, nf_tensor *a);
+NFDEF nf_tensor *nf_t_mean_rows(nf_tape *t, nf_tensor *a);
+/* out[:, j] = a[:, idx[j]], j < n  (idx must outlive the tape) */
+NFDEF nf_tensor *nf_t_gather_cols(nf_tape *t, nf_tensor *a, const int *idx, int n);
+/* out = zeros(rows, cols); out[:, idx[j]] = a[:, j] */
+NFDEF nf_tensor *nf_t_scatter_cols(nf_tape *t, nf_tensor *a, const int *idx, int cols);
+NFDEF nf_tensor *nf_t_concat_cols(nf_tape *t, nf_tensor *a, nf_tensor *b);
+/* act(x W + b): the fused dense layer of the conditioners (b is 1 x out) */
+NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *b, int act);
+
+/* ---- Adam(W) ------------------------------------------------------------------ */
+enum { NF_SCHED_CONSTANT = 0, NF_SCHED_COSINE, NF_SCHED_STEP };
+typedef struct nf_adam_config {
+    double lr, beta1, beta2, eps;
+    double weight_decay;   /* decoupled (AdamW); 0 disables */
+    double clip_norm;      /* global gradient-norm clip; 0 disables */
+    int schedule;          /* NF_SCHED_* */
+    long total_steps;      /* cosine: steps to decay over (to lr * min_lr_frac) */
+    double min_lr_frac;
+    long step_every;       /* step schedule: multiply lr by step_gamma every step_every steps */
+    double step_gamma;
+} nf_adam_config;
+NFDEF void   nf_adam_config_default(nf_adam_config *c);
+NFDEF double nf_adam_lr(const nf_adam_config *c, long step);  /* scheduled lr at step (0-based) */
+/* One Adam step over flat arrays; t is the 1-based step count. */
+NFDEF void   nf_adam_update(const nf_adam_config *c, long t, size_t n, nf_real *p,
+                            const nf_real *g, nf_real *m, nf_real *v);
+
+/* ---- training ------------------------------------------------------------------- */
+typedef struct nf_trainer nf_trainer;
+/* Allocates gradients, moments and an arena sized for batches up to max_batch rows. */
+NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_config *c, size_t max_batch);
+NFDEF void      nf_trainer_destroy(nf_trainer *t);
+/* One Adam step on the mean (or weighted mean, w may be NULL) negative log-likelihood.
+   A non-finite loss or gradient leaves the parameters untouched: NF_ERR_DIVERGED. */
+NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss);
+/* Loss and gradient (into the trainer's gradient array) without updating. */
+NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss);
+NFDEF nf_real  *nf_trainer_grad(nf_trainer *t);
+NFDEF long      nf_trainer_steps(const nf_trainer *t);
+NFDEF size_t    nf_trainer_bytes(const nf_trainer *t);  /* gradients + moments + arena high-water */
+/* Central-difference check of the loss gradient at up to max_params parameters. */
+NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n, double h,
+                                      size_t max_params, double *max_rel_err);
+
+typedef struct nf_fit_progress {
+    long step, epoch;
+    double train_loss, val_loss, best_val_loss;  /* epoch means, nats per row */
+    double lr;
+} nf_fit_progress;
+/* Return nonzero to stop training. */
+typedef int (*nf_fit_callback)(const nf_fit_progress *p, void *user);
+
+typedef struct nf_fit_options {
+    int batch;              /* minibatch rows (256) */
+    int max_epochs;         /* (100) */
+    int patience;           /* epochs without validation improvement before stopping (10) */
+    double val_fraction;    /* held-out fraction (0.1); 0 disables validation */
+    int standardize;        /* 1: fit standardisation statistics from the data (1) */
+    uint64_t seed;          /* shuffling and split seed */
+    nf_adam_config adam;
+    nf_fit_callback callback; void *user;
+} nf_fit_options;
+
+typedef struct nf_fit_report {
+    long steps, epochs, best_epoch, rejected_steps;
+    double train_loss, val_loss, best_val_loss;
+} nf_fit_report;
+
+NFDEF void      nf_fit_options_default(nf_fit_options *o);
+/* Fit by maximum likelihood on n rows (w: optional per-row weights). Keeps the best
+   validation parameters. Allocates its buffers through NF_MALLOC and frees them. */
+NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
+                       const nf_fit_options *o, nf_fit_report *rep);
+#endif /* NFLOW_NO_TRAINING */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NFLOW_H */
+
+/* ============================================================================ */
+/*                              IMPLEMENTATION                                  */
+/* ============================================================================ */
+#ifdef NFLOW_IMPLEMENTATION
+#ifndef NFLOW_IMPLEMENTATION_DONE
+#define NFLOW_IMPLEMENTATION_DONE
+
+#include <string.h>
+#include <math.h>
+
+#if defined(NF_MALLOC) && defined(NF_FREE) && defined(NF_REALLOC)
+#elif !defined(NF_MALLOC) && !defined(NF_FREE) && !defined(NF_REALLOC)
+#include <stdlib.h>
+#define NF_MALLOC(sz, u)     ((void)(u), malloc(sz))
+#define NF_REALLOC(p, sz, u) ((void)(u), realloc(p, sz))
+#define NF_FREE(p, u)        ((void)(u), free(p))
+#else
+#error "nflow.h: define all of NF_MALLOC, NF_REALLOC and NF_FREE, or none of them"
+#endif
+
+#ifndef NF_ASSERT
+#include <assert.h>
+#define NF_ASSERT(x) assert(x)
+#endif
+
+#ifdef NFLOW_DOUBLE
+#ifndef NF_EXP
+#define NF_EXP   exp
+#define NF_LOG   log
+#define NF_TANH  tanh
+#define NF_SQRT  sqrt
+#define NF_FABS  fabs
+#define NF_LOG1P log1p
+#define NF_COS   cos
+#define NF_SIN   sin
+#define NF_FLOOR floor
+#endif
+#else
+#ifndef NF_EXP
+#define NF_EXP   expf
+#define NF_LOG   logf
+#define NF_TANH  tanhf
+#define NF_SQRT  sqrtf
+#define NF_FABS  fabsf
+#define NF_LOG1P log1pf
+#define NF_COS   cosf
+#define NF_SIN   sinf
+#define NF_FLOOR floorf
+#endif
+#endif
+
+#define NF__R(x) ((nf_real)(x))
+#define NF__LOG_2PI 1.8378770664093453
+#define NF__MAXDIM (1 << 20)
+
+#if defined(__cplusplus)
+#define NF__RESTRICT __restrict
+#else
+#define NF__RESTRICT restrict
+#endif
+
+/* x - x is 0 for finite x and NaN for Inf and NaN; no isfinite needed (C++98 safe) */
+static int nf__isfinite(nf_real x) { return x == x && x - x == x - x; }
+
+/* ---- errors ---------------------------------------------------------------- */
+NFDEF const char *nf_result_string(nf_result r) {
+    static const char *const msgs[] = {
+#define NF__MSG(name, msg) msg,
+        NF__RESULTS(NF__MSG)
+#undef NF__MSG
+    };
+    if ((int)r < 0 || (int)r >= (int)NF_RESULT_COUNT) return "unknown error";
+    return msgs[r];
+}
+
+/* overflow-checked size arithmetic: returns 0 on overflow */
+static int nf__mul(size_t a, size_t b, size_t *out) {
+    if (a && b > (size_t)-1 / a) return 0;
+    *out = a * b; return 1;
+}
+static int nf__add(size_t a, size_t b, size_t *out) {
+    if (b > (size_t)-1 - a) return 0;
+    *out = a + b; return 1;
+}
+
+/* A tiny message builder (no snprintf: it lives in stdio). */
+typedef struct nf__msgbuf { char *s; size_t n, cap; } nf__msgbuf;
+static void nf__msg_str(nf__msgbuf *m, const char *s) {
+    while (*s && m->n + 1 < m->cap) m->s[m->n++] = *s++;
+    m->s[m->n] = 0;
+}
+static void nf__msg_long(nf__msgbuf *m, long v) {
+    char tmp[24]; int i = 0; unsigned long u = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+    do { tmp[i++] = (char)('0' + u % 10); u /= 10; } while (u && i < 23);
+    if (v < 0) tmp[i++] = '-';
+    while (i > 0 && m->n + 1 < m->cap) m->s[m->n++] = tmp[--i];
+    m->s[m->n] = 0;
+}
+
+/* ---- arena ----------------------------------------------------------------- */
+#define NF__ALIGN 64
+NFDEF size_t nf_arena_align(size_t bytes) {
+    if (bytes > (size_t)-1 - (NF__ALIGN - 1)) return 0;
+    return (bytes + NF__ALIGN - 1) & ~(size_t)(NF__ALIGN - 1);
+}
+NFDEF nf_result nf_arena_init(nf_arena *a, void *mem, size_t bytes) {
+    size_t skip;
+    if (!a) return NF_ERR_NULL;
+    memset(a, 0, sizeof *a);
+    if (!mem) return NF_ERR_NULL;
+    skip = (NF__ALIGN - (size_t)((uintptr_t)mem % NF__ALIGN)) % NF__ALIGN;
+    if (bytes < skip) return NF_ERR_ARENA_FULL;
+    a->base = (unsigned char *)mem + skip;
+    a->cap = bytes - skip;
+    return NF_OK;
+}
+NFDEF nf_result nf_arena_create(nf_arena *a, size_t bytes, void *user) {
+    void *mem; size_t total;
+    if (!a) return NF_ERR_NULL;
+    memset(a, 0, sizeof *a);
+    if (!nf__add(bytes, NF__ALIGN, &total)) return NF_ERR_OVERFLOW;  /* room to align */
+    mem = NF_MALLOC(total, user);
+    if (!mem) return NF_ERR_NOMEM;
+    nf_arena_init(a, mem, total);
+    a->owned = 1; a->block = mem; a->user = user;
+    return NF_OK;
+}
+NFDEF void nf_arena_destroy(nf_arena *a) {
+    if (!a) return;
+    if (a->owned && a->block) NF_FREE(a->block, a->user);
+    memset(a, 0, sizeof *a);
+}
+NFDEF void nf_arena_reset(nf_arena *a) {
+    if (!a) return;
+    a->used = 0; a->failed = 0;
+}
+NFDEF void *nf_arena_alloc(nf_arena *a, size_t bytes) {
+    size_t sz = nf_arena_align(bytes ? bytes : 1), end;
+    void *p;
+    if (!a || !sz || !nf__add(a->used, sz, &end) || end > a->cap) {
+        if (a) a->failed = 1;
+        return NULL;
+    }
+    p = a->base + a->used;
+    a->used = end;
+    if (end > a->high) a->high = end;
+    return p;
+}
+
+/* ---- random numbers -------------------------------------------------------- */
+/* PCG32 (O'Neill 2014, XSH-RR): 64-bit LCG state, 32-bit output. */
+NFDEF uint32_t nf_rng_u32(nf_rng *r) {
+    uint64_t old = r->state;
+    uint32_t xs, rot;
+    r->state = old * 6364136223846793005ULL + r->inc;
+    xs = (uint32_t)(((old >> 18) ^ old) >> 27);
+    rot = (uint32_t)(old >> 59);
+    return (xs >> rot) | (xs << ((32u - rot) & 31u));
+}
+NFDEF void nf_rng_seed(nf_rng *r, uint64_t seed) {
+    r->state = 0; r->inc = (seed << 1) | 1u;
+    r->has_spare = 0; r->spare = 0;
+    nf_rng_u32(r); r->state += 0x853c49e6748fea9bULL ^ seed; nf_rng_u32(r);
+}
+NFDEF nf_real nf_rng_uniform(nf_rng *r) {
+#ifdef NFLOW_DOUBLE
+    uint64_t hi = nf_rng_u32(r) >> 6, lo = nf_rng_u32(r) >> 5;   /* 26 + 27 = 53 bits */
+    return (double)((hi << 27) | lo) * (1.0 / 9007199254740992.0);
+#else
+    return (float)(nf_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
+#endif
+}
+/* log(x) for x > 0 from +, -, *, / and exact scaling only, so the normal stream does
+   not depend on the platform's libm. x = m 2^e with m in [sqrt(1/2), sqrt(2)),
+   log m = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172: the series converges fast. */
+static nf_real nf__portable_log(nf_real x) {
+    int e = 0; nf_real m = x, s, s2, term, sum; int k;
+    while (m >= NF__R(1.4142135623730951)) { m *= NF__R(0.5); ++e; }
+    while (m < NF__R(0.70710678118654752)) { m *= NF__R(2.0); --e; }
+    s = (m - 1) / (m + 1); s2 = s * s; term = s; sum = 0;
+    for (k = 1; k <= 19; k += 2) { sum += term / (nf_real)k; term *= s2; }
+    return 2 * sum + (nf_real)e * NF__R(0.69314718055994531);
+}
+NFDEF nf_real nf_rng_normal(nf_rng *r) {
+    nf_real u, v, s, f;
+    if (r->has_spare) { r->has_spare = 0; return r->spare; }
+    do {   /* Marsaglia's polar method: only sqrt (correctly rounded by IEEE) and log */
+        u = 2 * nf_rng_uniform(r) - 1;
+        v = 2 * nf_rng_uniform(r) - 1;
+        s = u * u + v * v;
+    } while (s >= 1 || s == 0);
+    f = NF_SQRT(NF__R(-2.0) * nf__portable_log(s) / s);
+    r->spare = v * f; r->has_spare = 1;
+    return u * f;
+}
+
+/* ---- matrix kernel ---------------------------------------------------------
+   C (+)= op(A) op(B). A register block of NF__MR x NF__NR accumulators is updated
+   by rank-1 steps along k; the j loop is fixed-length so the compiler keeps the
+   block in vector registers. op(B) rows must be contiguous in j: for tb, a KC x NR
+   panel of B is packed (transposed) first. Blocking over k keeps the panel in L1. */
+#ifndef NF__MR
+#define NF__MR 4
+#endif
+#ifndef NF__NR
+#define NF__NR 32
+#endif
+#ifndef NF__KC
+#define NF__KC 128
+#endif
+
+static void nf__micro(int mr, int nr, int K, const nf_real *NF__RESTRICT A, int ars, int acs,
+                      const nf_real *NF__RESTRICT B, int bs, nf_real *NF__RESTRICT C, int ldc, int acc_into) {
+    nf_real acc[NF__MR][NF__NR];
+    int i, j, k;
+    memset(acc, 0, sizeof acc);
+    if (mr == NF__MR && nr == NF__NR) {
+        for (k = 0; k < K; ++k) {
+            const nf_real *b = B + (size_t)k * bs;
+            for (i = 0; i < NF__MR; ++i) {
+                nf_real a = A[(size_t)i * ars + (size_t)k * acs];
+                for (j = 0; j < NF__NR; ++j) acc[i][j] += a * b[j];
+            }
+        }
+    } else {
+        for (k = 0; k < K; ++k) {
+            const nf_real *b = B + (size_t)k * bs;
+            for (i = 0; i < mr; ++i) {
+                nf_real a = A[(size_t)i * ars + (size_t)k * acs];
+                for (j = 0; j < nr; ++j) acc[i][j] += a * b[j];
+            }
+        }
+    }
+    for (i = 0; i < mr; ++i) {
+        nf_real *c = C + (size_t)i * ldc;
+        if (acc_into) for (j = 0; j < nr; ++j) c[j] += acc[i][j];
+        else          for (j = 0; j < nr; ++j) c[j] = acc[i][j];
+    }
+}
+
+NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
+                   const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+    nf_real pack[NF__KC * NF__NR];
+    int i, j, k0, kc;
+    /* element (i, k) of op(A) is A[i * ars + k * acs] */
+    int ars = ta ? 1 : lda, acs = ta ? lda : 1;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate) for (i = 0; i < M; ++i) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(nf_real));
+        return;
+    }
+    for (j = 0; j < N; j += NF__NR) {
+        int nr = N - j < NF__NR ? N - j : NF__NR;
+        for (k0 = 0; k0 < K; k0 += NF__KC) {
+            const nf_real *bp; int bs;
+            kc = K - k0 < NF__KC ? K - k0 : NF__KC;
+            if (tb) {   /* op(B)(k, j) = B[j * ldb + k]: pack the panel row-contiguous */
+                int kk, jj;
+                for (jj = 0; jj < nr; ++jj) {
+                    const nf_real *src = B + (size_t)(j + jj) * ldb + k0;
+                    for (kk = 0; kk < kc; ++kk) pack[kk * NF__NR + jj] = src[kk];
+                }
+                bp = pack; bs = NF__NR;
+            } else {
+                bp = B + (size_t)k0 * ldb + j; bs = ldb;
+            }
+            for (i = 0; i < M; i += NF__MR) {
+                int mr = M - i < NF__MR ? M - i : NF__MR;
+                nf__micro(mr, nr, kc, A + (size_t)i * ars + (size_t)k0 * acs, ars, acs,
+                          bp, bs, C + (size_t)i * ldc + j, ldc, accumulate || k0 > 0);
+            }
+        }
+    }
+}
+
+/* ---- activations ------------------------------------------------------------ */
+static nf_real nf__act(int act, nf_real z) {
+    switch (act) {
+    case NF_ACT_RELU:       return z > 0 ? z : 0;
+    case NF_ACT_TANH:       return NF_TANH(z);
+    case NF_ACT_LEAKY_RELU: return z > 0 ? z : NF__R(0.01) * z;
+    case NF_ACT_SOFTPLUS:   return z > 0 ? z + NF_LOG1P(NF_EXP(-z)) : NF_LOG1P(NF_EXP(z));
+    case NF_ACT_SIGMOID:    return z >= 0 ? 1 / (1 + NF_EXP(-z)) : NF_EXP(z) / (1 + NF_EXP(z));
+    default:                return z;
+    }
+}
+/* d act / dz written in terms of the output y = act(z), so backward keeps only y */
+static nf_real nf__act_grad(int act, nf_real y) {
+    switch (act) {
+    case NF_ACT_RELU:       return y > 0 ? NF__R(1) : NF__R(0);
+    case NF_ACT_TANH:       return 1 - y * y;
+    case NF_ACT_LEAKY_RELU: return y > 0 ? NF__R(1) : NF__R(0.01);
+    case NF_ACT_SOFTPLUS:   return -(NF_EXP(-y) - 1);   /* sigmoid(z) = 1 - e^-y */
+    case NF_ACT_SIGMOID:    return y * (1 - y);
+    default:                return 1;
+    }
+}
+/* out[i, :] = act(out[i, :] + b) */
+static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT b, int rows, int cols, int act) {
+    int i, j;
+    for (i = 0; i < rows; ++i) {
+        nf_real *o = out + (size_t)i * cols;
+        switch (act) {
+        case NF_ACT_RELU:
+            for (j = 0; j < cols; ++j) { nf_real z = o[j] + b[j]; o[j] = z > 0 ? z : 0; }
+            break;
+        case NF_ACT_IDENTITY:
+            for (j = 0; j < cols; ++j) o[j] += b[j];
+            break;
+        default:
+            for (j = 0; j < cols; ++j) o[j] = nf__act(act, o[j] + b[j]);
+        }
+    }
+}
+
+/* ---- flows ------------------------------------------------------------------- */
+typedef struct nf__layer {
+    int kind, act, hidden, depth;
+    nf_real clamp;
+    int nk, nt, nout;       /* coupling: kept, transformed, conditioner outputs */
+    size_t poff, np;        /* parameters: offset into the flat array, count */
+    int *keep, *trans;      /* coupling column indices */
+    int *perm, *iperm;      /* permutation (PERMUTE, REVERSE, LU) and its inverse */
+    int initialized;        /* ActNorm: data-dependent initialisation done */
+} nf__layer;
+
+struct nf_flow {
+    nf_flow_desc desc;
+    int dim, n_layers, chunk, max_width;
+    nf__layer layers[NF_MAX_LAYERS];
+    size_t n_params, base_off;
+    nf_real *params;
+    nf_real *mean, *std;    /* standardisation */
+    int *iota;              /* 0, 1, ..., 2 dim - 1 (column indices for the tape) */
+    nf_real *ws;            /* inference workspace: chunk rows of scratch */
+    int owned, readonly;
+    void *block;
+    long err_row;
+    char err[192];
+};
+
+static nf_result nf__fail(nf_flow *f, nf_result r, const char *what, long row) {
+    if (f) {
+        nf__msgbuf m; m.s = f->err; m.n = 0; m.cap = sizeof f->err;
+        nf__msg_str(&m, nf_result_string(r));
+        if (what) { nf__msg_str(&m, ": "); nf__msg_str(&m, what); }
+        if (row >= 0) { nf__msg_str(&m, " (row "); nf__msg_long(&m, row); nf__msg_str(&m, ")"); }
+        f->err_row = row;
+    }
+    return r;
+}
+
+NFDEF void nf_flow_desc_init(nf_flow_desc *d, int dim) {
+    if (!d) return;
+    memset(d, 0, sizeof *d);
+    d->dim = dim;
+}
+NFDEF nf_result nf_flow_desc_add(nf_flow_desc *d, const nf_layer_desc *l) {
+    if (!d || !l) return NF_ERR_NULL;
+    if (d->n_layers < 0 || d->n_layers >= NF_MAX_LAYERS) return NF_ERR_ARG;
+    d->layers[d->n_layers++] = *l;
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, int hidden) {
+    int i;
+    if (!d) return NF_ERR_NULL;
+    nf_flow_desc_init(d, dim);
+    if (couplings < 1 || couplings > NF_MAX_LAYERS || hidden < 0) return NF_ERR_ARG;
+    for (i = 0; i < couplings; ++i) {
+        nf_layer_desc l; memset(&l, 0, sizeof l);
+        l.kind = NF_LAYER_AFFINE_COUPLING; l.hidden = hidden; l.parity = i & 1;
+        nf_flow_desc_add(d, &l);
+    }
+    return NF_OK;
+}
+
+/* Resolve defaults and check a description; fills the layer shapes of f when given. */
+static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, size_t *n_ints, int *max_width) {
+    size_t np = 0, ni = 0; int i, D, mw;
+    if (!d) return NF_ERR_NULL;
+    D = d->dim;
+    if (D < 1 || D > NF__MAXDIM) return NF_ERR_SHAPE;
+    if (d->n_layers < 0 || d->n_layers > NF_MAX_LAYERS) return NF_ERR_ARG;
+    if (d->base != NF_BASE_STD_NORMAL && d->base != NF_BASE_DIAG_GAUSSIAN) return NF_ERR_ARG;
+    if (d->chunk < 0 || d->chunk > (1 << 20)) return NF_ERR_ARG;
+    mw = 2 * D;
+    ni = 2 * (size_t)D;   /* iota */
+    for (i = 0; i < d->n_layers; ++i) {
+        const nf_layer_desc *ld = &d->layers[i];
+        nf__layer L; size_t p = 0;
+        memset(&L, 0, sizeof L);
+        L.kind = ld->kind;
+        switch (ld->kind) {
+        case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
+            int j, in, h, dep;
+            L.hidden = ld->hidden ? ld->hidden : 64;
+            L.depth = ld->depth ? ld->depth : 2;
+            L.act = ld->activation ? ld->activation : NF_ACT_RELU;
+            L.clamp = ld->clamp != 0 ? (nf_real)ld->clamp : NF__R(3);
+            if (L.hidden < 1 || L.hidden > (1 << 16) || L.depth < 1 || L.depth > 64) return NF_ERR_ARG;
+            if (L.act < NF_ACT_RELU || L.act > NF_ACT_IDENTITY || !(L.clamp > 0)) return NF_ERR_ARG;
+            if (ld->mask != NF_MASK_CHECKER && ld->mask != NF_MASK_HALF) return NF_ERR_ARG;
+            if (ld->parity != 0 && ld->parity != 1) return NF_ERR_ARG;
+            for (j = 0; j < D; ++j) {
+                int kept = ld->mask == NF_MASK_HALF ? ((j < (D + 1) / 2) == (ld->parity == 0)) : (j % 2 == ld->parity);
+                if (D == 1) kept = 0;   /* a 1-D coupling is an elementwise affine map */
+                if (kept) L.nk++; else L.nt++;
+            }
+            if (L.nt == 0) return NF_ERR_ARG;
+            L.nout = ld->kind == NF_LAYER_AFFINE_COUPLING ? 2 * L.nt : L.nt;
+            in = L.nk; h = L.hidden;
+            p = (size_t)in * h + h;
+            for (dep = 1; dep < L.depth; ++dep) p += (size_t)h * h + h;
+            p += (size_t)h * L.nout + L.nout;
+            if (h > mw) mw = h;
+            ni += (size_t)D;
+            break; }
+        case NF_LAYER_REVERSE: case NF_LAYER_PERMUTE:
+            ni += 2 * (size_t)D; break;
+        case NF_LAYER_ACTNORM:
+            p = 2 * (size_t)D; break;
+        case NF_LAYER_LU_LINEAR:
+            if (D > 4096) return NF_ERR_SHAPE;
+            p = (size_t)D * D + D; ni += 2 * (size_t)D; break;
+        default:
+            return NF_ERR_ARG;
+        }
+        L.poff = np; L.np = p;
+        np += p;
+        if (f) f->layers[i] = L;
+    }
+    if (f) f->base_off = np;
+    if (d->base == NF_BASE_DIAG_GAUSSIAN) np += 2 * (size_t)D;
+    if (n_params) *n_params = np;
+    if (n_ints) *n_ints = ni;
+    if (max_width) *max_width = mw;
+    return NF_OK;
+}
+
+/* Workspace reals for R rows: cur, tmp, cond (D each), two hidden buffers, the
+   conditioner output (2D), the log-det (1) and a base sample buffer (D). */
+static int nf__ws_reals(int D, int mw, int R, size_t *out) {
+    size_t per;
+    per = 4 * (size_t)D + 2 * (size_t)mw + 2 * (size_t)D + 1;
+    return nf__mul(per, (size_t)R, out);
+}
+
+static size_t nf__al(size_t x) { return (x + 63) & ~(size_t)63; }
+
+/* Layout of a flow's single block: struct | params | mean | std | ints | ws */
+static nf_result nf__layout(const nf_flow_desc *d, size_t off[6]) {
+    size_t np, ni, ws, t; int mw; nf_result r;
+    int R = d && d->chunk ? d->chunk : 128;
+    r = nf__plan(d, NULL, &np, &ni, &mw);
+    if (r != NF_OK) return r;
+    if (!nf__ws_reals(d->dim, mw, R, &ws)) return NF_ERR_OVERFLOW;
+    off[0] = nf__al(sizeof(nf_flow));
+    if (!nf__mul(np, sizeof(nf_real), &t) || !nf__add(off[0], nf__al(t), &off[1])) return NF_ERR_OVERFLOW;
+    t = nf__al((size_t)d->dim * sizeof(nf_real));
+    if (!nf__add(off[1], t, &off[2]) || !nf__add(off[2], t, &off[3])) return NF_ERR_OVERFLOW;
+    if (!nf__mul(ni, sizeof(int), &t) || !nf__add(off[3], nf__al(t), &off[4])) return NF_ERR_OVERFLOW;
+    if (!nf__mul(ws, sizeof(nf_real), &t) || !nf__add(off[4], nf__al(t), &off[5])) return NF_ERR_OVERFLOW;
+    return NF_OK;
+}
+
+NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes) {
+    size_t off[6]; nf_result r;
+    if (!d || !bytes) return NF_ERR_NULL;
+    r = nf__layout(d, off);
+    if (r != NF_OK) return r;
+    *bytes = off[5] + 64;   /* slack to align the caller's block */
+    return NF_OK;
+}
+
+static void nf__shuffle(int *p, int n, nf_rng *rng) {
+    int i;
+    for (i = n - 1; i > 0; --i) {
+        int j = (int)(nf_rng_u32(rng) % (uint32_t)(i + 1)), t = p[i];
+        p[i] = p[j]; p[j] = t;
+    }
+}
+
+/* Weights: conditioner layers uniform in +-1/sqrt(fan_in) (PyTorch's nn.Linear);
+   the last layer zero, so every coupling starts as the identity. */
+static void nf__init_params(nf_flow *f) {
+    int i, D = f->dim;
+    nf_rng rng;
+    nf_rng_seed(&rng, f->desc.seed ? f->desc.seed : 1);
+    memset(f->params, 0, f->n_params * sizeof(nf_real));
+    for (i = 0; i < f->n_layers; ++i) {
+        nf__layer *L = &f->layers[i];
+        if (L->kind == NF_LAYER_AFFINE_COUPLING || L->kind == NF_LAYER_ADDITIVE_COUPLING) {
+            nf_real *p = f->params + L->poff;
+            int dep, in = L->nk;
+            for (dep = 0; dep < L->depth; ++dep) {
+                size_t k, cnt = (size_t)in * L->hidden + L->hidden;
+                nf_real bound = in > 0 ? 1 / NF_SQRT((nf_real)in) : NF__R(0);
+                for (k = 0; k < cnt; ++k) p[k] = bound * (2 * nf_rng_uniform(&rng) - 1);
+                p += cnt; in = L->hidden;
+            }
+        }
+    }
+    (void)D;
+}
+
+NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes) {
+    size_t off[6], skip, np, ni; nf_result r; nf_flow *f; unsigned char *b;
+    int i, j, D, *ints, mw;
+    if (!out) return NF_ERR_NULL;
+    *out = NULL;
+    if (!d || !mem) return NF_ERR_NULL;
+    r = nf__layout(d, off);
+    if (r != NF_OK) return r;
+    skip = (64 - (size_t)((uintptr_t)mem % 64)) % 64;
+    if (bytes < skip || bytes - skip < off[5]) return NF_ERR_ARENA_FULL;
+    b = (unsigned char *)mem + skip;
+    memset(b, 0, off[5]);
+    f = (nf_flow *)b;
+    f->desc = *d;
+    nf__plan(d, f, &np, &ni, &mw);
+    f->dim = D = d->dim; f->n_layers = d->n_layers; f->max_width = mw;
+    f->chunk = d->chunk ? d->chunk : 128;
+    f->n_params = np;
+    f->params = (nf_real *)(b + off[0]);
+    f->mean = (nf_real *)(b + off[1]);
+    f->std = (nf_real *)(b + off[2]);
+    ints = (int *)(b + off[3]);
+    f->ws = (nf_real *)(b + off[4]);
+    f->err_row = -1;
+    for (j = 0; j < D; ++j) { f->mean[j] = 0; f->std[j] = 1; }
+    f->iota = ints; for (j = 0; j < 2 * D; ++j) ints[j] = j;
+    ints += 2 * D;
+    for (i = 0; i < f->n_layers; ++i) {
+        nf__layer *L = &f->layers[i];
+        const nf_layer_desc *ld = &d->layers[i];
+        if (L->kind == NF_LAYER_AFFINE_COUPLING || L->kind == NF_LAYER_ADDITIVE_COUPLING) {
+            int a = 0, c = 0;
+            L->keep = ints; L->trans = ints + L->nk; ints += D;
+            for (j = 0; j < D; ++j) {
+                int kept = ld->mask == NF_MASK_HALF ? ((j < (D + 1) / 2) == (ld->parity == 0)) : (j % 2 == ld->parity);
+                if (D == 1) kept = 0;
+                if (kept) L->keep[a++] = j; else L->trans[c++] = j;
+            }
+        } else if (L->kind == NF_LAYER_REVERSE || L->kind == NF_LAYER_PERMUTE || L->kind == NF_LAYER_LU_LINEAR) {
+            L->perm = ints; L->iperm = ints + D; ints += 2 * D;
+            for (j = 0; j < D; ++j) L->perm[j] = L->kind == NF_LAYER_REVERSE ? D - 1 - j : j;
+            if (L->kind != NF_LAYER_REVERSE) {
+                nf_rng prng; nf_rng_seed(&prng, (uint64_t)ld->seed * 2654435761u + (uint64_t)i + 1);
+                nf__shuffle(L->perm, D, &prng);
+            }
+            for (j = 0; j < D; ++j) L->iperm[L->perm[j]] = j;
+        }
+    }
+    nf__init_params(f);
+    *out = f;
+    return NF_OK;
+}
+
+NFDEF nf_result nf_flow_create(nf_flow **out, const nf_flow_desc *d) {
+    size_t bytes; nf_result r; void *mem;
+    if (!out) return NF_ERR_NULL;
+    *out = NULL;
+    r = nf_flow_size(d, &bytes);
+    if (r != NF_OK) return r;
+    mem = NF_MALLOC(bytes, NULL);
+    if (!mem) return NF_ERR_NOMEM;
+    r = nf_flow_init(out, d, mem, bytes);
+    if (r != NF_OK) { NF_FREE(mem, NULL); return r; }
+    (*out)->owned = 1; (*out)->block = mem;
+    return NF_OK;
+}
+NFDEF void nf_flow_destroy(nf_flow *f) {
+    if (f && f->owned) NF_FREE(f->block, NULL);
+}
+
+NFDEF int nf_flow_dim(const nf_flow *f) { return f ? f->dim : 0; }
+NFDEF size_t nf_flow_num_params(const nf_flow *f) { return f ? f->n_params : 0; }
+NFDEF nf_real *nf_flow_params(nf_flow *f) { return f ? f->params : NULL; }
+NFDEF const nf_flow_desc *nf_flow_get_desc(const nf_flow *f) { return f ? &f->desc : NULL; }
+NFDEF const char *nf_flow_error(const nf_flow *f) { return f ? f->err : "flow is NULL"; }
+NFDEF long nf_flow_error_row(const nf_flow *f) { return f ? f->err_row : -1; }
+
+NFDEF nf_result nf_flow_set_standardization(nf_flow *f, const nf_real *mean, const nf_real *std) {
+    int j;
+    if (!f) return NF_ERR_NULL;
+    if (!mean != !std) return nf__fail(f, NF_ERR_NULL, "mean and std go together", -1);
+    for (j = 0; j < f->dim; ++j) {
+        if (mean && (!nf__isfinite(mean[j]) || !nf__isfinite(std[j]) || !(std[j] > 0)))
+            return nf__fail(f, NF_ERR_ARG, "standardisation needs finite mean and positive std", -1);
+    }
+    for (j = 0; j < f->dim; ++j) { f->mean[j] = mean ? mean[j] : 0; f->std[j] = std ? std[j] : 1; }
+    return NF_OK;
+}
+NFDEF void nf_flow_get_standardization(const nf_flow *f, nf_real *mean, nf_real *std) {
+    int j;
+    if (!f) return;
+    for (j = 0; j < f->dim; ++j) { if (mean) mean[j] = f->mean[j]; if (std) std[j] = f->std[j]; }
+}
+
+/* ---- inference: one layer on R rows, in place on x (R x D) ------------------ */
+typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *z; } nf__ws;
+
+static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) {
+    size_t R = (size_t)f->chunk, D = (size_t)f->dim, mw = (size_t)f->max_width;
+    nf_real *p = f->ws;
+    *cur = p; p += R * D;
+    w->tmp = p; p += R * D;
+    w->cond = p; p += R * D;
+    w->z = p; p += R * D;
+    w->ha = p; p += R * mw;
+    w->hb = p; p += R * mw;
+    w->out = p; p += R * 2 * D;
+    w->ld = p;
+}
+
+/* Conditioner MLP on R rows: in (R x nk) -> w->out (R x nout). */
+static void nf__mlp(const nf__layer *L, const nf_real *params, const nf_real *in, int R, nf__ws *w) {
+    const nf_real *p = params + L->poff;
+    const nf_real *x = in; int xin = L->nk, dep;
+    nf_real *h = w->ha;
+    for (dep = 0; dep < L->depth; ++dep) {
+        nf_gemm(0, 0, R, L->hidden, xin, x, xin, p, L->hidden, h, L->hidden, 0);
+        p += (size_t)xin * L->hidden;
+        nf__bias_act(h, p, R, L->hidden, L->act);
+        p += L->hidden;
+        x = h; xin = L->hidden;
+        h = (h == w->ha) ? w->hb : w->ha;
+    }
+    nf_gemm(0, 0, R, L->nout, xin, x, xin, p, L->nout, w->out, L->nout, 0);
+    nf__bias_act(w->out, p + (size_t)xin * L->nout, R, L->nout, NF_ACT_IDENTITY);
+}
+
+/* dir = +1: data -> latent (forward); dir = -1: latent -> data (inverse).
+   ld gets this layer's log|det| of the direction taken added. */
+static void nf__layer_apply(nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
+    int D = f->dim, r, j, k;
+    const nf_real *p = f->params + L->poff;
+    switch (L->kind) {
+    case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
+        int affine = L->kind == NF_LAYER_AFFINE_COUPLING;
+        nf_real c = L->clamp, ic = 1 / L->clamp;
+        for (r = 0; r < R; ++r)
+            for (j = 0; j < L->nk; ++j) w->cond[(size_t)r * L->nk + j] = x[(size_t)r * D + L->keep[j]];
+        nf__mlp(L, f->params, w->cond, R, w);
+        for (r = 0; r < R; ++r) {
+            nf_real *xr = x + (size_t)r * D; const nf_real *o = w->out + (size_t)r * L->nout;
+            nf_real lsum = 0;
+            for (j = 0; j < L->nt; ++j) {
+                nf_real t = o[j], s = affine ? c * NF_TANH(o[L->nt + j] * ic) : NF__R(0);
+                nf_real *v = &xr[L->trans[j]];
+                if (dir > 0) *v = *v * NF_EXP(s) + t;     /* z_b = y_b e^s + t */
+                else         *v = (*v - t) * NF_EXP(-s);  /* y_b = (z_b - t) e^-s */
+                lsum += s;
+            }
+            w->ld[r] += dir > 0 ? lsum : -lsum;
+        }
+        break; }
+    case NF_LAYER_REVERSE: case NF_LAYER_PERMUTE: {
+        const int *pm = dir > 0 ? L->perm : L->iperm;   /* z[j] = y[perm[j]] */
+        for (r = 0; r < R; ++r) {
+            nf_real *xr = x + (size_t)r * D, *t = w->tmp;
+            for (j = 0; j < D; ++j) t[j] = xr[pm[j]];
+            memcpy(xr, t, (size_t)D * sizeof(nf_real));
+        }
+        break; }
+    case NF_LAYER_ACTNORM: {   /* z = y e^s + b, s = p[0..D), b = p[D..2D) */
+        nf_real lsum = 0;
+        for (j = 0; j < D; ++j) lsum += p[j];
+        for (r = 0; r < R; ++r) {
+            nf_real *xr = x + (size_t)r * D;
+            for (j = 0; j < D; ++j)
+                xr[j] = dir > 0 ? xr[j] * NF_EXP(p[j]) + p[D + j] : (xr[j] - p[D + j]) * NF_EXP(-p[j]);
+            w->ld[r] += dir > 0 ? lsum : -lsum;
+        }
+        break; }
+    case NF_LAYER_LU_LINEAR: {
+        /* z = P L U y: L unit lower (strict part p[i D + j], j < i), U upper with
+           strict part p[i D + j], j > i, and diagonal e^{s_i}, s = p[D D ..]. */
+        const nf_real *M = p, *s = p + (size_t)D * D;
+        nf_real lsum = 0;
+        for (j = 0; j < D; ++j) lsum += s[j];
+        for (r = 0; r < R; ++r) {
+            nf_real *xr = x + (size_t)r * D, *t = w->tmp;
+            if (dir > 0) {
+                for (j = 0; j < D; ++j) {       /* t = U y */
+                    nf_real acc = NF_EXP(s[j]) * xr[j];
+                    for (k = j + 1; k < D; ++k) acc += M[(size_t)j * D + k] * xr[k];
+                    t[j] = acc;
+                }
+                for (j = D - 1; j >= 0; --j) {  /* t = L t, bottom-up so t stays readable */
+                    nf_real acc = t[j];
+                    for (k = 0; k < j; ++k) acc += M[(size_t)j * D + k] * t[k];
+                    t[j] = acc;
+                }
+                for (j = 0; j < D; ++j) xr[j] = t[L->perm[j]];   /* z = P t */
+            } else {
+                for (j = 0; j < D; ++j) t[L->perm[j]] = xr[j];   /* t = P^T z */
+                for (j = 0; j < D; ++j) {       /* solve L u = t (forward substitution) */
+                    nf_real acc = t[j];
+                    for (k = 0; k < j; ++k) acc -= M[(size_t)j * D + k] * t[k];
+                    t[j] = acc;
+                }
+                for (j = D - 1; j >= 0; --j) {  /* solve U y = u (back substitution) */
+                    nf_real acc = t[j];
+                    for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * D + k] * xr[k];
+                    xr[j] = acc * NF_EXP(-s[j]);
+                }
+            }
+            w->ld[r] += dir > 0 ? lsum : -lsum;
+        }
+        break; }
+    default:
+        NF_ASSERT(0);
+    }
+}
+
+static nf_result nf__check_rows(nf_flow *f, const nf_real *x, size_t n, int cols, const char *what) {
+    size_t i; int j;
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < cols; ++j)
+            if (!nf__isfinite(x[i * (size_t)cols + j]))
+                return nf__fail(f, NF_ERR_NONFINITE, what, (long)i);
+    return NF_OK;
+}
+
+static nf_result nf__check_call(nf_flow *f, const void *in, size_t n, const void *out) {
+    size_t t;
+    if (!f) return NF_ERR_NULL;
+    f->err[0] = 0; f->err_row = -1;
+    if (!in || !out) return nf__fail(f, NF_ERR_NULL, "input or output array is NULL", -1);
+    if (n == 0) return nf__fail(f, NF_ERR_ARG, "n = 0 rows", -1);
+    if (!nf__mul(n, (size_t)f->dim, &t) || t > ((size_t)-1) / sizeof(nf_real))
+        return nf__fail(f, NF_ERR_OVERFLOW, "n x dim overflows", -1);
+    return NF_OK;
+}
+
+/* Base log-density of R latent rows. */
+static void nf__base_logp(const nf_flow *f, const nf_real *z, int R, nf_real *out) {
+    int r, j, D = f->dim;
+    const nf_real *mu = f->params + f->base_off, *ls = mu + D;
+    for (r = 0; r < R; ++r) {
+        const nf_real *zr = z + (size_t)r * D;
+        nf_real acc = 0;
+        if (f->desc.base == NF_BASE_DIAG_GAUSSIAN)
+            for (j = 0; j < D; ++j) { nf_real u = (zr[j] - mu[j]) * NF_EXP(-ls[j]); acc += u * u + 2 * ls[j]; }
+        else
+            for (j = 0; j < D; ++j) acc += zr[j] * zr[j];
+        out[r] = NF__R(-0.5) * (acc + (nf_real)D * NF__R(NF__LOG_2PI));
+    }
+}
+
+static nf_real nf__std_logdet(const nf_flow *f) {
+    nf_real s = 0; int j;
+    for (j = 0; j < f->dim; ++j) s -= NF_LOG(f->std[j]);
+    return s;
+}
+
+/* Data rows -> latent rows for one chunk, starting from the user's coordinates. */
+static void nf__chunk_forward(nf_flow *f, const nf_real *y, int R, nf_real *cur, nf__ws *w) {
+    int r, j, i, D = f->dim;
+    nf_real ld0 = nf__std_logdet(f);
+    for (r = 0; r < R; ++r) {
+        for (j = 0; j < D; ++j) cur[(size_t)r * D + j] = (y[(size_t)r * D + j] - f->mean[j]) / f->std[j];
+        w->ld[r] = ld0;
+    }
+    for (i = 0; i < f->n_layers; ++i) nf__layer_apply(f, &f->layers[i], cur, R, +1, w);
+}
+static void nf__chunk_inverse(nf_flow *f, nf_real *cur, int R, nf_real *y, nf__ws *w) {
+    int r, j, i, D = f->dim;
+    nf_real ld0 = -nf__std_logdet(f);
+    for (r = 0; r < R; ++r) w->ld[r] = ld0;
+    for (i = f->n_layers - 1; i >= 0; --i) nf__layer_apply(f, &f->layers[i], cur, R, -1, w);
+    for (r = 0; r < R; ++r)
+        for (j = 0; j < D; ++j) y[(size_t)r * D + j] = cur[(size_t)r * D + j] * f->std[j] + f->mean[j];
+}
+
+NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet) {
+    nf_real *cur; nf__ws w; size_t i; nf_result r = nf__check_call(f, y, n, z);
+    if (r != NF_OK) return r;
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    nf__ws_carve(f, &cur, &w);
+    for (i = 0; i < n; i += (size_t)f->chunk) {
+        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+        nf__chunk_forward(f, y + i * f->dim, R, cur, &w);
+        memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
+        if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
+    }
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real *y, nf_real *logdet) {
+    nf_real *cur; nf__ws w; size_t i; nf_result r = nf__check_call(f, z, n, y);
+    if (r != NF_OK) return r;
+    if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK) return r;
+    nf__ws_carve(f, &cur, &w);
+    for (i = 0; i < n; i += (size_t)f->chunk) {
+        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+        memcpy(cur, z + i * f->dim, (size_t)R * f->dim * sizeof(nf_real));
+        nf__chunk_inverse(f, cur, R, y + i * f->dim, &w);
+        if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
+    }
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp) {
+    nf_real *cur; nf__ws w; size_t i; int r2; nf_result r = nf__check_call(f, y, n, logp);
+    if (r != NF_OK) return r;
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    nf__ws_carve(f, &cur, &w);
+    for (i = 0; i < n; i += (size_t)f->chunk) {
+        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+        nf__chunk_forward(f, y + i * f->dim, R, cur, &w);
+        nf__base_logp(f, cur, R, logp + i);
+        for (r2 = 0; r2 < R; ++r2) logp[i + r2] += w.ld[r2];   /* log p_X(g^-1 y) + log|det| */
+    }
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp) {
+    size_t i; nf_result r = nf__check_call(f, z, n, logp);
+    if (r != NF_OK) return r;
+    for (i = 0; i < n; i += (size_t)f->chunk) {
+        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+        nf__base_logp(f, z + i * f->dim, R, logp + i);
+    }
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf_real *logp) {
+    nf_real *cur; nf__ws w; size_t i; int r2, j, D; nf_result r = nf__check_call(f, rng, n, y);
+    if (r != NF_OK) return r;
+    D = f->dim;
+    nf__ws_carve(f, &cur, &w);
+    for (i = 0; i < n; i += (size_t)f->chunk) {
+        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+        const nf_real *mu = f->params + f->base_off, *ls = mu + D;
+        for (r2 = 0; r2 < R; ++r2)
+            for (j = 0; j < D; ++j) {
+                nf_real e = nf_rng_normal(rng);
+                cur[(size_t)r2 * D + j] = f->desc.base == NF_BASE_DIAG_GAUSSIAN ? mu[j] + NF_EXP(ls[j]) * e : e;
+            }
+        if (logp) nf__base_logp(f, cur, R, logp + i);
+        nf__chunk_inverse(f, cur, R, y + i * D, &w);
+        if (logp) for (r2 = 0; r2 < R; ++r2) logp[i + r2] -= w.ld[r2];
+    }
+    return NF_OK;
+}
+
+/* ---- self-checks --------------------------------------------------------------- */
+NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, double *max_err) {
+    nf_real *cur; nf__ws w; size_t i; int j, r2, D; double m = 0;
+    nf_result r = nf__check_call(f, y, n, max_err);
+    if (r != NF_OK) return r;
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    D = f->dim;
+    nf__ws_carve(f, &cur, &w);
+    for (i = 0; i < n; i += (size_t)f->chunk) {
+        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+        nf__chunk_forward(f, y + i * D, R, cur, &w);
+        nf__chunk_inverse(f, cur, R, w.z, &w);   /* w.z: R x D, unused by the layers */
+        for (r2 = 0; r2 < R; ++r2)
+            for (j = 0; j < D; ++j) {
+                double e = fabs((double)w.z[(size_t)r2 * D + j] - (double)y[(i + r2) * D + j]);
+                if (!(e <= m)) m = e;   /* NaN propagates as a failure */
+            }
+    }
+    *max_err = m;
+    return NF_OK;
+}
+
+/* log|det A| of a dim x dim matrix by LU with partial pivoting (A is destroyed). */
+static double nf__logabsdet(double *A, int D) {
+    int i, j, k; double s = 0;
+    for (k = 0; k < D; ++k) {
+        int piv = k; double best = fabs(A[(size_t)k * D + k]);
+        for (i = k + 1; i < D; ++i) if (fabs(A[(size_t)i * D + k]) > best) { best = fabs(A[(size_t)i * D + k]); piv = i; }
+        if (best == 0) return -HUGE_VAL;
+        if (piv != k) for (j = 0; j < D; ++j) { double t = A[(size_t)k * D + j]; A[(size_t)k * D + j] = A[(size_t)piv * D + j]; A[(size_t)piv * D + j] = t; }
+        s += log(best);
+        for (i = k + 1; i < D; ++i) {
+            double l = A[(size_t)i * D + k] / A[(size_t)k * D + k];
+            for (j = k; j < D; ++j) A[(size_t)i * D + j] -= l * A[(size_t)k * D + j];
+        }
+    }
+    return s;
+}
+
+NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, double h, double *max_err) {
+    size_t i, bytes; int a, b, D; double m = 0, *J; nf_real *yp, *zp, *zm, ld[1];
+    nf_result r = nf__check_call(f, y, n, max_err);
+    if (r != NF_OK) return r;
+    if (!(h > 0)) return nf__fail(f, NF_ERR_ARG, "step h must be positive", -1);
+    D = f->dim;
+    if (!nf__mul((size_t)D, (size_t)D, &bytes) || !nf__mul(bytes, sizeof(double), &bytes) ||
+        !nf__add(bytes, 3 * (size_t)D * sizeof(nf_real), &bytes))
+        return nf__fail(f, NF_ERR_OVERFLOW, "jacobian size", -1);
+    J = (double *)NF_MALLOC(bytes, NULL);
+    if (!J) return nf__fail(f, NF_ERR_NOMEM, "jacobian scratch", -1);
+    yp = (nf_real *)(J + (size_t)D * D); zp = yp + D; zm = zp + D;
+    for (i = 0; i < n && r == NF_OK; ++i) {
+        const nf_real *yr = y + i * D;
+        for (b = 0; b < D && r == NF_OK; ++b) {       /* column b: dz/dy_b */
+            memcpy(yp, yr, (size_t)D * sizeof(nf_real));
+            yp[b] = (nf_real)((double)yr[b] + h);
+            r = nf_flow_forward(f, yp, 1, zp, NULL);
+            yp[b] = (nf_real)((double)yr[b] - h);
+            if (r == NF_OK) r = nf_flow_forward(f, yp, 1, zm, NULL);
+            for (a = 0; a < D; ++a) J[(size_t)a * D + b] = ((double)zp[a] - (double)zm[a]) / (2 * h);
+        }
+        if (r == NF_OK) r = nf_flow_forward(f, yr, 1, zp, ld);
+        if (r == NF_OK) {
+            double e = fabs(nf__logabsdet(J, D) - (double)ld[0]);
+            if (!(e <= m)) m = e;
+        }
+    }
+    NF_FREE(J, NULL);
+    *max_err = m;
+    return r;
+}
+
+#ifndef NFLOW_NO_TRAINING
+/* ---- tape ------------------------------------------------------------------------ */
+enum { NF__OP_LEAF = 0, NF__OP_MATMUL, NF__OP_ADD, NF__OP_SUB, NF__OP_MUL, NF__OP_SCALE,
+       NF__OP_EXP, NF__OP_LOG, NF__OP_TANH, NF__OP_SIGMOID, NF__OP_RELU, NF__OP_LEAKY,
+       NF__OP_SOFTPLUS, NF__OP_SQUARE, NF__OP_SUM, NF__OP_SUM_ROWS, NF__OP_MEAN,
+       NF__OP_MEAN_ROWS, NF__OP_GATHER, NF__OP_SCATTER, NF__OP_CONCAT, NF__OP_LINEAR,
+       NF__OP_LUW };
+
+NFDEF void nf_tape_init(nf_tape *t, nf_arena *arena) {
+    if (!t) return;
+    t->arena = arena; t->last = NULL; t->err = arena ? NF_OK : NF_ERR_NULL;
+}
+
+static nf_tensor *nf__node(nf_tape *t, int op, int rows, int cols, nf_tensor *a, nf_tensor *b) {
+    nf_tensor *n; nf_real *val, *grad = NULL; size_t cnt, bytes;
+    int needs = (a && a->grad) || (b && b->grad);
+    if (t->err != NF_OK) return NULL;
+    if (rows < 0 || cols < 0 || !nf__mul((size_t)rows, (size_t)cols, &cnt) || !nf__mul(cnt, sizeof(nf_real), &bytes)) {
+        t->err = NF_ERR_OVERFLOW; return NULL;
+    }
+    n = (nf_tensor *)nf_arena_alloc(t->arena, sizeof(nf_tensor));
+    val = (nf_real *)nf_arena_alloc(t->arena, bytes);
+    if (needs) grad = (nf_real *)nf_arena_alloc(t->arena, bytes);
+    if (!n || !val || (needs && !grad)) { t->err = NF_ERR_ARENA_FULL; return NULL; }
+    memset(n, 0, sizeof *n);
+    n->rows = rows; n->cols = cols; n->op = op; n->a = a; n->b = b;
+    n->val = val; n->grad = grad; n->prev = t->last;
+    if (grad) memset(grad, 0, bytes);
+    t->last = n;
+    return n;
+}
+
+NFDEF nf_tensor *nf_tape_param(nf_tape *t, nf_real *val, nf_real *grad, int rows, int cols) {
+    nf_tensor *n;
+    if (!t || !t->arena) return NULL;
+    if (t->err != NF_OK) return NULL;
+    if (!val || rows < 0 || cols < 0) { t->err = NF_ERR_ARG; return NULL; }
+    n = (nf_tensor *)nf_arena_alloc(t->arena, sizeof(nf_tensor));
+    if (!n) { t->err = NF_ERR_ARENA_FULL; return NULL; }
+    memset(n, 0, sizeof *n);
+    n->rows = rows; n->cols = cols; n->op = NF__OP_LEAF;
+    n->val = val; n->grad = grad; n->prev = t->last;   /* grad accumulates in place */
+    t->last = n;
+    return n;
+}
+NFDEF nf_tensor *nf_tape_input(nf_tape *t, const nf_real *val, int rows, int cols) {
+    /* inputs are never written: the cast only lets them share the tensor type */
+    return nf_tape_param(t, (nf_real *)(uintptr_t)val, NULL, rows, cols);
+}
+NFDEF nf_tensor *nf_tape_new(nf_tape *t, int rows, int cols) {
+    nf_tensor *n;
+    if (!t || !t->arena) return NULL;
+    n = nf__node(t, NF__OP_LEAF, rows, cols, NULL, NULL);
+    if (n) memset(n->val, 0, (size_t)rows * cols * sizeof(nf_real));
+    return n;
+}
+
+static int nf__bad(nf_tape *t, const nf_tensor *a, const nf_tensor *b, int need_b) {
+    if (!t || !t->arena) return 1;
+    if (t->err != NF_OK) return 1;
+    if (!a || (need_b && !b)) { t->err = NF_ERR_NULL; return 1; }
+    return 0;
+}
+
+/* C = op(A) op(B).  dA += dC op(B)^T (suitably transposed), dB += op(A)^T dC */
+NFDEF nf_tensor *nf_t_matmul(nf_tape *t, nf_tensor *a, nf_tensor *b, int ta, int tb) {
+    int M, K, K2, N; nf_tensor *c;
+    if (nf__bad(t, a, b, 1)) return NULL;
+    M = ta ? a->cols : a->rows; K = ta ? a->rows : a->cols;
+    K2 = tb ? b->cols : b->rows; N = tb ? b->rows : b->cols;
+    if (K != K2 || (ta && tb)) { t->err = NF_ERR_SHAPE; return NULL; }
+    c = nf__node(t, NF__OP_MATMUL, M, N, a, b);
+    if (!c) return NULL;
+    c->iarg = (ta ? 1 : 0) | (tb ? 2 : 0);
+    nf_gemm(ta, tb, M, N, K, a->val, a->cols, b->val, b->cols, c->val, N, 0);
+    return c;
+}
+static void nf__matmul_back(nf_tensor *c) {
+    nf_tensor *a = c->a, *b = c->b;
+    int ta = c->iarg & 1, tb = (c->iarg >> 1) & 1;
+    int M = c->rows, N = c->cols, K = ta ? a->rows : a->cols;
+    if (a->grad) {
+        if (!ta) nf_gemm(0, !tb, M, K, N, c->grad, N, b->val, b->cols, a->grad, a->cols, 1); /* dA = dC op(B)^T */
+        else     nf_gemm(tb, 1, K, M, N, b->val, b->cols, c->grad, N, a->grad, a->cols, 1); /* dA = op(B) dC^T */
+    }
+    if (b->grad) {
+        if (!tb) nf_gemm(!ta, 0, K, N, M, a->val, a->cols, c->grad, N, b->grad, b->cols, 1); /* dB = op(A)^T dC */
+        else     nf_gemm(1, ta, N, K, M, c->grad, N, a->val, a->cols, b->grad, b->cols, 1); /* dB = dC^T op(A) */
+    }
+}
+
+/* Elementwise binary ops with broadcasting of b over rows and/or columns. */
+static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
+    nf_tensor *c; int i, j;
+    if (nf__bad(t, a, b, 1)) return NULL;
+    if (!((b->rows == a->rows || b->rows == 1) && (b->cols == a->cols || b->cols == 1))) {
+        t->err = NF_ERR_SHAPE; return NULL;
+    }
+    c = nf__node(t, op, a->rows, a->cols, a, b);
+    if (!c) return NULL;
+    for (i = 0; i < a->rows; ++i) {
+        const nf_real *x = a->val + (size_t)i * a->cols;
+        const nf_real *y = b->val + (size_t)(b->rows == 1 ? 0 : i) * b->cols;
+        nf_real *z = c->val + (size_t)i * c->cols;
+        int bs = b->cols == 1 ? 0 : 1;
+        if (op == NF__OP_ADD)      for (j = 0; j < a->cols; ++j) z[j] = x[j] + y[j * bs];
+        else if (op == NF__OP_SUB) for (j = 0; j < a->cols; ++j) z[j] = x[j] - y[j * bs];
+        else                       for (j = 0; j < a->cols; ++j) z[j] = x[j] * y[j * bs];
+    }
+    return c;
+}
+/* d(a+b) = dc, d(a-b) = (dc, -dc), d(a*b) = (dc*b, dc*a); b's gradient sums over
+   the broadcast axes. */
+static void nf__binary_back(nf_tensor *c) {
+    nf_tensor *a = c->a, *b = c->b; int i, j, op = c->op;
+    for (i = 0; i < c->rows; ++i) {
+        const nf_real *g = c->grad + (size_t)i * c->cols;
+        const nf_real *x = a->val + (size_t)i * a->cols;
+        size_t boff = (size_t)(b->rows == 1 ? 0 : i) * b->cols;
+        const nf_real *y = b->val + boff;
+        int bs = b->cols == 1 ? 0 : 1;
+        if (a->grad) {
+            nf_real *ga = a->grad + (size_t)i * a->cols;
+            if (op == NF__OP_MUL) for (j = 0; j < c->cols; ++j) ga[j] += g[j] * y[j * bs];
+            else                  for (j = 0; j < c->cols; ++j) ga[j] += g[j];
+        }
+        if (b->grad) {
+            nf_real *gb = b->grad + boff;
+            if (op == NF__OP_MUL)      for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j] * x[j];
+            else if (op == NF__OP_SUB) for (j = 0; j < c->cols; ++j) gb[j * bs] -= g[j];
+            else                       for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j];
+        }
+    }
+}
+NFDEF nf_tensor *nf_t_add(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_ADD, a, b); }
+NFDEF nf_tensor *nf_t_sub(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_SUB, a, b); }
+NFDEF nf_tensor *nf_t_mul(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_MUL, a, b); }
+
+/* Elementwise unary ops: y = f(x), dx += dy f'(x), f' written from x and y. */
+static nf_real nf__unary_f(int op, nf_real x, nf_real k) {
+    switch (op) {
+    case NF__OP_SCALE:    return k * x;
+    case NF__OP_EXP:      return NF_EXP(x);
+    case NF__OP_LOG:      return NF_LOG(x);
+    case NF__OP_TANH:     return NF_TANH(x);
+    case NF__OP_SIGMOID:  return nf__act(NF_ACT_SIGMOID, x);
+    case NF__OP_RELU:     return x > 0 ? x : 0;
+    case NF__OP_LEAKY:    return x > 0 ? x : k * x;
+    case NF__OP_SOFTPLUS: return nf__act(NF_ACT_SOFTPLUS, x);
+    default:              return x * x;   /* NF__OP_SQUARE */
+    }
+}
+static nf_real nf__unary_df(int op, nf_real x, nf_real y, nf_real k) {
+    switch (op) {
+    case NF__OP_SCALE:    return k;
+    case NF__OP_EXP:      return y;               /* (e^x)' = e^x */
+    case NF__OP_LOG:      return 1 / x;
+    case NF__OP_TANH:     return 1 - y * y;
+    case NF__OP_SIGMOID:  return y * (1 - y);
+    case NF__OP_RELU:     return x > 0 ? NF__R(1) : NF__R(0);
+    case NF__OP_LEAKY:    return x > 0 ? NF__R(1) : k;
+    case NF__OP_SOFTPLUS: return nf__act(NF_ACT_SIGMOID, x);
+    default:              return 2 * x;
+    }
+}
+static nf_tensor *nf__unary(nf_tape *t, int op, nf_tensor *a, nf_real k) {
+    nf_tensor *c; size_t i, n;
+    if (nf__bad(t, a, NULL, 0)) return NULL;
+    c = nf__node(t, op, a->rows, a->cols, a, NULL);
+    if (!c) return NULL;
+    c->k = k; n = (size_t)a->rows * a->cols;
+    for (i = 0; i < n; ++i) c->val[i] = nf__unary_f(op, a->val[i], k);
+    return c;
+}
+static void nf__unary_back(nf_tensor *c) {
+    size_t i, n = (size_t)c->rows * c->cols;
+    if (!c->a->grad) return;
+    for (i = 0; i < n; ++i) c->a->grad[i] += c->grad[i] * nf__unary_df(c->op, c->a->val[i], c->val[i], c->k);
+}
+NFDEF nf_tensor *nf_t_scale(nf_tape *t, nf_tensor *a, nf_real k)      { return nf__unary(t, NF__OP_SCALE, a, k); }
+NFDEF nf_tensor *nf_t_exp(nf_tape *t, nf_tensor *a)                   { return nf__unary(t, NF__OP_EXP, a, 0); }
+NFDEF nf_tensor *nf_t_log(nf_tape *t, nf_tensor *a)                   { return nf__unary(t, NF__OP_LOG, a, 0); }
+NFDEF nf_tensor *nf_t_tanh(nf_tape *t, nf_tensor *a)                  { return nf__unary(t, NF__OP_TANH, a, 0); }
+NFDEF nf_tensor *nf_t_sigmoid(nf_tape *t, nf_tensor *a)               { return nf__unary(t, NF__OP_SIGMOID, a, 0); }
+NFDEF nf_tensor *nf_t_relu(nf_tape *t, nf_tensor *a)                  { return nf__unary(t, NF__OP_RELU, a, 0); }
+NFDEF nf_tensor *nf_t_leaky_relu(nf_tape *t, nf_tensor *a, nf_real s) { return nf__unary(t, NF__OP_LEAKY, a, s); }
+NFDEF nf_tensor *nf_t_softplus(nf_tape *t, nf_tensor *a)              { return nf__unary(t, NF__OP_SOFTPLUS, a, 0); }
+NFDEF nf_tensor *nf_t_square(nf_tape *t, nf_tensor *a)                { return nf__unary(t, NF__OP_SQUARE, a, 0); }
+
+/* Reductions: s = k * sum over all (1 x 1) or over each row (rows x 1); k = 1 or 1/count.
+   ds/dx = k everywhere. */
+static nf_tensor *nf__reduce(nf_tape *t, int op, nf_tensor *a) {
+    nf_tensor *c; int i, j, rows = op == NF__OP_SUM || op == NF__OP_MEAN ? 1 : a ? a->rows : 0;
+    if (nf__bad(t, a, NULL, 0)) return NULL;
+    c = nf__node(t, op, rows, 1, a, NULL);
+    if (!c) return NULL;
+    if (op == NF__OP_SUM || op == NF__OP_SUM_ROWS) c->k = 1;
+    else if (op == NF__OP_MEAN) c->k = (nf_real)(1.0 / ((double)a->rows * a->cols));
+    else c->k = (nf_real)(1.0 / a->cols);
+    memset(c->val, 0, (size_t)rows * sizeof(nf_real));
+    for (i = 0; i < a->rows; ++i) {
+        const nf_real *x = a->val + (size_t)i * a->cols; nf_real s = 0;
+        for (j = 0; j < a->cols; ++j) s += x[j];
+        c->val[rows == 1 ? 0 : i] += s * c->k;
+    }
+    return c;
+}
+static void nf__reduce_back(nf_tensor *c) {
+    nf_tensor *a = c->a; int i, j;
+    if (!a->grad) return;
+    for (i = 0; i < a->rows; ++i) {
+        nf_real g = c->grad[c->rows == 1 ? 0 : i] * c->k, *ga = a->grad + (size_t)i * a->cols;
+        for (j = 0; j < a->cols; ++j) ga[j] += g;
+    }
+}
+NFDEF nf_tensor *nf_t_sum(nf_tape *t, nf_tensor *a)       { return nf__reduce(t, NF__OP_SUM, a); }
+NFDEF nf_tensor *nf_t_sum_rows(nf_tape *t, nf_tensor *a)  { return nf__reduce(t, NF__OP_SUM_ROWS, a); }
+NFDEF nf_tensor *nf_t_mean(nf_tape *t, nf_tensor *a)      { return nf__reduce(t, NF__OP_MEAN, a); }
+NFDEF nf_tensor *nf_t_mean_rows(nf_tape *t, nf_tensor *a) { return nf__reduce(t, NF__OP_MEAN_ROWS, a); }
+
+/* Column moves: gather out[:, j] = a[:, idx[j]]; scatter out[:, idx[j]] = a[:, j];
+   concat [a | b]. Backward moves the gradient the other way. */
+NFDEF nf_tensor *nf_t_gather_cols(nf_tape *t, nf_tensor *a, const int *idx, int n) {
+    nf_tensor *c; int i, j;
+    if (nf__bad(t, a, NULL, 0)) return NULL;
+    if (n < 0 || (n > 0 && !idx)) { t->err = NF_ERR_ARG; return NULL; }
+    for (j = 0; j < n; ++j) if (idx[j] < 0 || idx[j] >= a->cols) { t->err = NF_ERR_SHAPE; return NULL; }
+    c = nf__node(t, NF__OP_GATHER, a->rows, n, a, NULL);
+    if (!c) return NULL;
+    c->idx = idx;
+    for (i = 0; i < a->rows; ++i)
+        for (j = 0; j < n; ++j) c->val[(size_t)i * n + j] = a->val[(size_t)i * a->cols + idx[j]];
+    return c;
+}
+NFDEF nf_tensor *nf_t_scatter_cols(nf_tape *t, nf_tensor *a, const int *idx, int cols) {
+    nf_tensor *c; int i, j;
+    if (nf__bad(t, a, NULL, 0)) return NULL;
+    if (a->cols > 0 && !idx) { t->err = NF_ERR_ARG; return NULL; }
+    for (j = 0; j < a->cols; ++j) if (idx[j] < 0 || idx[j] >= cols) { t->err = NF_ERR_SHAPE; return NULL; }
+    c = nf__node(t, NF__OP_SCATTER, a->rows, cols, a, NULL);
+    if (!c) return NULL;
+    c->idx = idx;
+    memset(c->val, 0, (size_t)a->rows * cols * sizeof(nf_real));
+    for (i = 0; i < a->rows; ++i)
+        for (j = 0; j < a->cols; ++j) c->val[(size_t)i * cols + idx[j]] = a->val[(size_t)i * a->cols + j];
+    return c;
+}
+static void nf__gather_scatter_back(nf_tensor *c) {
+    nf_tensor *a = c->a; int i, j;
+    if (!a->grad) return;
+    for (i = 0; i < a->rows; ++i) {
+        if (c->op == NF__OP_GATHER)
+            for (j = 0; j < c->cols; ++j) a->grad[(size_t)i * a->cols + c->idx[j]] += c->grad[(size_t)i * c->cols + j];
+        else
+            for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * a->cols + j] += c->grad[(size_t)i * c->cols + c->idx[j]];
+    }
+}
+NFDEF nf_tensor *nf_t_concat_cols(nf_tape *t, nf_tensor *a, nf_tensor *b) {
+    nf_tensor *c; int i;
+    if (nf__bad(t, a, b, 1)) return NULL;
+    if (a->rows != b->rows || a->cols > INT32_MAX - b->cols) { t->err = NF_ERR_SHAPE; return NULL; }
+    c = nf__node(t, NF__OP_CONCAT, a->rows, a->cols + b->cols, a, b);
+    if (!c) return NULL;
+    for (i = 0; i < a->rows; ++i) {
+        memcpy(c->val + (size_t)i * c->cols, a->val + (size_t)i * a->cols, (size_t)a->cols * sizeof(nf_real));
+        memcpy(c->val + (size_t)i * c->cols + a->cols, b->val + (size_t)i * b->cols, (size_t)b->cols * sizeof(nf_real));
+    }
+    return c;
+}
+static void nf__concat_back(nf_tensor *c) {
+    nf_tensor *a = c->a, *b = c->b; int i, j;
+    for (i = 0; i < c->rows; ++i) {
+        const nf_real *g = c->grad + (size_t)i * c->cols;
+        if (a->grad) for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * a->cols + j] += g[j];
+        if (b->grad) for (j = 0; j < b->cols; ++j) b->grad[(size_t)i * b->cols + j] += g[a->cols + j];
+    }
+}
+
+/* Dense layer y = act(x W + b).  dz = dy act'(z) (from y, in place in y's gradient),
+   dx += dz W^T, dW += x^T dz, db += column sums of dz. */
+NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *b, int act) {
+    nf_tensor *y;
+    if (nf__bad(t, x, w, 1) || nf__bad(t, b, NULL, 0)) return NULL;
+    if (x->cols != w->rows || b->rows != 1 || b->cols != w->cols || act < NF_ACT_RELU || act > NF_ACT_IDENTITY) {
+        t->err = NF_ERR_SHAPE; return NULL;
+    }
+    y = nf__node(t, NF__OP_LINEAR, x->rows, w->cols, x, w);
+    if (!y) return NULL;
+    if (b->grad && !y->grad) {   /* only the bias needs a gradient: give y one */
+        y->grad = (nf_real *)nf_arena_alloc(t->arena, (size_t)y->rows * y->cols * sizeof(nf_real));
+        if (!y->grad) { t->err = NF_ERR_ARENA_FULL; return NULL; }
+        memset(y->grad, 0, (size_t)y->rows * y->cols * sizeof(nf_real));
+    }
+    y->c = b; y->iarg = act;
+    nf_gemm(0, 0, x->rows, w->cols, x->cols, x->val, x->cols, w->val, w->cols, y->val, w->cols, 0);
+    nf__bias_act(y->val, b->val, y->rows, y->cols, act);
+    return y;
+}
+static void nf__linear_back(nf_tensor *y) {
+    nf_tensor *x = y->a, *w = y->b, *b = y->c; int i, j, N = y->rows, O = y->cols, I = x->cols;
+    if (y->iarg != NF_ACT_IDENTITY)
+        for (i = 0; i < N * O; ++i) y->grad[i] *= nf__act_grad(y->iarg, y->val[i]);
+    if (x->grad) nf_gemm(0, 1, N, I, O, y->grad, O, w->val, O, x->grad, I, 1);
+    if (w->grad) nf_gemm(1, 0, I, O, N, x->val, I, y->grad, O, w->grad, O, 1);
+    if (b->grad)
+        for (i = 0; i < N; ++i) for (j = 0; j < O; ++j) b->grad[j] += y->grad[(size_t)i * O + j];
+}
+
+/* LU weight W = P L U from packed M (strict lower = L, strict upper = U's off-diagonal)
+   and s (U's diagonal is e^s). Rows of W are permuted: W[i, :] = (L U)[perm[i], :].
+   Backward: with G = P^T dW, dL = G U^T (strict lower), dU = L^T G (upper),
+   ds = diag(dU) e^s. */
+static nf_tensor *nf__t_luw(nf_tape *t, nf_tensor *m, nf_tensor *s, const int *perm) {
+    nf_tensor *w; int D, i, j, k;
+    if (nf__bad(t, m, s, 1)) return NULL;
+    D = m->rows;
+    if (m->cols != D || s->rows != 1 || s->cols != D) { t->err = NF_ERR_SHAPE; return NULL; }
+    w = nf__node(t, NF__OP_LUW, D, D, m, s);
+    if (!w) return NULL;
+    w->idx = perm;
+    for (i = 0; i < D; ++i) {
+        const nf_real *Mi = m->val + (size_t)perm[i] * D; int r = perm[i];
+        for (j = 0; j < D; ++j) {
+            /* (L U)[r, j] = sum_{k <= min(r, j)} L[r, k] U[k, j] */
+            nf_real acc = 0; int kmax = r < j ? r : j;
+            for (k = 0; k <= kmax; ++k) {
+                nf_real l = k == r ? NF__R(1) : Mi[k];
+                nf_real u = k == j ? NF_EXP(s->val[k]) : m->val[(size_t)k * D + j];
+                acc += l * u;
+            }
+            w->val[(size_t)i * D + j] = acc;
+        }
+    }
+    return w;
+}
+static void nf__luw_back(nf_tensor *w) {
+    nf_tensor *m = w->a, *s = w->b; int D = w->rows, i, j, k;
+    for (i = 0; i < D; ++i) {
+        int r = w->idx[i]; const nf_real *g = w->grad + (size_t)i * D;   /* G[r, :] */
+        for (j = 0; j < D; ++j) {
+            if (j < r && m->grad) {        /* dL[r, j] = sum_c G[r, c] U[j, c], c >= j */
+                nf_real acc = 0; int c;
+                for (c = j; c < D; ++c) acc += g[c] * (c == j ? NF_EXP(s->val[j]) : m->val[(size_t)j * D + c]);
+                m->grad[(size_t)r * D + j] += acc;
+            }
+        }
+        /* dU[k, c] += L[r, k] G[r, c] for k <= r, c >= k */
+        for (k = 0; k <= r; ++k) {
+            nf_real l = k == r ? NF__R(1) : m->val[(size_t)r * D + k];
+            for (j = k; j < D; ++j) {
+                nf_real gu = l * g[j];
+                if (j == k) { if (s->grad) s->grad[k] += gu * NF_EXP(s->val[k]); }
+                else if (m->grad) m->grad[(size_t)k * D + j] += gu;
+            }
+        }
+    }
+}
+
+NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
+    nf_tensor *n;
+    if (!t) return NF_ERR_NULL;
+    if (t->err != NF_OK) return t->err;
+    if (!loss) return NF_ERR_NULL;
+    if (loss->rows != 1 || loss->cols != 1) return NF_ERR_SHAPE;
+    if (!loss->grad) return NF_OK;   /* nothing on the tape needs a gradient */
+    loss->grad[0] += 1;
+    for (n = loss; n; n = n->prev) {
+        if (!n->grad) continue;
+        switch (n->op) {
+        case NF__OP_LEAF:   break;
+        case NF__OP_MATMUL: nf__matmul_back(n); break;
+        case NF__OP_ADD: case NF__OP_SUB: case NF__OP_MUL: nf__binary_back(n); break;
+        case NF__OP_SUM: case NF__OP_SUM_ROWS: case NF__OP_MEAN: case NF__OP_MEAN_ROWS: nf__reduce_back(n); break;
+        case NF__OP_GATHER: case NF__OP_SCATTER: nf__gather_scatter_back(n); break;
+        case NF__OP_CONCAT: nf__concat_back(n); break;
+        case NF__OP_LINEAR: nf__linear_back(n); break;
+        case NF__OP_LUW:    nf__luw_back(n); break;
+        default:            nf__unary_back(n); break;
+        }
+    }
+    return NF_OK;
+}
+
+/* ---- Adam(W) ---------------------------------------------------------------------- */
+NFDEF void nf_adam_config_default(nf_adam_config *c) {
+    if (!c) return;
+    memset(c, 0, sizeof *c);
+    c->lr = 1e-3; c->beta1 = 0.9; c->beta2 = 0.999; c->eps = 1e-8;
+    c->schedule = NF_SCHED_CONSTANT; c->min_lr_frac = 0; c->step_gamma = 0.5;
+}
+NFDEF double nf_adam_lr(const nf_adam_config *c, long step) {
+    if (c->schedule == NF_SCHED_COSINE && c->total_steps > 0) {
+        double x = step >= c->total_steps ? 1.0 : (double)step / (double)c->total_steps;
+        return c->lr * (c->min_lr_frac + (1 - c->min_lr_frac) * 0.5 * (1 + cos(3.14159265358979323846 * x)));
+    }
+    if (c->schedule == NF_SCHED_STEP && c->step_every > 0)
+        return c->lr * pow(c->step_gamma, (double)(step / c->step_every));
+    return c->lr;
+}
+/* m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),
+   after the decoupled decay p *= 1 - lr wd (Loshchilov & Hutter's AdamW). */
+NFDEF void nf_adam_update(const nf_adam_config *c, long t, size_t n, nf_real *p,
+                          const nf_real *g, nf_real *m, nf_real *v) {
+    size_t i;
+    double lr = nf_adam_lr(c, t - 1);
+    nf_real b1 = (nf_real)c->beta1, b2 = (nf_real)c->beta2, eps = (nf_real)c->eps;
+    nf_real c1 = (nf_real)(1.0 / (1.0 - pow(c->beta1, (double)t)));
+    nf_real c2 = (nf_real)(1.0 / (1.0 - pow(c->beta2, (double)t)));
+    nf_real decay = (nf_real)(1.0 - lr * c->weight_decay), step = (nf_real)lr;
+    for (i = 0; i < n; ++i) {
+        nf_real gi = g[i];
+        m[i] = b1 * m[i] + (1 - b1) * gi;
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        p[i] = p[i] * decay - step * (m[i] * c1) / (NF_SQRT(v[i] * c2) + eps);
+    }
+}
+
+/* ---- training ----------------------------------------------------------------------- */
+struct nf_trainer {
+    nf_flow *f;
+    nf_adam_config cfg;
+    size_t max_batch;
+    nf_real *grad, *m, *v;
+    nf_arena arena;
+    long t;
+    void *block;
+};
+
+NFDEF nf_real *nf_trainer_grad(nf_trainer *t) { return t ? t->grad : NULL; }
+NFDEF long nf_trainer_steps(const nf_trainer *t) { return t ? t->t : 0; }
+NFDEF size_t nf_trainer_bytes(const nf_trainer *t) {
+    return t ? 3 * t->f->n_params * sizeof(nf_real) + t->arena.high : 0;
+}
+
+/* One layer, data -> latent, on the tape. Per-row log-dets add into *ldr (rows x 1),
+   data-independent ones into *ldc (1 x 1). */
+static nf_tensor *nf__layer_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf_real *grad,
+                                 nf_tensor *x, nf_tensor **ldr, nf_tensor **ldc) {
+#define NF__P(off, r, c) nf_tape_param(tp, f->params + (off), grad + (off), (r), (c))
+    int D = f->dim;
+    switch (L->kind) {
+    case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
+        nf_tensor *xa = nf_t_gather_cols(tp, x, L->keep, L->nk);
+        nf_tensor *xb = nf_t_gather_cols(tp, x, L->trans, L->nt);
+        nf_tensor *h = xa, *zb, *out; size_t off = L->poff; int in = L->nk, dep;
+        for (dep = 0; dep < L->depth; ++dep) {              /* h = act(h W + b) */
+            nf_tensor *W = NF__P(off, in, L->hidden), *b = NF__P(off + (size_t)in * L->hidden, 1, L->hidden);
+            h = nf_t_linear(tp, h, W, b, L->act);
+            off += (size_t)in * L->hidden + L->hidden; in = L->hidden;
+        }
+        out = nf_t_linear(tp, h, NF__P(off, in, L->nout), NF__P(off + (size_t)in * L->nout, 1, L->nout), NF_ACT_IDENTITY);
+        if (L->kind == NF_LAYER_AFFINE_COUPLING) {
+            nf_tensor *shift = nf_t_gather_cols(tp, out, f->iota, L->nt);
+            nf_tensor *raw = nf_t_gather_cols(tp, out, f->iota + L->nt, L->nt);
+            nf_tensor *s = nf_t_scale(tp, nf_t_tanh(tp, nf_t_scale(tp, raw, 1 / L->clamp)), L->clamp);
+            nf_tensor *lds = nf_t_sum_rows(tp, s);
+            zb = nf_t_add(tp, nf_t_mul(tp, xb, nf_t_exp(tp, s)), shift);   /* z_b = y_b e^s + t */
+            *ldr = *ldr ? nf_t_add(tp, *ldr, lds) : lds;
+        } else {
+            zb = nf_t_add(tp, xb, out);                                    /* z_b = y_b + t */
+        }
+        return nf_t_add(tp, nf_t_scatter_cols(tp, xa, L->keep, D), nf_t_scatter_cols(tp, zb, L->trans, D));
+    }
+    case NF_LAYER_REVERSE: case NF_LAYER_PERMUTE:
+        return nf_t_gather_cols(tp, x, L->perm, D);
+    case NF_LAYER_ACTNORM: {
+        nf_tensor *ls = NF__P(L->poff, 1, D), *b = NF__P(L->poff + D, 1, D), *lds = nf_t_sum(tp, ls);
+        *ldc = *ldc ? nf_t_add(tp, *ldc, lds) : lds;
+        return nf_t_add(tp, nf_t_mul(tp, x, nf_t_exp(tp, ls)), b);         /* z = y e^s + b */
+    }
+    case NF_LAYER_LU_LINEAR: {
+        nf_tensor *M = NF__P(L->poff, D, D), *s = NF__P(L->poff + (size_t)D * D, 1, D);
+        nf_tensor *W = nf__t_luw(tp, M, s, L->perm), *lds = nf_t_sum(tp, s);
+        *ldc = *ldc ? nf_t_add(tp, *ldc, lds) : lds;
+        return nf_t_matmul(tp, x, W, 0, 1);                                /* z = W y per row */
+    }
+    default:
+        tp->err = NF_ERR_ARG; return NULL;
+    }
+#undef NF__P
+}
+
+/* The mean (or weighted mean) negative log-likelihood of n rows on the tape.
+   y NULL builds the graph on zeros (used to size the arena). *constant gets the
+   data-independent part of the loss that has no gradient. */
+static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, const nf_real *w,
+                                int weighted, size_t n, double *constant) {
+    nf_flow *f = tr->f; int D = f->dim, R = (int)n, i, j;
+    nf_tensor *x, *ldr = NULL, *ldc = NULL, *logp, *loss;
+    nf_real *ys = (nf_real *)nf_arena_alloc(tp->arena, n * D * sizeof(nf_real));
+    nf_real *ws = weighted ? (nf_real *)nf_arena_alloc(tp->arena, n * sizeof(nf_real)) : NULL;
+    double wsum = 0;
+    if (!ys || (weighted && !ws)) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
+    for (i = 0; i < R; ++i) {
+        for (j = 0; j < D; ++j)
+            ys[(size_t)i * D + j] = y ? (y[(size_t)i * D + j] - f->mean[j]) / f->std[j] : NF__R(0);
+        if (ws) { ws[i] = w ? w[i] : NF__R(1); wsum += (double)ws[i]; }
+    }
+    x = nf_tape_input(tp, ys, R, D);
+    for (i = 0; i < f->n_layers; ++i) x = nf__layer_tape(tp, f, &f->layers[i], tr->grad, x, &ldr, &ldc);
+    if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {   /* u = (z - mu) e^-ls, log p = -u^2/2 - ls */
+        nf_tensor *mu = nf_tape_param(tp, f->params + f->base_off, tr->grad + f->base_off, 1, D);
+        nf_tensor *ls = nf_tape_param(tp, f->params + f->base_off + D, tr->grad + f->base_off + D, 1, D);
+        nf_tensor *lss = nf_t_sum(tp, ls);
+        x = nf_t_mul(tp, nf_t_sub(tp, x, mu), nf_t_exp(tp, nf_t_scale(tp, ls, -1)));
+        lss = nf_t_scale(tp, lss, -1);
+        ldc = ldc ? nf_t_add(tp, ldc, lss) : lss;
+    }
+    logp = nf_t_scale(tp, nf_t_sum_rows(tp, nf_t_square(tp, x)), NF__R(-0.5));
+    if (ldr) logp = nf_t_add(tp, logp, ldr);           /* log p_X(z) + log|det dz/dy| per row */
+    if (weighted) {
+        nf_tensor *wt = nf_tape_input(tp, ws, R, 1);
+        loss = nf_t_scale(tp, nf_t_sum(tp, nf_t_mul(tp, logp, wt)), (nf_real)(-1.0 / (wsum > 0 ? wsum : 1)));
+    } else {
+        loss = nf_t_scale(tp, nf_t_mean(tp, logp), -1);
+    }
+    if (ldc) loss = nf_t_sub(tp, loss, ldc);
+    *constant = 0.5 * D * NF__LOG_2PI - (double)nf__std_logdet(f);
+    return loss;
+}
+
+NFDEF void nf_trainer_destroy(nf_trainer *t) {
+    if (!t) return;
+    nf_arena_destroy(&t->arena);
+    NF_FREE(t->block, NULL);
+    NF_FREE(t, NULL);
+}
+
+/* Size the arena by building the largest step's graph (weighted, max_batch rows):
+   grow until it fits, then keep exactly the high-water mark. Setup only. */
+static nf_result nf__size_arena(nf_trainer *tr) {
+    size_t guess = 1 << 16, need = 0; int tries;
+    for (tries = 0; tries < 48; ++tries) {
+        nf_tape tp; nf_tensor *loss; double c; nf_result r;
+        r = nf_arena_create(&tr->arena, guess, NULL);
+        if (r != NF_OK) return r;
+        nf_tape_init(&tp, &tr->arena);
+        loss = nf__loss_tape(tr, &tp, NULL, NULL, 1, tr->max_batch, &c);
+        if (loss) r = nf_tape_backward(&tp, loss);
+        need = tr->arena.high;
+        nf_arena_destroy(&tr->arena);
+        if (loss && r == NF_OK && tp.err == NF_OK) break;
+        if (tp.err != NF_OK && tp.err != NF_ERR_ARENA_FULL) return tp.err;
+        if (guess > ((size_t)-1) / 4) return NF_ERR_OVERFLOW;
+        guess *= 2;
+    }
+    memset(tr->grad, 0, tr->f->n_params * sizeof(nf_real));
+    return nf_arena_create(&tr->arena, need, NULL);
+}
+
+NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_config *c, size_t max_batch) {
+    nf_trainer *t; size_t bytes; nf_result r;
+    if (!out) return NF_ERR_NULL;
+    *out = NULL;
+    if (!f) return NF_ERR_NULL;
+    if (max_batch == 0 || max_batch > (size_t)INT32_MAX / (size_t)f->dim)
+        return nf__fail(f, NF_ERR_ARG, "max_batch must be in 1 .. 2^31 / dim", -1);
+    if (!nf__mul(f->n_params ? f->n_params : 1, 3 * sizeof(nf_real), &bytes)) return NF_ERR_OVERFLOW;
+    t = (nf_trainer *)NF_MALLOC(sizeof(nf_trainer), NULL);
+    if (!t) return nf__fail(f, NF_ERR_NOMEM, "trainer", -1);
+    memset(t, 0, sizeof *t);
+    t->f = f; t->max_batch = max_batch;
+    if (c) t->cfg = *c; else nf_adam_config_default(&t->cfg);
+    t->block = NF_MALLOC(bytes, NULL);
+    if (!t->block) { NF_FREE(t, NULL); return nf__fail(f, NF_ERR_NOMEM, "trainer gradients", -1); }
+    memset(t->block, 0, bytes);
+    t->grad = (nf_real *)t->block; t->m = t->grad + f->n_params; t->v = t->m + f->n_params;
+    r = nf__size_arena(t);
+    if (r != NF_OK) { nf_trainer_destroy(t); return nf__fail(f, r, "trainer arena", -1); }
+    *out = t;
+    return NF_OK;
+}
+
+/* ActNorm's data-dependent initialisation: each uninitialised ActNorm gets the scale
+   and shift that make its input batch zero-mean, unit-variance per feature. */
+static void nf__actnorm_init(nf_flow *f, const nf_real *y, size_t n) {
+    int a, D = f->dim, j, pass, rr;
+    for (a = 0; a < f->n_layers; ++a) {
+        nf__layer *L = &f->layers[a];
+        nf_real *cur, *s = f->params + L->poff, *b = s + D; nf__ws w; size_t r0;
+        int saved = f->n_layers;
+        if (L->kind != NF_LAYER_ACTNORM || L->initialized) continue;
+        nf__ws_carve(f, &cur, &w);
+        for (j = 0; j < D; ++j) { s[j] = 0; b[j] = 0; }
+        f->n_layers = a;   /* run only the layers below this one */
+        for (pass = 0; pass < 2; ++pass) {   /* pass 0: mean into b; pass 1: variance into s */
+            for (r0 = 0; r0 < n; r0 += (size_t)f->chunk) {
+                int R = (int)(n - r0 < (size_t)f->chunk ? n - r0 : (size_t)f->chunk);
+                nf__chunk_forward(f, y + r0 * D, R, cur, &w);
+                for (j = 0; j < D; ++j) {
+                    double acc = 0;
+                    for (rr = 0; rr < R; ++rr) {
+                        double v = cur[(size_t)rr * D + j];
+                        acc += pass == 0 ? v : (v - b[j]) * (v - b[j]);
+                    }
+                    if (pass == 0) b[j] += (nf_real)(acc / (double)n); else s[j] += (nf_real)(acc / (double)n);
+                }
+            }
+        }
+        f->n_layers = saved;
+        for (j = 0; j < D; ++j) {   /* e^s = 1/sd, b = -mean/sd: z = (y - mean)/sd */
+            double sd = sqrt((double)s[j] > 1e-12 ? (double)s[j] : 1e-12);
+            s[j] = (nf_real)(-log(sd));
+            b[j] = (nf_real)(-(double)b[j] / sd);
+        }
+        L->initialized = 1;
+    }
+}
+
+static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n) {
+    nf_flow *f; nf_result r; size_t i;
+    if (!t) return NF_ERR_NULL;
+    f = t->f;
+    if ((r = nf__check_call(f, y, n, y)) != NF_OK) return r;
+    if (n > t->max_batch) return nf__fail(f, NF_ERR_SHAPE, "batch larger than the trainer's max_batch", -1);
+    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot train read-only weights", -1);
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    if (w) {
+        double s = 0;
+        for (i = 0; i < n; ++i) {
+            if (!nf__isfinite(w[i]) || w[i] < 0) return nf__fail(f, NF_ERR_NONFINITE, "weights must be finite and >= 0", (long)i);
+            s += (double)w[i];
+        }
+        if (!(s > 0)) return nf__fail(f, NF_ERR_ARG, "weights sum to zero", -1);
+    }
+    return NF_OK;
+}
+
+NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
+    nf_tape tp; nf_tensor *l; double c; nf_result r; size_t i;
+    if ((r = nf__check_batch(t, y, w, n)) != NF_OK) return r;
+    nf__actnorm_init(t->f, y, n);
+    memset(t->grad, 0, t->f->n_params * sizeof(nf_real));
+    nf_arena_reset(&t->arena);
+    nf_tape_init(&tp, &t->arena);
+    l = nf__loss_tape(t, &tp, y, w, w != NULL, n, &c);
+    if (!l) return nf__fail(t->f, tp.err, "building the loss", -1);
+    if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(t->f, r, "backward", -1);
+    if (loss) *loss = (double)l->val[0] + c;
+    if (!nf__isfinite(l->val[0])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
+    for (i = 0; i < t->f->n_params; ++i)
+        if (!nf__isfinite(t->grad[i])) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
+    return NF_OK;
+}
+
+NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
+    nf_result r = nf_trainer_loss_grad(t, y, w, n, loss);
+    size_t i, np;
+    if (r != NF_OK) return r;
+    np = t->f->n_params;
+    if (t->cfg.clip_norm > 0) {
+        double s = 0;
+        for (i = 0; i < np; ++i) s += (double)t->grad[i] * t->grad[i];
+        s = sqrt(s);
+        if (s > t->cfg.clip_norm) {
+            nf_real k = (nf_real)(t->cfg.clip_norm / s);
+            for (i = 0; i < np; ++i) t->grad[i] *= k;
+        }
+    }
+    t->t++;
+    nf_adam_update(&t->cfg, t->t, np, t->f->params, t->grad, t->m, t->v);
+    return NF_OK;
+}
+
+NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n, double h,
+                                      size_t max_params, double *max_rel_err) {
+    nf_result r; size_t i, np, stride; double worst = 0;
+    nf_real *g0;
+    if (!t || !max_rel_err) return NF_ERR_NULL;
+    if (!(h > 0)) return nf__fail(t->f, NF_ERR_ARG, "step h must be positive", -1);
+    np = t->f->n_params;
+    if (np == 0) { *max_rel_err = 0; return NF_OK; }
+    if (!nf__mul(np, sizeof(nf_real), &i)) return NF_ERR_OVERFLOW;
+    g0 = (nf_real *)NF_MALLOC(i, NULL);
+    if (!g0) return nf__fail(t->f, NF_ERR_NOMEM, "gradient copy", -1);
+    r = nf_trainer_loss_grad(t, y, NULL, n, NULL);
+    if (r == NF_OK) memcpy(g0, t->grad, np * sizeof(nf_real));
+    stride = max_params && np > max_params ? np / max_params : 1;
+    for (i = 0; i < np && r == NF_OK; i += stride) {
+        nf_real keep = t->f->params[i]; double lp = 0, lm = 0, num, den, e;
+        t->f->params[i] = (nf_real)((double)keep + h);
+        r = nf_trainer_loss_grad(t, y, NULL, n, &lp);
+        t->f->params[i] = (nf_real)((double)keep - h);
+        if (r == NF_OK) r = nf_trainer_loss_grad(t, y, NULL, n, &lm);
+        t->f->params[i] = keep;
+        num = (lp - lm) / (2 * h);
+        den = fabs(num) + fabs((double)g0[i]);
+        e = fabs(num - (double)g0[i]) / (den > 1e-6 ? den : 1e-6);
+        if (!(e <= worst)) worst = e;
+    }
+    if (r == NF_OK) memcpy(t->grad, g0, np * sizeof(nf_real));
+    NF_FREE(g0, NULL);
+    *max_rel_err = worst;
+    return r;
+}
+
+/* ---- fit ------------------------------------------------------------------------------ */
+NFDEF void nf_fit_options_default(nf_fit_options *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->batch = 256; o->max_epochs = 100; o->patience = 10; o->val_fraction = 0.1;
+    o->standardize = 1; o->seed = 1;
+    nf_adam_config_default(&o->adam);
+}
+
+/* Mean (or weighted mean) negative log-likelihood of the rows idx[0..m) of y. */
+static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *w, const size_t *idx,
+                              size_t m, nf_real *rows, nf_real *lp, size_t cap, double *out) {
+    size_t i, k; double s = 0, ws = 0; int D = f->dim; nf_result r;
+    for (i = 0; i < m; i += cap) {
+        size_t R = m - i < cap ? m - i : cap;
+        for (k = 0; k < R; ++k) memcpy(rows + k * D, y + idx[i + k] * D, (size_t)D * sizeof(nf_real));
+        if ((r = nf_flow_log_prob(f, rows, R, lp)) != NF_OK) return r;
+        for (k = 0; k < R; ++k) {
+            double wk = w ? (double)w[idx[i + k]] : 1.0;
+            s -= wk * (double)lp[k]; ws += wk;
+        }
+    }
+    *out = ws > 0 ? s / ws : 0;
+    return NF_OK;
+}
+
+NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
+                       const nf_fit_options *opt, nf_fit_report *rep) {
+    nf_fit_options o; nf_trainer *tr = NULL; nf_rng rng; nf_result r;
+    size_t *idx = NULL, n_val, n_tr, i, B, bytes, np; int D, j, bad = 0;
+    nf_real *batch, *bw, *best, *lp, *mean, *sd; void *block = NULL;
+    nf_fit_report rp; long epoch;
+    if (!f) return NF_ERR_NULL;
+    if ((r = nf__check_call(f, y, n, y)) != NF_OK) return r;
+    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot train read-only weights", -1);
+    if (opt) o = *opt; else nf_fit_options_default(&o);
+    if (o.batch < 1 || o.max_epochs < 0 || o.patience < 0 || !(o.val_fraction >= 0 && o.val_fraction < 1))
+        return nf__fail(f, NF_ERR_ARG, "fit options out of range", -1);
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    if (w) for (i = 0; i < n; ++i)
+        if (!nf__isfinite(w[i]) || w[i] < 0) return nf__fail(f, NF_ERR_NONFINITE, "weights must be finite and >= 0", (long)i);
+    D = f->dim; np = f->n_params;
+    n_val = (size_t)((double)n * o.val_fraction);
+    if (n_val >= n) n_val = n - 1;
+    n_tr = n - n_val;
+    B = (size_t)o.batch < n_tr ? (size_t)o.batch : n_tr;
+    /* one block: indices | batch rows | batch weights | best params | log-probs | mean | std */
+    {
+        size_t parts[7], k; bytes = 0;
+        parts[0] = n * sizeof(size_t);
+        parts[1] = B * D * sizeof(nf_real);     /* also the evaluation chunk's rows */
+        parts[2] = B * sizeof(nf_real);
+        parts[3] = (np ? np : 1) * sizeof(nf_real);
+        parts[4] = B * sizeof(nf_real);
+        parts[5] = parts[6] = (size_t)D * sizeof(nf_real);
+        if (n > ((size_t)-1) / sizeof(size_t) / 2) return nf__fail(f, NF_ERR_OVERFLOW, "n too large", -1);
+        for (k = 0; k < 7; ++k) if (!nf__add(bytes, nf__al(parts[k]), &bytes)) return nf__fail(f, NF_ERR_OVERFLOW, "fit buffers", -1);
+        block = NF_MALLOC(bytes, NULL);
+        if (!block) return nf__fail(f, NF_ERR_NOMEM, "fit buffers", -1);
+        idx = (size_t *)block;
+        batch = (nf_real *)((unsigned char *)block + nf__al(parts[0]));
+        bw = (nf_real *)((unsigned char *)batch + nf__al(parts[1]));
+        best = (nf_real *)((unsigned char *)bw + nf__al(parts[2]));
+        lp = (nf_real *)((unsigned char *)best + nf__al(parts[3]));
+        mean = (nf_real *)((unsigned char *)lp + nf__al(parts[4]));
+        sd = (nf_real *)((unsigned char *)mean + nf__al(parts[5]));
+    }
+    nf_rng_seed(&rng, o.seed);
+    for (i = 0; i < n; ++i) idx[i] = i;
+    for (i = n - 1; i > 0; --i) {   /* shuffle, then the last n_val rows are held out */
+        size_t k = (size_t)(((uint64_t)nf_rng_u32(&rng) << 32 | nf_rng_u32(&rng)) % (uint64_t)(i + 1)), t = idx[i];
+        idx[i] = idx[k]; idx[k] = t;
+    }
+    if (o.standardize) {   /* statistics of the training split */
+        for (j = 0; j < D; ++j) {
+            double s1 = 0, s2 = 0, m, v;
+            for (i = 0; i < n_tr; ++i) { double x = y[idx[i] * D + j]; s1 += x; }
+            m = s1 / (double)n_tr;
+            for (i = 0; i < n_tr; ++i) { double x = y[idx[i] * D + j] - m; s2 += x * x; }
+            v = s2 / (double)n_tr;
+            mean[j] = (nf_real)m; sd[j] = (nf_real)(v > 1e-24 ? sqrt(v) : 1.0);
+        }
+        nf_flow_set_standardization(f, mean, sd);
+    }
+    r = nf_trainer_create(&tr, f, &o.adam, B);
+    if (r != NF_OK) { NF_FREE(block, NULL); return r; }
+    memset(&rp, 0, sizeof rp);
+    rp.best_val_loss = HUGE_VAL; rp.best_epoch = -1;
+    memcpy(best, f->params, np * sizeof(nf_real));
+    for (epoch = 0; epoch < o.max_epochs; ++epoch) {
+        double tl = 0; size_t nb = 0, b0;
+        for (i = n_tr - 1; i > 0; --i) {
+            size_t k = (size_t)(nf_rng_u32(&rng) % (uint32_t)(i + 1)), t = idx[i];
+            idx[i] = idx[k]; idx[k] = t;
+        }
+        for (b0 = 0; b0 + B <= n_tr; b0 += B) {   /* full batches only: the last partial one is dropped */
+            double l = 0; size_t k;
+            for (k = 0; k < B; ++k) {
+                memcpy(batch + k * D, y + idx[b0 + k] * D, (size_t)D * sizeof(nf_real));
+                if (w) bw[k] = w[idx[b0 + k]];
+            }
+            r = nf_train_step(tr, batch, w ? bw : NULL, B, &l);
+            rp.steps++;
+            if (r == NF_ERR_DIVERGED) { rp.rejected_steps++; r = NF_OK; continue; }
+            if (r != NF_OK) goto done;
+            tl += l; nb++;
+        }
+        rp.epochs = epoch + 1;
+        rp.train_loss = nb ? tl / (double)nb : HUGE_VAL;
+        if (n_val) {
+            r = nf__eval_nll(f, y, w, idx + n_tr, n_val, batch, lp, B, &rp.val_loss);
+            if (r == NF_ERR_NONFINITE || (r == NF_OK && !(rp.val_loss == rp.val_loss))) { rp.val_loss = HUGE_VAL; r = NF_OK; }
+            if (r != NF_OK) goto done;
+        } else {
+            rp.val_loss = rp.train_loss;
+        }
+        if (rp.val_loss < rp.best_val_loss) {
+            rp.best_val_loss = rp.val_loss; rp.best_epoch = epoch; bad = 0;
+            memcpy(best, f->params, np * sizeof(nf_real));
+        } else {
+            bad++;
+        }
+        if (o.callback) {
+            nf_fit_progress pr;
+            pr.step = rp.steps; pr.epoch = epoch; pr.train_loss = rp.train_loss;
+            pr.val_loss = rp.val_loss; pr.best_val_loss = rp.best_val_loss;
+            pr.lr = nf_adam_lr(&o.adam, nf_trainer_steps(tr));
+            if (o.callback(&pr, o.user)) break;
+        }
+        if (bad > o.patience) break;
+    }
+    memcpy(f->params, best, np * sizeof(nf_real));   /* keep the best validation parameters */
+done:
+    nf_trainer_destroy(tr);
+    NF_FREE(block, NULL);
+    if (rep) *rep = rp;
+    return r;
+}
+#endif /* NFLOW_NO_TRAINING */
+
+#endif /* NFLOW_IMPLEMENTATION_DONE */
+#endif /* NFLOW_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the nflow authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication for the benefit of the public at large and to
+the detriment of our heirs and successors. We intend this dedication to be an
+overt act of relinquishment in perpetuity of all present and future rights to
+this software under copyright law.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN
+ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+------------------------------------------------------------------------------
+*/
