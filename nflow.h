@@ -97,7 +97,11 @@
 #include <stdint.h>
 
 #ifdef NFLOW_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define NFDEF static __attribute__((unused))   /* a TU may use only part of the API */
+#else
 #define NFDEF static
+#endif
 #else
 #define NFDEF extern
 #endif
@@ -661,6 +665,7 @@ static nf_real nf__act(int act, nf_real z) {
     default:                return z;
     }
 }
+#ifndef NFLOW_NO_TRAINING
 /* d act / dz written in terms of the output y = act(z), so backward keeps only y */
 static nf_real nf__act_grad(int act, nf_real y) {
     switch (act) {
@@ -672,6 +677,7 @@ static nf_real nf__act_grad(int act, nf_real y) {
     default:                return 1;
     }
 }
+#endif
 /* out[i, :] = act(out[i, :] + b) */
 static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT b, int rows, int cols, int act) {
     int i, j;

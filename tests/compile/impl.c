@@ -1,0 +1,3 @@
+/* The implementation compiled alone: must be warning-free in every language mode. */
+#define NFLOW_IMPLEMENTATION
+#include "../../nflow.h"

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The whole test suite (make test). Each check prints "ok name" or "FAIL name";
+# the last line is the total: "N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+B=build/tests
+mkdir -p "$B"
+CC=${CC:-gcc}
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); echo "ok $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/#   /' "$2" | head -20; }
+WARN="-Wall -Wextra -pedantic -Werror"
+
+# compile: name, command... (the output goes to $B/name.log)
+compile() { local n=$1; shift; if "$@" >"$B/$n.log" 2>&1; then ok "$n"; else bad "$n" "$B/$n.log"; fi; }
+# run a test program and count its ok/FAIL lines
+run_prog() {
+    local n=$1; shift
+    "$@" >"$B/$n.out" 2>&1; local rc=$?
+    local p f; p=$(grep -c '^ok ' "$B/$n.out"); f=$(grep -c '^FAIL ' "$B/$n.out")
+    grep -E '^(FAIL|# )' "$B/$n.out" | grep -v '^# [0-9]* passed' | sed "s/^/[$n] /"
+    pass=$((pass + p)); fail=$((fail + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then bad "$n exited with status $rc" "$B/$n.out"; fi
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$rc" -eq 0 ]; then bad "$n ran no check"; fi
+}
+
+echo "# compile checks"
+compile c99_gcc        gcc -std=c99 $WARN -c tests/compile/impl.c -o "$B/impl_gcc.o"
+compile c99_gcc_double gcc -std=c99 $WARN -DNFLOW_DOUBLE -c tests/compile/impl.c -o "$B/impl_gccd.o"
+compile c99_clang      clang -std=c99 $WARN -c tests/compile/impl.c -o "$B/impl_clang.o"
+compile cxx11_gcc      g++ -std=c++11 $WARN -x c++ -c tests/compile/impl.c -o "$B/impl_gxx.o"
+compile cxx11_clang    clang++ -std=c++11 $WARN -x c++ -c tests/compile/impl.c -o "$B/impl_clangxx.o"
+compile cxx11_double   g++ -std=c++11 $WARN -DNFLOW_DOUBLE -x c++ -c tests/compile/impl.c -o "$B/impl_gxxd.o"
+compile static_gcc     gcc -std=c99 $WARN tests/compile/static_use.c -o "$B/static_gcc" -lm
+compile static_clang   clang -std=c99 $WARN tests/compile/static_use.c -o "$B/static_clang" -lm
+compile no_training    gcc -std=c99 $WARN -DNFLOW_NO_TRAINING -c tests/compile/impl.c -o "$B/impl_notrain.o"
+compile no_training_cxx g++ -std=c++11 $WARN -DNFLOW_NO_TRAINING -x c++ -c tests/compile/impl.c -o "$B/impl_notrain_cxx.o"
+if gcc -std=c99 $WARN tests/compile/tu_a.c tests/compile/tu_b.c -o "$B/two_tu" -lm >"$B/two_tu.log" 2>&1 && "$B/two_tu" >>"$B/two_tu.log" 2>&1; then
+    ok two_translation_units_link_and_run; else bad two_translation_units_link_and_run "$B/two_tu.log"; fi
+if g++ -std=c++11 $WARN -x c++ tests/compile/tu_a.c -x c++ tests/compile/tu_b.c -o "$B/two_tu_cxx" >"$B/two_tu_cxx.log" 2>&1 && "$B/two_tu_cxx" >>"$B/two_tu_cxx.log" 2>&1; then
+    ok two_translation_units_cxx; else bad two_translation_units_cxx "$B/two_tu_cxx.log"; fi
+if gcc -std=c99 -c tests/compile/partial_alloc.c -o "$B/partial.o" >"$B/partial.log" 2>&1; then
+    bad partial_allocator_override_is_an_error; else
+    if grep -q "NF_MALLOC, NF_REALLOC and NF_FREE" "$B/partial.log"; then ok partial_allocator_override_is_an_error; else bad partial_allocator_override_is_an_error "$B/partial.log"; fi; fi
+# NFLOW_NO_STDIO: the object must not reference stdio, exit or abort
+if gcc -std=c99 $WARN -DNFLOW_NO_STDIO -c tests/compile/impl.c -o "$B/nostdio.o" >"$B/nostdio.log" 2>&1; then
+    bad_syms=$(nm "$B/nostdio.o" | grep -E ' U (_IO_|f?printf|s?n?printf|v[fs]?printf|fopen|fclose|fwrite|fread|fputs|puts|putchar|stdout|stderr|exit|_exit|abort)$' || true)
+    if [ -z "$bad_syms" ]; then ok no_stdio_references_no_stdio_exit_abort; else echo "$bad_syms" >"$B/nostdio.syms"; bad no_stdio_references_no_stdio_exit_abort "$B/nostdio.syms"; fi
+else bad no_stdio_compiles "$B/nostdio.log"; fi
+# inference-only: no training symbols left
+if nm "$B/impl_notrain.o" | grep -qE ' T nf_(train_step|fit|tape_backward|adam_update)$'; then
+    bad no_training_drops_training_code; else ok no_training_drops_training_code; fi
+
+echo "# unit tests (float, double)"
+T="tests/test_nflow.c"
+compile build_test_float  $CC -std=c99 -O2 -g $WARN "$T" -o "$B/test_float" -lm
+compile build_test_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE "$T" -o "$B/test_double" -lm
+compile build_test_alloc  $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unused-function tests/test_alloc.c -o "$B/test_alloc" -lm
+[ -x "$B/test_float" ] && run_prog float "$B/test_float"
+[ -x "$B/test_double" ] && run_prog double "$B/test_double"
+[ -x "$B/test_alloc" ] && run_prog alloc "$B/test_alloc"
+
+echo "# the same under AddressSanitizer + UndefinedBehaviorSanitizer"
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+compile build_asan_float  $CC -std=c99 -O1 -g $SAN "$T" -o "$B/asan_float" -lm
+compile build_asan_double $CC -std=c99 -O1 -g $SAN -DNFLOW_DOUBLE "$T" -o "$B/asan_double" -lm
+compile build_asan_alloc  $CC -std=c99 -O1 -g $SAN tests/test_alloc.c -o "$B/asan_alloc" -lm
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+[ -x "$B/asan_float" ] && run_prog asan_float "$B/asan_float"
+[ -x "$B/asan_double" ] && run_prog asan_double "$B/asan_double"
+[ -x "$B/asan_alloc" ] && run_prog asan_alloc "$B/asan_alloc"
+
+for extra in tests/run_*.sh; do
+    [ -f "$extra" ] || continue
+    # extra suites print ok/FAIL lines too
+    out=$(bash "$extra" 2>&1); rc=$?
+    echo "$out" | grep -E '^(ok|FAIL|# )'
+    p=$(grep -c '^ok ' <<<"$out"); f=$(grep -c '^FAIL ' <<<"$out")
+    pass=$((pass + p)); fail=$((fail + f))
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then bad "$extra exited with status $rc"; fi
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
