@@ -57,7 +57,8 @@
                   nf_t_scatter_cols nf_t_concat_cols nf_t_linear
        build      nf_flow_desc_realnvp, nf_flow_desc_init, nf_flow_create, nf_flow_size,
                   nf_flow_init, nf_flow_destroy
-       evaluate   nf_flow_log_prob, nf_flow_sample, nf_flow_forward, nf_flow_inverse
+       evaluate   nf_flow_log_prob, nf_flow_sample, nf_flow_forward, nf_flow_inverse,
+                  nf_flow_inverse_stage, nf_flow_base_log_prob
        train      nf_adam_config_default, nf_trainer_create, nf_train_step,
                   nf_trainer_destroy, nf_fit_options_default, nf_fit
        check      nf_flow_roundtrip_error, nf_flow_logdet_error, nf_trainer_grad_check
@@ -243,6 +244,10 @@ NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf
 NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet);
 /* latent -> data: y = g(z), logdet = log|det dy/dz| */
 NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real *y, nf_real *logdet);
+/* Stage k of the latent -> data map (for pictures and teaching): applies the inverses
+   of the last k layers only. k = 0 copies z; k = number of layers is nf_flow_inverse.
+   Intermediate stages are in standardised coordinates. */
+NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, int k, nf_real *y);
 /* Base log-density of latent rows. */
 NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp);
 
@@ -581,13 +586,18 @@ NFDEF nf_real nf_rng_normal(nf_rng *r) {
    block in vector registers. op(B) rows must be contiguous in j: for tb, a KC x NR
    panel of B is packed (transposed) first. Blocking over k keeps the panel in L1. */
 #ifndef NF__MR
-#define NF__MR 4
-#endif
-#ifndef NF__NR
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__) || defined(_M_ARM64)
+/* 8 x 32 accumulators fill half of AVX-512's (or all of NEON's) vector registers;
+   measured best of 4/6/8/12 x 32/64 with gcc -O3 -march=native (bench/bench_gemm.c) */
+#define NF__MR 8
 #define NF__NR 32
-#endif
-#ifndef NF__KC
 #define NF__KC 128
+#else
+/* small cores: small stack frames (the packed panel is KC x NR reals on the stack) */
+#define NF__MR 4
+#define NF__NR 8
+#define NF__KC 32
+#endif
 #endif
 
 static void nf__micro(int mr, int nr, int K, const nf_real *NF__RESTRICT A, int ars, int acs,
@@ -1180,6 +1190,26 @@ NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real 
         memcpy(cur, z + i * f->dim, (size_t)R * f->dim * sizeof(nf_real));
         nf__chunk_inverse(f, cur, R, y + i * f->dim, &w);
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
+    }
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, int k, nf_real *y) {
+    nf_real *cur; nf__ws w; size_t i; int l, r2, j, D; nf_result r = nf__check_call(f, z, n, y);
+    if (r != NF_OK) return r;
+    if (k < 0 || k > f->n_layers) return nf__fail(f, NF_ERR_ARG, "stage out of range", -1);
+    if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK) return r;
+    D = f->dim;
+    nf__ws_carve(f, &cur, &w);
+    for (i = 0; i < n; i += (size_t)f->chunk) {
+        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+        memcpy(cur, z + i * D, (size_t)R * D * sizeof(nf_real));
+        for (r2 = 0; r2 < R; ++r2) w.ld[r2] = 0;
+        for (l = f->n_layers - 1; l >= f->n_layers - k; --l) nf__layer_apply(f, &f->layers[l], cur, R, -1, &w);
+        for (r2 = 0; r2 < R; ++r2)
+            for (j = 0; j < D; ++j) {
+                nf_real v = cur[(size_t)r2 * D + j];
+                y[(i + r2) * D + j] = k == f->n_layers ? v * f->std[j] + f->mean[j] : v;
+            }
     }
     return NF_OK;
 }

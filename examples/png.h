@@ -1,0 +1,134 @@
+/* png.h - a tiny RGB canvas and PNG writer for the nflow examples (no dependency).
+   The PNG uses stored (uncompressed) deflate blocks: larger files, but about 60 lines.
+   Include in one file; everything is static. */
+#ifndef NF_EXAMPLES_PNG_H
+#define NF_EXAMPLES_PNG_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+typedef struct canvas { int w, h; unsigned char *px; } canvas;
+
+static canvas canvas_new(int w, int h, unsigned char gray) {
+    canvas c; c.w = w; c.h = h;
+    c.px = (unsigned char *)malloc((size_t)w * h * 3);
+    if (c.px) memset(c.px, gray, (size_t)w * h * 3);
+    return c;
+}
+static void canvas_free(canvas *c) { free(c->px); c->px = NULL; }
+/* alpha-blend one pixel */
+static void canvas_blend(canvas *c, int x, int y, const unsigned char rgb[3], double a) {
+    unsigned char *p; int k;
+    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
+    p = c->px + ((size_t)y * c->w + x) * 3;
+    for (k = 0; k < 3; ++k) p[k] = (unsigned char)(p[k] * (1 - a) + rgb[k] * a + 0.5);
+}
+static void canvas_rect(canvas *c, int x0, int y0, int x1, int y1, const unsigned char rgb[3]) {
+    int x, y;
+    for (y = y0; y < y1; ++y) for (x = x0; x < x1; ++x) canvas_blend(c, x, y, rgb, 1);
+}
+/* a line by DDA, for grids and curves */
+static void canvas_line(canvas *c, double x0, double y0, double x1, double y1, const unsigned char rgb[3], double a) {
+    double dx = x1 - x0, dy = y1 - y0, n = fabs(dx) > fabs(dy) ? fabs(dx) : fabs(dy); int i;
+    if (n < 1) n = 1;
+    if (n > 4000) return;   /* a wild segment: skip rather than paint the panel */
+    for (i = 0; i <= (int)n; ++i) canvas_blend(c, (int)(x0 + dx * i / n + 0.5), (int)(y0 + dy * i / n + 0.5), rgb, a);
+}
+
+/* perceptual-ish colormap (a few viridis anchors, linearly interpolated), t in [0, 1] */
+static void colormap(double t, unsigned char rgb[3]) {
+    static const double a[6][3] = {{68,1,84},{65,68,135},{42,120,142},{34,168,132},{122,209,81},{253,231,37}};
+    int i; double f;
+    if (!(t > 0)) t = 0;
+    if (t > 1) t = 1;
+    f = t * 5; i = (int)f; if (i > 4) i = 4; f -= i;
+    rgb[0] = (unsigned char)(a[i][0] + (a[i + 1][0] - a[i][0]) * f);
+    rgb[1] = (unsigned char)(a[i][1] + (a[i + 1][1] - a[i][1]) * f);
+    rgb[2] = (unsigned char)(a[i][2] + (a[i + 1][2] - a[i][2]) * f);
+}
+
+static unsigned long png__crc_table[256];
+static void png__crc_init(void) {
+    unsigned long c; int n, k;
+    for (n = 0; n < 256; n++) {
+        c = (unsigned long)n;
+        for (k = 0; k < 8; k++) c = c & 1 ? 0xedb88320UL ^ (c >> 1) : c >> 1;
+        png__crc_table[n] = c;
+    }
+}
+static unsigned long png__crc(unsigned long crc, const unsigned char *b, size_t n) {
+    size_t i; crc ^= 0xffffffffUL;
+    for (i = 0; i < n; i++) crc = png__crc_table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
+    return crc ^ 0xffffffffUL;
+}
+static void png__u32(unsigned char *p, unsigned long v) {
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+static void png__chunk(FILE *f, const char *type, const unsigned char *data, size_t n) {
+    unsigned char hdr[8]; unsigned long crc;
+    png__u32(hdr, (unsigned long)n); memcpy(hdr + 4, type, 4);
+    fwrite(hdr, 1, 8, f);
+    if (n) fwrite(data, 1, n, f);
+    crc = png__crc(0, hdr + 4, 4); crc = png__crc(crc, data, n);
+    png__u32(hdr, crc); fwrite(hdr, 1, 4, f);
+}
+/* Returns 0 on success. */
+static int png_write(const char *path, const canvas *c) {
+    size_t row = (size_t)c->w * 3 + 1, raw_n = row * c->h, nblk = (raw_n + 65534) / 65535, i, y;
+    size_t z_n = 2 + raw_n + nblk * 5 + 4, pos = 0;
+    unsigned char *raw = (unsigned char *)malloc(raw_n), *z = (unsigned char *)malloc(z_n), ihdr[13];
+    unsigned long a = 1, b = 0; FILE *f;
+    if (!raw || !z) { free(raw); free(z); return 1; }
+    png__crc_init();
+    for (y = 0; y < (size_t)c->h; ++y) { raw[y * row] = 0; memcpy(raw + y * row + 1, c->px + y * (row - 1), row - 1); }
+    z[pos++] = 0x78; z[pos++] = 0x01;   /* zlib header, no compression */
+    for (i = 0; i < raw_n; i += 65535) {
+        size_t n = raw_n - i < 65535 ? raw_n - i : 65535;
+        z[pos++] = (unsigned char)(i + n == raw_n);
+        z[pos++] = (unsigned char)n; z[pos++] = (unsigned char)(n >> 8);
+        z[pos++] = (unsigned char)~n; z[pos++] = (unsigned char)(~n >> 8);
+        memcpy(z + pos, raw + i, n); pos += n;
+    }
+    for (i = 0; i < raw_n; ++i) { a = (a + raw[i]) % 65521; b = (b + a) % 65521; }
+    png__u32(z + pos, (b << 16) | a); pos += 4;
+    png__u32(ihdr, (unsigned long)c->w); png__u32(ihdr + 4, (unsigned long)c->h);
+    ihdr[8] = 8; ihdr[9] = 2; ihdr[10] = 0; ihdr[11] = 0; ihdr[12] = 0;
+    f = fopen(path, "wb");
+    if (!f) { free(raw); free(z); return 1; }
+    fwrite("\211PNG\r\n\032\n", 1, 8, f);
+    png__chunk(f, "IHDR", ihdr, 13);
+    png__chunk(f, "IDAT", z, pos);
+    png__chunk(f, "IEND", NULL, 0);
+    free(raw); free(z);
+    return fclose(f) != 0;
+}
+
+/* A plotting panel: a square region of the canvas mapped to a data box. */
+typedef struct panel { int x0, y0, size; double lo, hi; } panel;
+static int panel_px(const panel *p, double v) { return p->x0 + (int)((v - p->lo) / (p->hi - p->lo) * p->size); }
+static int panel_py(const panel *p, double v) { return p->y0 + p->size - 1 - (int)((v - p->lo) / (p->hi - p->lo) * p->size); }
+static void panel_frame(canvas *c, const panel *p) {
+    static const unsigned char white[3] = {255, 255, 255}, gray[3] = {200, 200, 200};
+    canvas_rect(c, p->x0 - 1, p->y0 - 1, p->x0 + p->size + 1, p->y0 + p->size + 1, gray);
+    canvas_rect(c, p->x0, p->y0, p->x0 + p->size, p->y0 + p->size, white);
+}
+/* scatter of n 2-D points (row-major doubles) */
+static void panel_scatter(canvas *c, const panel *p, const double *xy, size_t n, const unsigned char rgb[3], double a) {
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        int x = panel_px(p, xy[2 * i]), y = panel_py(p, xy[2 * i + 1]);
+        if (x < p->x0 || x >= p->x0 + p->size || y < p->y0 || y >= p->y0 + p->size) continue;
+        canvas_blend(c, x, y, rgb, a);
+        canvas_blend(c, x + 1, y, rgb, a * 0.5); canvas_blend(c, x, y + 1, rgb, a * 0.5);
+    }
+}
+/* heat map of a size x size grid of values in [0, 1], row 0 at the top */
+static void panel_heat(canvas *c, const panel *p, const double *v) {
+    int i, j; unsigned char rgb[3];
+    for (i = 0; i < p->size; ++i) for (j = 0; j < p->size; ++j) {
+        colormap(v[(size_t)i * p->size + j], rgb);
+        canvas_blend(c, p->x0 + j, p->y0 + i, rgb, 1);
+    }
+}
+#endif
