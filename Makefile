@@ -14,7 +14,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c nflow.h examples/png.h | $(BUILD)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-examples: $(BUILD)/two_moons
+examples: $(BUILD)/two_moons $(BUILD)/bimodal_1d
 
 demo: $(BUILD)/two_moons
 	./$(BUILD)/two_moons

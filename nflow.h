@@ -185,14 +185,15 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
 enum { NF_ACT_RELU = 1, NF_ACT_TANH, NF_ACT_LEAKY_RELU, NF_ACT_SOFTPLUS, NF_ACT_SIGMOID,
        NF_ACT_IDENTITY };
 enum { NF_LAYER_AFFINE_COUPLING = 1, NF_LAYER_ADDITIVE_COUPLING, NF_LAYER_REVERSE,
-       NF_LAYER_PERMUTE, NF_LAYER_ACTNORM, NF_LAYER_LU_LINEAR, NF_LAYER_KIND_COUNT };
+       NF_LAYER_PERMUTE, NF_LAYER_ACTNORM, NF_LAYER_LU_LINEAR, NF_LAYER_MONOTONE,
+       NF_LAYER_KIND_COUNT };
 enum { NF_MASK_CHECKER = 0, NF_MASK_HALF = 1 };
 enum { NF_BASE_STD_NORMAL = 0, NF_BASE_DIAG_GAUSSIAN = 1 };
 
 /* One layer. Zero fields mean defaults (shown). */
 typedef struct nf_layer_desc {
     int kind;        /* NF_LAYER_* (required) */
-    int hidden;      /* coupling: conditioner width (64) */
+    int hidden;      /* coupling: conditioner width (64); monotone: tanh terms per feature (8) */
     int depth;       /* coupling: hidden layers (2) */
     int activation;  /* coupling: NF_ACT_* (NF_ACT_RELU) */
     float clamp;     /* affine coupling: log-scale = clamp * tanh(raw / clamp) (3) */
@@ -344,7 +345,8 @@ NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_r
 NFDEF nf_real  *nf_trainer_grad(nf_trainer *t);
 NFDEF long      nf_trainer_steps(const nf_trainer *t);
 NFDEF size_t    nf_trainer_bytes(const nf_trainer *t);  /* gradients + moments + arena high-water */
-/* Central-difference check of the loss gradient at up to max_params parameters. */
+/* Central-difference check of the loss gradient at up to max_params parameters (0: all):
+   max |g - g_num| / max(|g| + |g_num|, floor), floor 1e-6 (double) or 1e-2 (float). */
 NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n, double h,
                                       size_t max_params, double *max_rel_err);
 
@@ -435,6 +437,13 @@ NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
 #endif
 #endif
 
+#ifdef NFLOW_DOUBLE
+#define NF__EPS 2.220446049250313e-16
+#define NF__GC_FLOOR 1e-6   /* gradient check: below this, errors are absolute */
+#else
+#define NF__EPS 1.1920929e-7
+#define NF__GC_FLOOR 1e-2   /* float losses carry ~1e-7 relative noise: /2h amplifies it */
+#endif
 #define NF__R(x) ((nf_real)(x))
 #define NF__LOG_2PI 1.8378770664093453
 #define NF__MAXDIM (1 << 20)
@@ -815,6 +824,13 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
         case NF_LAYER_LU_LINEAR:
             if (D > 4096) return NF_ERR_SHAPE;
             p = (size_t)D * D + D; ni += 2 * (size_t)D; break;
+        case NF_LAYER_MONOTONE:   /* a[D], then b, c, d: D x K each */
+            L.hidden = ld->hidden ? ld->hidden : 8;
+            if (L.hidden < 1 || L.hidden > 256) return NF_ERR_ARG;
+            p = (size_t)D + 3 * (size_t)D * L.hidden;
+            ni += 2 * (size_t)D * L.hidden;
+            if (L.hidden * 2 > mw) mw = 2 * L.hidden;
+            break;
         default:
             return NF_ERR_ARG;
         }
@@ -891,9 +907,13 @@ static void nf__init_params(nf_flow *f) {
                 for (k = 0; k < cnt; ++k) p[k] = bound * (2 * nf_rng_uniform(&rng) - 1);
                 p += cnt; in = L->hidden;
             }
+        } else if (L->kind == NF_LAYER_MONOTONE) {
+            /* near the identity: small bumps (b = e^-3) centred across [-2, 2] */
+            nf_real *b = f->params + L->poff + D, *d = b + 2 * (size_t)D * L->hidden;
+            size_t k, cnt = (size_t)D * L->hidden;
+            for (k = 0; k < cnt; ++k) { b[k] = NF__R(-3); d[k] = 2 * (2 * nf_rng_uniform(&rng) - 1); }
         }
     }
-    (void)D;
 }
 
 NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes) {
@@ -942,6 +962,13 @@ NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, si
                 nf__shuffle(L->perm, D, &prng);
             }
             for (j = 0; j < D; ++j) L->iperm[L->perm[j]] = j;
+        } else if (L->kind == NF_LAYER_MONOTONE) {
+            int K = L->hidden, k;
+            L->keep = ints; L->trans = ints + D * K; ints += 2 * D * K;
+            for (j = 0; j < D; ++j) for (k = 0; k < K; ++k) {
+                L->keep[j * K + k] = j;          /* repeat each feature K times */
+                L->trans[k * D + j] = j * K + k; /* group k's column of feature j */
+            }
         }
     }
     nf__init_params(f);
@@ -1098,6 +1125,53 @@ static void nf__layer_apply(nf_flow *f, const nf__layer *L, nf_real *x, int R, i
                     for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * D + k] * xr[k];
                     xr[j] = acc * NF_EXP(-s[j]);
                 }
+            }
+            w->ld[r] += dir > 0 ? lsum : -lsum;
+        }
+        break; }
+    case NF_LAYER_MONOTONE: {
+        /* z = e^a y + sum_k e^b_k tanh(e^c_k y + d_k), strictly increasing in y.
+           log dz/dy = log(e^a + sum_k e^(b_k + c_k) (1 - tanh^2)). The inverse is a
+           safeguarded Newton iteration inside the bracket y in [(z - S)/e^a, (z + S)/e^a],
+           S = sum_k e^b_k, which always contains the root. */
+        int K = L->hidden;
+        const nf_real *la = p, *lb = p + D, *lc = lb + (size_t)D * K, *dd = lc + (size_t)D * K;
+        for (r = 0; r < R; ++r) {
+            nf_real *xr = x + (size_t)r * D, lsum = 0;
+            for (j = 0; j < D; ++j) {
+                const nf_real *b = lb + (size_t)j * K, *c = lc + (size_t)j * K, *d = dd + (size_t)j * K;
+                nf_real a = NF_EXP(la[j]), zv, dz = 0, v;
+                if (dir > 0) {
+                    v = xr[j]; zv = a * v; dz = a;
+                    for (k = 0; k < K; ++k) {
+                        nf_real th = NF_TANH(NF_EXP(c[k]) * v + d[k]);
+                        zv += NF_EXP(b[k]) * th; dz += NF_EXP(b[k] + c[k]) * (1 - th * th);
+                    }
+                    xr[j] = zv;
+                } else {
+                    nf_real target = xr[j], S = 0, lo, hi, prev = NF__R(-1); int it;
+                    for (k = 0; k < K; ++k) S += NF_EXP(b[k]);
+                    lo = (target - S) / a; hi = (target + S) / a; v = (lo + hi) / 2;
+                    for (it = 0; it < 300; ++it) {
+                        nf_real fv = a * v - target, nv;
+                        dz = a;
+                        for (k = 0; k < K; ++k) {
+                            nf_real th = NF_TANH(NF_EXP(c[k]) * v + d[k]);
+                            fv += NF_EXP(b[k]) * th; dz += NF_EXP(b[k] + c[k]) * (1 - th * th);
+                        }
+                        if (fv > 0) hi = v; else if (fv < 0) lo = v; else break;
+                        nv = v - fv / dz;
+                        /* bisect when Newton leaves the bracket or stalls (|f| not halved) */
+                        if (!(nv > lo && nv < hi) || (prev >= 0 && NF_FABS(fv) > NF__R(0.5) * prev)) nv = (lo + hi) / 2;
+                        prev = NF_FABS(fv);
+                        if (NF_FABS(nv - v) <= NF__R(2) * (nf_real)NF__EPS * (NF_FABS(v) + 1) || hi - lo <= (nf_real)NF__EPS * (NF_FABS(v) + 1)) { v = nv; break; }
+                        v = nv;
+                    }
+                    dz = a;   /* the slope at the solution, for the log-det */
+                    for (k = 0; k < K; ++k) { nf_real th = NF_TANH(NF_EXP(c[k]) * v + d[k]); dz += NF_EXP(b[k] + c[k]) * (1 - th * th); }
+                    xr[j] = v;
+                }
+                lsum += NF_LOG(dz);
             }
             w->ld[r] += dir > 0 ? lsum : -lsum;
         }
@@ -1803,6 +1877,27 @@ static nf_tensor *nf__layer_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf
         *ldc = *ldc ? nf_t_add(tp, *ldc, lds) : lds;
         return nf_t_matmul(tp, x, W, 0, 1);                                /* z = W y per row */
     }
+    case NF_LAYER_MONOTONE: {   /* the same map from generic ops; groups summed by gathers */
+        int K = L->hidden, DK = D * K, k;
+        nf_tensor *la = NF__P(L->poff, 1, D), *lb = NF__P(L->poff + D, 1, DK);
+        nf_tensor *lc = NF__P(L->poff + D + (size_t)DK, 1, DK), *dd = NF__P(L->poff + D + 2 * (size_t)DK, 1, DK);
+        nf_tensor *xr = nf_t_gather_cols(tp, x, L->keep, DK);                     /* y repeated K times */
+        nf_tensor *th = nf_t_tanh(tp, nf_t_add(tp, nf_t_mul(tp, xr, nf_t_exp(tp, lc)), dd));
+        nf_tensor *terms = nf_t_mul(tp, th, nf_t_exp(tp, lb));                    /* e^b tanh(.) */
+        nf_tensor *one = nf_tape_new(tp, 1, 1), *slope, *bumps, *z, *lds;
+        if (one) one->val[0] = 1;
+        bumps = nf_t_mul(tp, nf_t_add(tp, nf_t_scale(tp, nf_t_square(tp, th), -1), one),
+                         nf_t_exp(tp, nf_t_add(tp, lb, lc)));                     /* e^(b+c) (1 - tanh^2) */
+        z = nf_t_mul(tp, x, nf_t_exp(tp, la));                                    /* e^a y */
+        slope = nf_t_add(tp, nf_t_gather_cols(tp, bumps, L->trans, D), nf_t_exp(tp, la));
+        for (k = 0; k < K; ++k) {
+            z = nf_t_add(tp, z, nf_t_gather_cols(tp, terms, L->trans + (size_t)k * D, D));
+            if (k > 0) slope = nf_t_add(tp, slope, nf_t_gather_cols(tp, bumps, L->trans + (size_t)k * D, D));
+        }
+        lds = nf_t_sum_rows(tp, nf_t_log(tp, slope));
+        *ldr = *ldr ? nf_t_add(tp, *ldr, lds) : lds;
+        return z;
+    }
     default:
         tp->err = NF_ERR_ARG; return NULL;
     }
@@ -2014,7 +2109,7 @@ NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n,
         t->f->params[i] = keep;
         num = (lp - lm) / (2 * h);
         den = fabs(num) + fabs((double)g0[i]);
-        e = fabs(num - (double)g0[i]) / (den > 1e-6 ? den : 1e-6);
+        e = fabs(num - (double)g0[i]) / (den > NF__GC_FLOOR ? den : NF__GC_FLOOR);
         if (!(e <= worst)) worst = e;
     }
     if (r == NF_OK) memcpy(t->grad, g0, np * sizeof(nf_real));

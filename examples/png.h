@@ -8,28 +8,34 @@
 #include <string.h>
 #include <math.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PNG_FN static __attribute__((unused))   /* each example uses only some helpers */
+#else
+#define PNG_FN static
+#endif
+
 typedef struct canvas { int w, h; unsigned char *px; } canvas;
 
-static canvas canvas_new(int w, int h, unsigned char gray) {
+PNG_FN canvas canvas_new(int w, int h, unsigned char gray) {
     canvas c; c.w = w; c.h = h;
     c.px = (unsigned char *)malloc((size_t)w * h * 3);
     if (c.px) memset(c.px, gray, (size_t)w * h * 3);
     return c;
 }
-static void canvas_free(canvas *c) { free(c->px); c->px = NULL; }
+PNG_FN void canvas_free(canvas *c) { free(c->px); c->px = NULL; }
 /* alpha-blend one pixel */
-static void canvas_blend(canvas *c, int x, int y, const unsigned char rgb[3], double a) {
+PNG_FN void canvas_blend(canvas *c, int x, int y, const unsigned char rgb[3], double a) {
     unsigned char *p; int k;
     if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
     p = c->px + ((size_t)y * c->w + x) * 3;
     for (k = 0; k < 3; ++k) p[k] = (unsigned char)(p[k] * (1 - a) + rgb[k] * a + 0.5);
 }
-static void canvas_rect(canvas *c, int x0, int y0, int x1, int y1, const unsigned char rgb[3]) {
+PNG_FN void canvas_rect(canvas *c, int x0, int y0, int x1, int y1, const unsigned char rgb[3]) {
     int x, y;
     for (y = y0; y < y1; ++y) for (x = x0; x < x1; ++x) canvas_blend(c, x, y, rgb, 1);
 }
 /* a line by DDA, for grids and curves */
-static void canvas_line(canvas *c, double x0, double y0, double x1, double y1, const unsigned char rgb[3], double a) {
+PNG_FN void canvas_line(canvas *c, double x0, double y0, double x1, double y1, const unsigned char rgb[3], double a) {
     double dx = x1 - x0, dy = y1 - y0, n = fabs(dx) > fabs(dy) ? fabs(dx) : fabs(dy); int i;
     if (n < 1) n = 1;
     if (n > 4000) return;   /* a wild segment: skip rather than paint the panel */
@@ -37,7 +43,7 @@ static void canvas_line(canvas *c, double x0, double y0, double x1, double y1, c
 }
 
 /* perceptual-ish colormap (a few viridis anchors, linearly interpolated), t in [0, 1] */
-static void colormap(double t, unsigned char rgb[3]) {
+PNG_FN void colormap(double t, unsigned char rgb[3]) {
     static const double a[6][3] = {{68,1,84},{65,68,135},{42,120,142},{34,168,132},{122,209,81},{253,231,37}};
     int i; double f;
     if (!(t > 0)) t = 0;
@@ -49,7 +55,7 @@ static void colormap(double t, unsigned char rgb[3]) {
 }
 
 static unsigned long png__crc_table[256];
-static void png__crc_init(void) {
+PNG_FN void png__crc_init(void) {
     unsigned long c; int n, k;
     for (n = 0; n < 256; n++) {
         c = (unsigned long)n;
@@ -57,7 +63,7 @@ static void png__crc_init(void) {
         png__crc_table[n] = c;
     }
 }
-static unsigned long png__crc(unsigned long crc, const unsigned char *b, size_t n) {
+PNG_FN unsigned long png__crc(unsigned long crc, const unsigned char *b, size_t n) {
     size_t i; crc ^= 0xffffffffUL;
     for (i = 0; i < n; i++) crc = png__crc_table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
     return crc ^ 0xffffffffUL;
@@ -65,7 +71,7 @@ static unsigned long png__crc(unsigned long crc, const unsigned char *b, size_t 
 static void png__u32(unsigned char *p, unsigned long v) {
     p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
 }
-static void png__chunk(FILE *f, const char *type, const unsigned char *data, size_t n) {
+PNG_FN void png__chunk(FILE *f, const char *type, const unsigned char *data, size_t n) {
     unsigned char hdr[8]; unsigned long crc;
     png__u32(hdr, (unsigned long)n); memcpy(hdr + 4, type, 4);
     fwrite(hdr, 1, 8, f);
@@ -74,7 +80,7 @@ static void png__chunk(FILE *f, const char *type, const unsigned char *data, siz
     png__u32(hdr, crc); fwrite(hdr, 1, 4, f);
 }
 /* Returns 0 on success. */
-static int png_write(const char *path, const canvas *c) {
+PNG_FN int png_write(const char *path, const canvas *c) {
     size_t row = (size_t)c->w * 3 + 1, raw_n = row * c->h, nblk = (raw_n + 65534) / 65535, i, y;
     size_t z_n = 2 + raw_n + nblk * 5 + 4, pos = 0;
     unsigned char *raw = (unsigned char *)malloc(raw_n), *z = (unsigned char *)malloc(z_n), ihdr[13];
@@ -106,15 +112,15 @@ static int png_write(const char *path, const canvas *c) {
 
 /* A plotting panel: a square region of the canvas mapped to a data box. */
 typedef struct panel { int x0, y0, size; double lo, hi; } panel;
-static int panel_px(const panel *p, double v) { return p->x0 + (int)((v - p->lo) / (p->hi - p->lo) * p->size); }
-static int panel_py(const panel *p, double v) { return p->y0 + p->size - 1 - (int)((v - p->lo) / (p->hi - p->lo) * p->size); }
-static void panel_frame(canvas *c, const panel *p) {
+PNG_FN int panel_px(const panel *p, double v) { return p->x0 + (int)((v - p->lo) / (p->hi - p->lo) * p->size); }
+PNG_FN int panel_py(const panel *p, double v) { return p->y0 + p->size - 1 - (int)((v - p->lo) / (p->hi - p->lo) * p->size); }
+PNG_FN void panel_frame(canvas *c, const panel *p) {
     static const unsigned char white[3] = {255, 255, 255}, gray[3] = {200, 200, 200};
     canvas_rect(c, p->x0 - 1, p->y0 - 1, p->x0 + p->size + 1, p->y0 + p->size + 1, gray);
     canvas_rect(c, p->x0, p->y0, p->x0 + p->size, p->y0 + p->size, white);
 }
 /* scatter of n 2-D points (row-major doubles) */
-static void panel_scatter(canvas *c, const panel *p, const double *xy, size_t n, const unsigned char rgb[3], double a) {
+PNG_FN void panel_scatter(canvas *c, const panel *p, const double *xy, size_t n, const unsigned char rgb[3], double a) {
     size_t i;
     for (i = 0; i < n; ++i) {
         int x = panel_px(p, xy[2 * i]), y = panel_py(p, xy[2 * i + 1]);
@@ -124,7 +130,7 @@ static void panel_scatter(canvas *c, const panel *p, const double *xy, size_t n,
     }
 }
 /* heat map of a size x size grid of values in [0, 1], row 0 at the top */
-static void panel_heat(canvas *c, const panel *p, const double *v) {
+PNG_FN void panel_heat(canvas *c, const panel *p, const double *v) {
     int i, j; unsigned char rgb[3];
     for (i = 0; i < p->size; ++i) for (j = 0; j < p->size; ++j) {
         colormap(v[(size_t)i * p->size + j], rgb);

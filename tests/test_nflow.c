@@ -313,7 +313,7 @@ static void flow_checks(const char *name, nf_flow_desc *d, nf_rng *rng, double s
 
 static void test_layers(void) {
     static const int dims[3] = {2, 5, 16};
-    static const char *names[] = {"", "affine", "additive", "reverse", "permute", "actnorm", "lu"};
+    static const char *names[] = {"", "affine", "additive", "reverse", "permute", "actnorm", "lu", "monotone"};
     nf_rng rng; int kind, di;
     nf_rng_seed(&rng, 5);
     for (di = 0; di < 3; ++di) {
@@ -335,6 +335,7 @@ static void test_layers(void) {
                 l.kind = NF_LAYER_LU_LINEAR; l.seed = (uint32_t)i; nf_flow_desc_add(&d, &l);
                 l.kind = NF_LAYER_ADDITIVE_COUPLING; l.mask = NF_MASK_HALF; nf_flow_desc_add(&d, &l);
                 l.kind = NF_LAYER_PERMUTE; nf_flow_desc_add(&d, &l);
+                l.kind = NF_LAYER_MONOTONE; l.hidden = 4; nf_flow_desc_add(&d, &l);
             }
             /* 15 random layers compound: a smaller weight scale keeps the map well conditioned */
             flow_checks("mixed_flow", &d, &rng, 0.1);
@@ -389,11 +390,12 @@ static void test_loss_gradient(void) {
     l.kind = NF_LAYER_AFFINE_COUPLING; l.hidden = 8; l.activation = NF_ACT_TANH; nf_flow_desc_add(&d, &l);
     l.kind = NF_LAYER_LU_LINEAR; l.seed = 3; nf_flow_desc_add(&d, &l);
     l.kind = NF_LAYER_ADDITIVE_COUPLING; l.parity = 1; nf_flow_desc_add(&d, &l);
+    l.kind = NF_LAYER_MONOTONE; l.hidden = 3; nf_flow_desc_add(&d, &l);
     nf_flow_create(&f, &d); randomize(f, &rng, 0.3);
     y = rand_rows(&rng, 20, 3);
     nf_trainer_create(&t, f, NULL, 20);
     nf_trainer_grad_check(t, y, 20, IS_DOUBLE ? 1e-5 : 1e-2, 0, &e);
-    check(e >= 0 && e < (IS_DOUBLE ? 1e-6 : 5e-2), "loss_gradient_4_layer_flow", "max rel err %g", e, 0);
+    check(e >= 0 && e < (IS_DOUBLE ? 1e-6 : 5e-2), "loss_gradient_5_layer_flow", "max rel err %g", e, 0);
     free(y); nf_trainer_destroy(t); nf_flow_destroy(f);
 }
 
@@ -500,6 +502,31 @@ static void test_fit(void) {
     nf_flow_destroy(f); free(y);
 }
 
+/* Weighted loss: equal weights change nothing; zero weights drop rows. Clipping bounds the norm. */
+static void test_weights_and_clipping(void) {
+    nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_rng rng; nf_real *y, w[40]; double l_all, l_w2, l_half, l_mask, s = 0;
+    nf_adam_config c; size_t i, np;
+    nf_rng_seed(&rng, 31);
+    nf_flow_desc_realnvp(&d, 2, 3, 8);
+    nf_flow_create(&f, &d); randomize(f, &rng, 0.2);
+    y = rand_rows(&rng, 40, 2);
+    nf_adam_config_default(&c); c.clip_norm = 1e-3;
+    nf_trainer_create(&t, f, &c, 40);
+    nf_trainer_loss_grad(t, y, NULL, 40, &l_all);
+    for (i = 0; i < 40; ++i) w[i] = 2;
+    nf_trainer_loss_grad(t, y, w, 40, &l_w2);
+    nf_trainer_loss_grad(t, y, NULL, 20, &l_half);
+    for (i = 0; i < 40; ++i) w[i] = i < 20 ? (nf_real)1 : (nf_real)0;
+    nf_trainer_loss_grad(t, y, w, 40, &l_mask);
+    check(fabs(l_all - l_w2) < 1e-5 * (1 + fabs(l_all)), "weighted_loss_equal_weights_is_mean", "%g vs %g", l_all, l_w2);
+    check(fabs(l_half - l_mask) < 1e-5 * (1 + fabs(l_half)), "weighted_loss_zero_weights_drop_rows", "%g vs %g", l_half, l_mask);
+    nf_train_step(t, y, NULL, 40, &l_all);
+    np = nf_flow_num_params(f);
+    for (i = 0; i < np; ++i) s += (double)nf_trainer_grad(t)[i] * (double)nf_trainer_grad(t)[i];
+    check(sqrt(s) <= 1e-3 * (1 + 1e-5) && sqrt(s) > 0, "gradient_norm_clipped", "norm %g", sqrt(s), 0);
+    nf_trainer_destroy(t); nf_flow_destroy(f); free(y);
+}
+
 /* ---------------------------------------------------------------- bad input */
 static void test_bad_input(void) {
     nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_real y[20], out[10], w[10]; nf_rng rng; size_t i; double loss;
@@ -573,6 +600,7 @@ int main(void) {
     test_adam();
     test_training();
     test_fit();
+    test_weights_and_clipping();
     test_bad_input();
     printf("# %d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
