@@ -61,6 +61,9 @@
                   nf_flow_inverse_stage, nf_flow_base_log_prob
        train      nf_adam_config_default, nf_trainer_create, nf_train_step,
                   nf_trainer_destroy, nf_fit_options_default, nf_fit
+       save       nf_flow_save_size, nf_flow_save, nf_flow_load, nf_flow_load_desc,
+                  nf_flow_load_into, nf_flow_save_file, nf_flow_load_file
+       embed      nf_flow_export_c, nf_flow_size_const, nf_flow_init_const
        check      nf_flow_roundtrip_error, nf_flow_logdet_error, nf_trainer_grad_check
        kernels    nf_gemm
 
@@ -96,6 +99,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifndef NFLOW_NO_STDIO
+#include <stdio.h>
+#endif
 
 #ifdef NFLOW_STATIC
 #if defined(__GNUC__) || defined(__clang__)
@@ -229,7 +235,7 @@ NFDEF void      nf_flow_destroy(nf_flow *f);  /* frees only what nf_flow_create 
 
 NFDEF int            nf_flow_dim(const nf_flow *f);
 NFDEF size_t         nf_flow_num_params(const nf_flow *f);
-NFDEF nf_real       *nf_flow_params(nf_flow *f);      /* flat parameter array */
+NFDEF nf_real       *nf_flow_params(nf_flow *f);      /* flat parameter array (NULL if constant) */
 NFDEF const nf_flow_desc *nf_flow_get_desc(const nf_flow *f);
 NFDEF const char    *nf_flow_error(const nf_flow *f); /* message of the last failure */
 NFDEF long           nf_flow_error_row(const nf_flow *f); /* first bad row, or -1 */
@@ -257,6 +263,48 @@ NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, 
 /* max over rows of |logdet(forward) - log|det J_numerical||, central differences with step h.
    Allocates a dim x dim scratch through NF_MALLOC. */
 NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, double h, double *max_err);
+
+
+/* ---- model files ---------------------------------------------------------------
+   Format (version 1), every field little-endian whatever the host:
+     0   8 bytes  magic "NFLW\r\n\x1a\n"
+     8   u32      format version (1)
+     12  u32      bytes per stored real: 4 (float) or 8 (double)
+     16  u64      total size of the file in bytes, checksum included
+     24  u32 x 6  dim, base, n_layers, chunk, context_dim (0), flags (0)
+     48  u64      seed
+     56  per layer, 36 bytes: u32 kind, hidden, depth, activation, mask, parity, seed,
+                  ActNorm-initialised flag; f32 clamp
+         per dimension, 20 bytes: u32 domain kind (0 = unbounded), f64 a, f64 b
+         u64      number of parameters P
+         reals    standardisation mean[dim], std[dim], then the P parameters
+         u32      CRC-32 (IEEE 802.3) of every byte before it
+   A float file loads into a double build and the reverse (values are converted). */
+NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes);
+NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *written);
+/* Validates a whole model (checksum, architecture, values) and returns its description. */
+NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d);
+/* Loads the weights into a flow built from that same description (no allocation). */
+NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len);
+/* nf_flow_create + nf_flow_load_into. */
+NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len);
+NFDEF uint32_t  nf_crc32(uint32_t crc, const void *data, size_t n);
+
+/* ---- flows with constant weights (firmware: weights in flash, no heap) ----------
+   The caller's memory holds only the flow's bookkeeping and inference workspace;
+   params, mean and std stay where they are (read-only). */
+NFDEF nf_result nf_flow_size_const(const nf_flow_desc *d, size_t *bytes);
+NFDEF nf_result nf_flow_init_const(nf_flow **out, const nf_flow_desc *d, const nf_real *params, size_t n_params,
+                                   const nf_real *mean, const nf_real *std, void *mem, size_t bytes);
+
+#ifndef NFLOW_NO_STDIO
+NFDEF nf_result nf_flow_save_file(const nf_flow *f, FILE *fp);
+NFDEF nf_result nf_flow_load_file(nf_flow **out, FILE *fp);   /* at most 1 GiB */
+/* Writes name.c and name.h sources (to c_out and h_out): the description, weights and
+   standardisation as const data, and NAME_WORKSPACE_BYTES for nf_flow_init_const.
+   chunk: rows per inference chunk on the target (small chunk, small RAM). */
+NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, FILE *c_out, FILE *h_out);
+#endif
 
 #ifndef NFLOW_NO_TRAINING
 /* ---- autodiff tape -------------------------------------------------------------
@@ -856,30 +904,34 @@ static int nf__ws_reals(int D, int mw, int R, size_t *out) {
 
 static size_t nf__al(size_t x) { return (x + 63) & ~(size_t)63; }
 
-/* Layout of a flow's single block: struct | params | mean | std | ints | ws */
-static nf_result nf__layout(const nf_flow_desc *d, size_t off[6]) {
+/* Layout of a flow's single block: struct | params | mean | std | ints | ws.
+   A flow with constant weights (own = 0) keeps no params, mean or std of its own. */
+static nf_result nf__layout(const nf_flow_desc *d, int own, size_t off[6]) {
     size_t np, ni, ws, t; int mw; nf_result r;
     int R = d && d->chunk ? d->chunk : 128;
     r = nf__plan(d, NULL, &np, &ni, &mw);
     if (r != NF_OK) return r;
     if (!nf__ws_reals(d->dim, mw, R, &ws)) return NF_ERR_OVERFLOW;
     off[0] = nf__al(sizeof(nf_flow));
+    if (!own) np = 0;
     if (!nf__mul(np, sizeof(nf_real), &t) || !nf__add(off[0], nf__al(t), &off[1])) return NF_ERR_OVERFLOW;
-    t = nf__al((size_t)d->dim * sizeof(nf_real));
+    t = own ? nf__al((size_t)d->dim * sizeof(nf_real)) : 0;
     if (!nf__add(off[1], t, &off[2]) || !nf__add(off[2], t, &off[3])) return NF_ERR_OVERFLOW;
     if (!nf__mul(ni, sizeof(int), &t) || !nf__add(off[3], nf__al(t), &off[4])) return NF_ERR_OVERFLOW;
     if (!nf__mul(ws, sizeof(nf_real), &t) || !nf__add(off[4], nf__al(t), &off[5])) return NF_ERR_OVERFLOW;
     return NF_OK;
 }
 
-NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes) {
+static nf_result nf__size(const nf_flow_desc *d, int own, size_t *bytes) {
     size_t off[6]; nf_result r;
     if (!d || !bytes) return NF_ERR_NULL;
-    r = nf__layout(d, off);
+    r = nf__layout(d, own, off);
     if (r != NF_OK) return r;
     *bytes = off[5] + 64;   /* slack to align the caller's block */
     return NF_OK;
 }
+NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes) { return nf__size(d, 1, bytes); }
+NFDEF nf_result nf_flow_size_const(const nf_flow_desc *d, size_t *bytes) { return nf__size(d, 0, bytes); }
 
 static void nf__shuffle(int *p, int n, nf_rng *rng) {
     int i;
@@ -916,13 +968,14 @@ static void nf__init_params(nf_flow *f) {
     }
 }
 
-NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes) {
+/* Builds the flow's bookkeeping in mem; own = 0 leaves params, mean and std unset. */
+static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes, int own) {
     size_t off[6], skip, np, ni; nf_result r; nf_flow *f; unsigned char *b;
     int i, j, D, *ints, mw;
     if (!out) return NF_ERR_NULL;
     *out = NULL;
     if (!d || !mem) return NF_ERR_NULL;
-    r = nf__layout(d, off);
+    r = nf__layout(d, own, off);
     if (r != NF_OK) return r;
     skip = (64 - (size_t)((uintptr_t)mem % 64)) % 64;
     if (bytes < skip || bytes - skip < off[5]) return NF_ERR_ARENA_FULL;
@@ -940,7 +993,7 @@ NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, si
     ints = (int *)(b + off[3]);
     f->ws = (nf_real *)(b + off[4]);
     f->err_row = -1;
-    for (j = 0; j < D; ++j) { f->mean[j] = 0; f->std[j] = 1; }
+    if (own) for (j = 0; j < D; ++j) { f->mean[j] = 0; f->std[j] = 1; }
     f->iota = ints; for (j = 0; j < 2 * D; ++j) ints[j] = j;
     ints += 2 * D;
     for (i = 0; i < f->n_layers; ++i) {
@@ -971,7 +1024,28 @@ NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, si
             }
         }
     }
-    nf__init_params(f);
+    *out = f;
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes) {
+    nf_result r = nf__init(out, d, mem, bytes, 1);
+    if (r == NF_OK) nf__init_params(*out);
+    return r;
+}
+NFDEF nf_result nf_flow_init_const(nf_flow **out, const nf_flow_desc *d, const nf_real *params, size_t n_params,
+                                   const nf_real *mean, const nf_real *std, void *mem, size_t bytes) {
+    nf_result r; nf_flow *f;
+    if (!out) return NF_ERR_NULL;
+    *out = NULL;
+    if (!params || !mean || !std) return NF_ERR_NULL;
+    r = nf__init(&f, d, mem, bytes, 0);
+    if (r != NF_OK) return r;
+    if (f->n_params != n_params) return NF_ERR_SHAPE;
+    /* read-only from here on: every writer checks f->readonly */
+    f->params = (nf_real *)(uintptr_t)params;
+    f->mean = (nf_real *)(uintptr_t)mean;
+    f->std = (nf_real *)(uintptr_t)std;
+    f->readonly = 1;
     *out = f;
     return NF_OK;
 }
@@ -995,7 +1069,7 @@ NFDEF void nf_flow_destroy(nf_flow *f) {
 
 NFDEF int nf_flow_dim(const nf_flow *f) { return f ? f->dim : 0; }
 NFDEF size_t nf_flow_num_params(const nf_flow *f) { return f ? f->n_params : 0; }
-NFDEF nf_real *nf_flow_params(nf_flow *f) { return f ? f->params : NULL; }
+NFDEF nf_real *nf_flow_params(nf_flow *f) { return f && !f->readonly ? f->params : NULL; }
 NFDEF const nf_flow_desc *nf_flow_get_desc(const nf_flow *f) { return f ? &f->desc : NULL; }
 NFDEF const char *nf_flow_error(const nf_flow *f) { return f ? f->err : "flow is NULL"; }
 NFDEF long nf_flow_error_row(const nf_flow *f) { return f ? f->err_row : -1; }
@@ -1003,6 +1077,7 @@ NFDEF long nf_flow_error_row(const nf_flow *f) { return f ? f->err_row : -1; }
 NFDEF nf_result nf_flow_set_standardization(nf_flow *f, const nf_real *mean, const nf_real *std) {
     int j;
     if (!f) return NF_ERR_NULL;
+    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
     if (!mean != !std) return nf__fail(f, NF_ERR_NULL, "mean and std go together", -1);
     for (j = 0; j < f->dim; ++j) {
         if (mean && (!nf__isfinite(mean[j]) || !nf__isfinite(std[j]) || !(std[j] > 0)))
@@ -1400,6 +1475,254 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
     *max_err = m;
     return r;
 }
+
+/* ---- model files --------------------------------------------------------------- */
+#define NF__FORMAT_VERSION 1u
+#define NF__HDR_BYTES 56u
+#define NF__LAYER_BYTES 36u
+#define NF__DOMAIN_BYTES 20u
+static const unsigned char nf__magic[8] = {'N', 'F', 'L', 'W', '\r', '\n', 0x1a, '\n'};
+
+NFDEF uint32_t nf_crc32(uint32_t crc, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data; size_t i; int k;
+    crc = ~crc;
+    for (i = 0; i < n; ++i) {   /* bitwise: small code, and models are small */
+        crc ^= p[i];
+        for (k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* little-endian writer into a buffer of known size */
+typedef struct nf__wr { unsigned char *p; size_t n; } nf__wr;
+static void nf__put_u32(nf__wr *w, uint32_t v) { int i; for (i = 0; i < 4; ++i) w->p[w->n++] = (unsigned char)(v >> (8 * i)); }
+static void nf__put_u64(nf__wr *w, uint64_t v) { int i; for (i = 0; i < 8; ++i) w->p[w->n++] = (unsigned char)(v >> (8 * i)); }
+static void nf__put_f32(nf__wr *w, float v) { uint32_t u; memcpy(&u, &v, 4); nf__put_u32(w, u); }
+static void nf__put_f64(nf__wr *w, double v) { uint64_t u; memcpy(&u, &v, 8); nf__put_u64(w, u); }
+static void nf__put_real(nf__wr *w, nf_real v) {
+    if (sizeof(nf_real) == 4) nf__put_f32(w, (float)v); else nf__put_f64(w, (double)v);
+}
+static uint32_t nf__get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t nf__get_u64(const unsigned char *p) { return (uint64_t)nf__get_u32(p) | (uint64_t)nf__get_u32(p + 4) << 32; }
+static float nf__get_f32(const unsigned char *p) { uint32_t u = nf__get_u32(p); float v; memcpy(&v, &u, 4); return v; }
+static double nf__get_f64(const unsigned char *p) { uint64_t u = nf__get_u64(p); double v; memcpy(&v, &u, 8); return v; }
+
+NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes) {
+    size_t t;
+    if (!f || !bytes) return NF_ERR_NULL;
+    t = NF__HDR_BYTES + (size_t)f->n_layers * NF__LAYER_BYTES + (size_t)f->dim * NF__DOMAIN_BYTES + 8 + 4;
+    if (f->n_params > ((size_t)-1 - t) / sizeof(nf_real) - 2 * (size_t)f->dim) return NF_ERR_OVERFLOW;
+    *bytes = t + (2 * (size_t)f->dim + f->n_params) * sizeof(nf_real);
+    return NF_OK;
+}
+
+NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *written) {
+    size_t need, i; nf__wr w; nf_result r; int j;
+    if (!f || !buf) return NF_ERR_NULL;
+    if ((r = nf_flow_save_size(f, &need)) != NF_OK) return r;
+    if (cap < need) return NF_ERR_ARENA_FULL;
+    w.p = (unsigned char *)buf; w.n = 0;
+    memcpy(w.p, nf__magic, 8); w.n = 8;
+    nf__put_u32(&w, NF__FORMAT_VERSION);
+    nf__put_u32(&w, (uint32_t)sizeof(nf_real));
+    nf__put_u64(&w, (uint64_t)need);
+    nf__put_u32(&w, (uint32_t)f->dim); nf__put_u32(&w, (uint32_t)f->desc.base);
+    nf__put_u32(&w, (uint32_t)f->n_layers); nf__put_u32(&w, (uint32_t)f->desc.chunk);
+    nf__put_u32(&w, 0); nf__put_u32(&w, 0);
+    nf__put_u64(&w, f->desc.seed);
+    for (j = 0; j < f->n_layers; ++j) {
+        const nf_layer_desc *l = &f->desc.layers[j];
+        nf__put_u32(&w, (uint32_t)l->kind); nf__put_u32(&w, (uint32_t)l->hidden);
+        nf__put_u32(&w, (uint32_t)l->depth); nf__put_u32(&w, (uint32_t)l->activation);
+        nf__put_u32(&w, (uint32_t)l->mask); nf__put_u32(&w, (uint32_t)l->parity);
+        nf__put_u32(&w, l->seed); nf__put_u32(&w, (uint32_t)f->layers[j].initialized);
+        nf__put_f32(&w, l->clamp);
+    }
+    for (j = 0; j < f->dim; ++j) { nf__put_u32(&w, 0); nf__put_f64(&w, 0); nf__put_f64(&w, 0); }
+    nf__put_u64(&w, (uint64_t)f->n_params);
+    for (j = 0; j < f->dim; ++j) nf__put_real(&w, f->mean[j]);
+    for (j = 0; j < f->dim; ++j) nf__put_real(&w, f->std[j]);
+    for (i = 0; i < f->n_params; ++i) nf__put_real(&w, f->params[i]);
+    nf__put_u32(&w, nf_crc32(0, w.p, w.n));
+    NF_ASSERT(w.n == need);
+    if (written) *written = w.n;
+    return NF_OK;
+}
+
+/* Checks everything but the weights' count against a plan; fills d and where the reals start. */
+static nf_result nf__parse(const void *buf, size_t len, nf_flow_desc *d, const unsigned char **reals,
+                           size_t *rsize, size_t *n_params, int *init_flags) {
+    const unsigned char *p = (const unsigned char *)buf; uint64_t total, np64; size_t off, np, need, k;
+    uint32_t rb, nl, dim, j; nf_result r;
+    if (!buf || !d) return NF_ERR_NULL;
+    if (memcmp(p, nf__magic, len < 8 ? len : 8) != 0) return NF_ERR_BAD_MAGIC;
+    if (len < NF__HDR_BYTES) return NF_ERR_TRUNCATED;
+    if (nf__get_u32(p + 8) != NF__FORMAT_VERSION) return NF_ERR_VERSION;
+    total = nf__get_u64(p + 16);
+    if (total > (uint64_t)len) return NF_ERR_TRUNCATED;
+    if (total < NF__HDR_BYTES + 12) return NF_ERR_CORRUPT;
+    len = (size_t)total;   /* bytes after the model are not ours */
+    if (nf_crc32(0, p, len - 4) != nf__get_u32(p + len - 4)) return NF_ERR_CHECKSUM;
+    rb = nf__get_u32(p + 12);
+    if (rb != 4 && rb != 8) return NF_ERR_CORRUPT;
+    dim = nf__get_u32(p + 24); nl = nf__get_u32(p + 32);
+    if (dim < 1 || dim > NF__MAXDIM || nl > NF_MAX_LAYERS) return NF_ERR_CORRUPT;
+    if (nf__get_u32(p + 40) != 0 || nf__get_u32(p + 44) != 0) return NF_ERR_CORRUPT;   /* context, flags */
+    memset(d, 0, sizeof *d);
+    d->dim = (int)dim; d->base = (int)nf__get_u32(p + 28); d->n_layers = (int)nl;
+    d->chunk = (int)(nf__get_u32(p + 36) & 0x7fffffffu); d->seed = nf__get_u64(p + 48);
+    off = NF__HDR_BYTES;
+    /* sizes below are bounded by dim <= 2^20 and nl <= NF_MAX_LAYERS: no overflow */
+    if (len - 4 < off + (size_t)nl * NF__LAYER_BYTES + (size_t)dim * NF__DOMAIN_BYTES + 8) return NF_ERR_CORRUPT;
+    for (j = 0; j < nl; ++j, off += NF__LAYER_BYTES) {
+        nf_layer_desc *l = &d->layers[j]; uint32_t v[8]; int q;
+        for (q = 0; q < 8; ++q) v[q] = nf__get_u32(p + off + 4 * q);
+        for (q = 0; q < 6; ++q) if (v[q] > 0x7fffffffu) return NF_ERR_CORRUPT;
+        l->kind = (int)v[0]; l->hidden = (int)v[1]; l->depth = (int)v[2]; l->activation = (int)v[3];
+        l->mask = (int)v[4]; l->parity = (int)v[5]; l->seed = v[6];
+        if (v[7] > 1) return NF_ERR_CORRUPT;
+        if (init_flags) init_flags[j] = (int)v[7];
+        l->clamp = nf__get_f32(p + off + 32);
+        if (!(l->clamp >= 0 && l->clamp < 1e30f)) return NF_ERR_CORRUPT;
+    }
+    for (j = 0; j < dim; ++j, off += NF__DOMAIN_BYTES)
+        if (nf__get_u32(p + off) != 0) return NF_ERR_CORRUPT;   /* version 1: unbounded only */
+    if ((r = nf__plan(d, NULL, &np, NULL, NULL)) != NF_OK) return NF_ERR_CORRUPT;
+    np64 = nf__get_u64(p + off); off += 8;
+    if (np64 != (uint64_t)np) return NF_ERR_CORRUPT;
+    /* the reals must fill exactly what is left before the checksum */
+    if (np > ((size_t)-1) / 8 - 2 * (size_t)dim) return NF_ERR_CORRUPT;
+    need = (2 * (size_t)dim + np) * rb;
+    if (len - 4 - off != need) return NF_ERR_CORRUPT;
+    for (k = 0; k < 2 * (size_t)dim + np; ++k) {   /* finite values; std > 0 */
+        double v = rb == 4 ? (double)nf__get_f32(p + off + 4 * k) : nf__get_f64(p + off + 8 * k);
+        if (!(v - v == 0)) return NF_ERR_CORRUPT;
+        if (k >= dim && k < 2 * (size_t)dim && !(v > 0)) return NF_ERR_CORRUPT;
+        if (sizeof(nf_real) == 4 && (v > 3.4e38 || v < -3.4e38)) return NF_ERR_CORRUPT;  /* would be Inf */
+    }
+    *reals = p + off; *rsize = rb; *n_params = np;
+    return NF_OK;
+}
+
+NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d) {
+    const unsigned char *reals; size_t rs, np;
+    return nf__parse(buf, len, d, &reals, &rs, &np, NULL);
+}
+
+NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len) {
+    nf_flow_desc d; const unsigned char *q; size_t rs, np, k; int j, flags[NF_MAX_LAYERS];
+    nf_result r;
+    if (!f) return NF_ERR_NULL;
+    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
+    if ((r = nf__parse(buf, len, &d, &q, &rs, &np, flags)) != NF_OK) return nf__fail(f, r, "loading model", -1);
+    if (d.dim != f->dim || d.n_layers != f->n_layers || np != f->n_params || d.base != f->desc.base)
+        return nf__fail(f, NF_ERR_SHAPE, "model does not match this flow's description", -1);
+    for (j = 0; j < d.n_layers; ++j)
+        if (d.layers[j].kind != f->desc.layers[j].kind)
+            return nf__fail(f, NF_ERR_SHAPE, "model does not match this flow's description", -1);
+#define NF__RD(i) (rs == 4 ? (nf_real)nf__get_f32(q + 4 * (i)) : (nf_real)nf__get_f64(q + 8 * (i)))
+    for (j = 0; j < f->dim; ++j) { f->mean[j] = NF__RD(j); f->std[j] = NF__RD(f->dim + j); }
+    for (k = 0; k < np; ++k) f->params[k] = NF__RD(2 * (size_t)f->dim + k);
+#undef NF__RD
+    for (j = 0; j < d.n_layers; ++j) f->layers[j].initialized = flags[j];
+    return NF_OK;
+}
+
+NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len) {
+    nf_flow_desc d; nf_result r;
+    if (!out) return NF_ERR_NULL;
+    *out = NULL;
+    if ((r = nf_flow_load_desc(buf, len, &d)) != NF_OK) return r;
+    if ((r = nf_flow_create(out, &d)) != NF_OK) return r;
+    if ((r = nf_flow_load_into(*out, buf, len)) != NF_OK) { nf_flow_destroy(*out); *out = NULL; }
+    return r;
+}
+
+#ifndef NFLOW_NO_STDIO
+NFDEF nf_result nf_flow_save_file(const nf_flow *f, FILE *fp) {
+    size_t n, wr; void *buf; nf_result r;
+    if (!f || !fp) return NF_ERR_NULL;
+    if ((r = nf_flow_save_size(f, &n)) != NF_OK) return r;
+    buf = NF_MALLOC(n, NULL);
+    if (!buf) return NF_ERR_NOMEM;
+    r = nf_flow_save(f, buf, n, &wr);
+    if (r == NF_OK && fwrite(buf, 1, wr, fp) != wr) r = NF_ERR_IO;
+    NF_FREE(buf, NULL);
+    return r;
+}
+NFDEF nf_result nf_flow_load_file(nf_flow **out, FILE *fp) {
+    size_t cap = 1 << 16, n = 0, got; unsigned char *buf, *nb; nf_result r;
+    if (!out) return NF_ERR_NULL;
+    *out = NULL;
+    if (!fp) return NF_ERR_NULL;
+    buf = (unsigned char *)NF_MALLOC(cap, NULL);
+    if (!buf) return NF_ERR_NOMEM;
+    while ((got = fread(buf + n, 1, cap - n, fp)) > 0) {
+        n += got;
+        if (n == cap) {
+            if (cap >= ((size_t)1 << 30)) { NF_FREE(buf, NULL); return NF_ERR_ARG; }
+            nb = (unsigned char *)NF_REALLOC(buf, cap * 2, NULL);
+            if (!nb) { NF_FREE(buf, NULL); return NF_ERR_NOMEM; }
+            buf = nb; cap *= 2;
+        }
+    }
+    r = ferror(fp) ? NF_ERR_IO : nf_flow_load(out, buf, n);
+    NF_FREE(buf, NULL);
+    return r;
+}
+
+static void nf__put_real_c(FILE *fp, nf_real v) { fprintf(fp, "%.17g", (double)v); }
+
+NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, FILE *c, FILE *h) {
+    const nf_flow_desc *d; size_t i, ws; nf_flow_desc dd; int j; char up[64]; nf_result r;
+    if (!f || !name || !c || !h) return NF_ERR_NULL;
+    for (j = 0; name[j]; ++j) {   /* a C identifier of at most 63 characters */
+        char ch = name[j];
+        if (j >= 63 || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || (j > 0 && ch >= '0' && ch <= '9')))
+            return NF_ERR_ARG;
+        up[j] = (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+    }
+    if (j == 0) return NF_ERR_ARG;
+    up[j] = 0;
+    if (chunk < 1 || chunk > (1 << 20)) return NF_ERR_ARG;
+    d = &f->desc; dd = *d; dd.chunk = chunk;
+    if ((r = nf_flow_size_const(&dd, &ws)) != NF_OK) return r;
+    fprintf(h, "/* %s.h: a trained nflow flow as constant data (generated by nf_flow_export_c). */\n", name);
+    fprintf(h, "#ifndef %s_H\n#define %s_H\n#include \"nflow.h\"\n", up, up);
+    fprintf(h, "#define %s_DIM %d\n#define %s_NUM_PARAMS %lu\n", up, f->dim, up, (unsigned long)f->n_params);
+    fprintf(h, "/* RAM for nf_flow_init_const: exact here, an upper bound on targets whose pointers are\n"
+               "   no wider than this host's (nf_flow_size_const gives the exact figure anywhere). */\n");
+    fprintf(h, "#define %s_WORKSPACE_BYTES %lu\n", up, (unsigned long)ws);
+    fprintf(h, "#if NF_MAX_LAYERS < %d\n#error \"%s needs NF_MAX_LAYERS >= %d\"\n#endif\n", f->n_layers, name, f->n_layers);
+    fprintf(h, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
+    fprintf(h, "extern const nf_flow_desc %s_desc;\nextern const nf_real %s_params[%lu];\n", name, name, (unsigned long)(f->n_params ? f->n_params : 1));
+    fprintf(h, "extern const nf_real %s_mean[%d];\nextern const nf_real %s_std[%d];\n", name, f->dim, name, f->dim);
+    fprintf(h, "#ifdef __cplusplus\n}\n#endif\n");
+    fprintf(h, "/* nf_flow *f; static unsigned char mem[%s_WORKSPACE_BYTES]; %s_INIT(&f, mem, sizeof mem); */\n", up, up);
+    fprintf(h, "#define %s_INIT(f, mem, bytes) nf_flow_init_const((f), &%s_desc, %s_params, %s_NUM_PARAMS, %s_mean, %s_std, (mem), (bytes))\n",
+            up, name, name, up, name, name);
+    fprintf(h, "#endif\n");
+
+    fprintf(c, "/* %s.c: generated by nf_flow_export_c; weights are exact (%%.17g of the trained values). */\n", name);
+    fprintf(c, "#include \"%s.h\"\n", name);
+    fprintf(c, "const nf_flow_desc %s_desc = {\n    %d, %d, %d, %lluULL, %d, {\n", name, d->dim, d->base, d->n_layers, (unsigned long long)d->seed, chunk);
+    for (j = 0; j < d->n_layers; ++j) {
+        const nf_layer_desc *l = &d->layers[j];
+        fprintf(c, "        {%d, %d, %d, %d, %.9gf, %d, %d, %luu},\n", l->kind, l->hidden, l->depth, l->activation,
+                (double)l->clamp, l->mask, l->parity, (unsigned long)l->seed);
+    }
+    fprintf(c, "    }\n};\n");
+    fprintf(c, "const nf_real %s_params[%lu] = {", name, (unsigned long)(f->n_params ? f->n_params : 1));
+    for (i = 0; i < f->n_params; ++i) { fputs(i % 6 ? ", " : "\n    ", c); nf__put_real_c(c, f->params[i]); }
+    if (!f->n_params) fputs("0", c);
+    fprintf(c, "\n};\nconst nf_real %s_mean[%d] = {", name, f->dim);
+    for (j = 0; j < f->dim; ++j) { fputs(j ? ", " : "", c); nf__put_real_c(c, f->mean[j]); }
+    fprintf(c, "};\nconst nf_real %s_std[%d] = {", name, f->dim);
+    for (j = 0; j < f->dim; ++j) { fputs(j ? ", " : "", c); nf__put_real_c(c, f->std[j]); }
+    fprintf(c, "};\n");
+    return ferror(c) || ferror(h) ? NF_ERR_IO : NF_OK;
+}
+#endif /* NFLOW_NO_STDIO */
 
 #ifndef NFLOW_NO_TRAINING
 /* ---- tape ------------------------------------------------------------------------ */

@@ -11,7 +11,11 @@ static void *t_malloc(size_t n) {
     return malloc(n);
 }
 static void t_free(void *p) { if (p) { g_live--; free(p); } }
-static void *t_realloc(void *p, size_t n) { (void)p; (void)n; return NULL; }   /* nflow never reallocs */
+static void *t_realloc(void *p, size_t n) {
+    if (g_calls++ == g_fail_at) return NULL;   /* on failure the old block stays live */
+    if (!p) g_live++;
+    return realloc(p, n);
+}
 #define NF_MALLOC(sz, u) ((void)(u), t_malloc(sz))
 #define NF_FREE(p, u) ((void)(u), t_free(p))
 #define NF_REALLOC(p, sz, u) ((void)(u), t_realloc(p, sz))
@@ -36,7 +40,22 @@ static nf_result scenario(void) {
     if ((r = nf_trainer_grad_check(t, y, 16, 1e-2, 4, &e)) != NF_OK) goto out;
     if ((r = nf_flow_logdet_error(f, y, 4, 1e-3, &e)) != NF_OK) goto out;
     nf_fit_options_default(&o); o.max_epochs = 2; o.batch = 16;
-    r = nf_fit(f, y, 64, NULL, &o, NULL);
+    if ((r = nf_fit(f, y, 64, NULL, &o, NULL)) != NF_OK) goto out;
+    {   /* model files through memory and FILE* */
+        unsigned char buf[4096]; size_t n; nf_flow *g = NULL, *big = NULL; FILE *fp = tmpfile();
+        if ((r = nf_flow_save(f, buf, sizeof buf, &n)) != NF_OK) { if (fp) fclose(fp); goto out; }
+        r = nf_flow_load(&g, buf, n);
+        nf_flow_destroy(g); g = NULL;
+        if (r == NF_OK && fp) {   /* a model over 64 KiB makes nf_flow_load_file grow its buffer */
+            nf_flow_desc bd; nf_flow_desc_realnvp(&bd, 2, 4, 64);
+            r = nf_flow_create(&big, &bd);
+            if (r == NF_OK) r = nf_flow_save_file(big, fp);
+            rewind(fp);
+            if (r == NF_OK) { r = nf_flow_load_file(&g, fp); nf_flow_destroy(g); }
+            nf_flow_destroy(big);
+        }
+        if (fp) fclose(fp);
+    }
 out:
     nf_trainer_destroy(t);
     nf_flow_destroy(f);
