@@ -4,7 +4,7 @@ CFLAGS  ?= -std=c99 -O2 -march=native -Wall -Wextra -pedantic
 LDLIBS  = -lm
 BUILD   = build
 
-.PHONY: all demo test bench clean examples
+.PHONY: all demo test test-mcu fuzz bench clean examples mcu-example docs
 
 all: examples
 
@@ -14,13 +14,38 @@ $(BUILD):
 $(BUILD)/%: examples/%.c nflow.h examples/png.h | $(BUILD)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-examples: $(BUILD)/two_moons $(BUILD)/bimodal_1d
+examples: $(BUILD)/two_moons $(BUILD)/bimodal_1d $(BUILD)/mcu_export
 
 demo: $(BUILD)/two_moons
 	./$(BUILD)/two_moons
 
 test:
 	bash tests/run.sh
+
+# a flow exported from the host, run on emulated Cortex-M4F and Cortex-M0 (QEMU)
+test-mcu:
+	bash tests/mcu/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+# train on the desktop, export C source, build firmware, run it on an emulated Cortex-M4F
+MCU_CPU = -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
+mcu-example: $(BUILD)/mcu_export
+	./$(BUILD)/mcu_export --out $(BUILD)
+	cp nflow.h $(BUILD)/
+	arm-none-eabi-gcc $(MCU_CPU) -std=c99 -Os -ffunction-sections -fdata-sections \
+	  -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -DNF_MAX_LAYERS=8 -I$(BUILD) \
+	  examples/firmware/main.c $(BUILD)/moons_flow.c tests/mcu/startup.c \
+	  -specs=rdimon.specs -nostartfiles -Ltests/mcu -Tmps2_an386.ld -Wl,--gc-sections -lm -o $(BUILD)/firmware.elf
+	arm-none-eabi-size $(BUILD)/firmware.elf
+	qemu-system-arm -M mps2-an386 -nographic -monitor none -semihosting-config enable=on,target=native -kernel $(BUILD)/firmware.elf
+
+# regenerate the pictures in docs/
+docs: $(BUILD)/two_moons $(BUILD)/bimodal_1d
+	./$(BUILD)/two_moons --out docs
+	./$(BUILD)/bimodal_1d --out docs
 
 $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)

@@ -37,7 +37,8 @@
        NFLOW_DOUBLE        nf_real is double (default: float)
        NFLOW_STATIC        all functions static (private to one translation unit)
        NFLOW_NO_STDIO      no FILE, no printf: the library never touches stdio
-       NFLOW_NO_TRAINING   inference-only: no tape, no optimizer, no fitting
+       NFLOW_NO_TRAINING   inference-only: no tape, optimizer or fitting, and none of the
+                           development-side calls (save, export, logdet check, stages)
        NF_MALLOC(sz,u) NF_REALLOC(p,sz,u) NF_FREE(p,u)   allocator hooks (all or none);
                            u is the user pointer of the object being allocated for (may be NULL)
        NF_ASSERT(x)        internal invariant checks (default: assert.h's assert)
@@ -218,7 +219,40 @@ typedef struct nf_flow_desc {
     nf_layer_desc layers[NF_MAX_LAYERS];
 } nf_flow_desc;
 
-typedef struct nf_flow nf_flow;   /* opaque; see nf_flow_size / nf_flow_init */
+typedef struct nf_flow nf_flow;   /* see nf_flow_size / nf_flow_init */
+/* Private: the layout is public only so that sizeof works (NF_FLOW_CONST_BYTES).
+   Use the functions; fields may change between versions. */
+typedef struct nf__layer {
+    int kind, act, hidden, depth;
+    nf_real clamp;
+    int nk, nt, nout;       /* coupling: kept, transformed, conditioner outputs */
+    size_t poff, np;        /* parameters: offset into the flat array, count */
+    int *keep, *trans;      /* coupling column indices */
+    int *perm, *iperm;      /* permutation (PERMUTE, REVERSE, LU) and its inverse */
+    int initialized;        /* ActNorm: data-dependent initialisation done */
+} nf__layer;
+
+struct nf_flow {
+    nf_flow_desc desc;
+    int dim, n_layers, chunk, max_width;
+    nf__layer layers[NF_MAX_LAYERS];
+    size_t n_params, base_off;
+    nf_real *params;
+    nf_real *mean, *std;    /* standardisation */
+    int *iota;              /* 0, 1, ..., 2 dim - 1 (column indices for the tape) */
+    nf_real *ws;            /* inference workspace: chunk rows of scratch */
+    int owned, readonly;
+    void *block;
+    long err_row;
+    char err[192];
+};
+
+/* Bytes nf_flow_init_const needs for a flow whose inference needs n_ints ints and
+   n_reals reals of workspace (nf_flow_export_c writes both counts): a compile-time
+   size for a static buffer, exact on every target. */
+#define NF__AL64(x) (((size_t)(x) + 63u) & ~(size_t)63u)
+#define NF_FLOW_CONST_BYTES(n_ints, n_reals) \
+    (NF__AL64(sizeof(nf_flow)) + NF__AL64((size_t)(n_ints) * sizeof(int)) + NF__AL64((size_t)(n_reals) * sizeof(nf_real)) + 64u)
 
 /* Zeroes d and sets dim. */
 NFDEF void nf_flow_desc_init(nf_flow_desc *d, int dim);
@@ -251,18 +285,22 @@ NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf
 NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet);
 /* latent -> data: y = g(z), logdet = log|det dy/dz| */
 NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real *y, nf_real *logdet);
+#ifndef NFLOW_NO_TRAINING
 /* Stage k of the latent -> data map (for pictures and teaching): applies the inverses
    of the last k layers only. k = 0 copies z; k = number of layers is nf_flow_inverse.
    Intermediate stages are in standardised coordinates. */
 NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, int k, nf_real *y);
+#endif
 /* Base log-density of latent rows. */
 NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp);
 
 /* Self-checks. max |g(g^-1(y)) - y| over the batch. */
 NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, double *max_err);
+#ifndef NFLOW_NO_TRAINING
 /* max over rows of |logdet(forward) - log|det J_numerical||, central differences with step h.
    Allocates a dim x dim scratch through NF_MALLOC. */
 NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, double h, double *max_err);
+#endif
 
 
 /* ---- model files ---------------------------------------------------------------
@@ -280,8 +318,10 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
          reals    standardisation mean[dim], std[dim], then the P parameters
          u32      CRC-32 (IEEE 802.3) of every byte before it
    A float file loads into a double build and the reverse (values are converted). */
+#ifndef NFLOW_NO_TRAINING   /* saving is for the side that trains */
 NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes);
 NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *written);
+#endif
 /* Validates a whole model (checksum, architecture, values) and returns its description. */
 NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d);
 /* Loads the weights into a flow built from that same description (no allocation). */
@@ -298,12 +338,14 @@ NFDEF nf_result nf_flow_init_const(nf_flow **out, const nf_flow_desc *d, const n
                                    const nf_real *mean, const nf_real *std, void *mem, size_t bytes);
 
 #ifndef NFLOW_NO_STDIO
-NFDEF nf_result nf_flow_save_file(const nf_flow *f, FILE *fp);
 NFDEF nf_result nf_flow_load_file(nf_flow **out, FILE *fp);   /* at most 1 GiB */
+#ifndef NFLOW_NO_TRAINING
+NFDEF nf_result nf_flow_save_file(const nf_flow *f, FILE *fp);
 /* Writes name.c and name.h sources (to c_out and h_out): the description, weights and
    standardisation as const data, and NAME_WORKSPACE_BYTES for nf_flow_init_const.
    chunk: rows per inference chunk on the target (small chunk, small RAM). */
 NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, FILE *c_out, FILE *h_out);
+#endif
 #endif
 
 #ifndef NFLOW_NO_TRAINING
@@ -764,31 +806,6 @@ static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT 
 }
 
 /* ---- flows ------------------------------------------------------------------- */
-typedef struct nf__layer {
-    int kind, act, hidden, depth;
-    nf_real clamp;
-    int nk, nt, nout;       /* coupling: kept, transformed, conditioner outputs */
-    size_t poff, np;        /* parameters: offset into the flat array, count */
-    int *keep, *trans;      /* coupling column indices */
-    int *perm, *iperm;      /* permutation (PERMUTE, REVERSE, LU) and its inverse */
-    int initialized;        /* ActNorm: data-dependent initialisation done */
-} nf__layer;
-
-struct nf_flow {
-    nf_flow_desc desc;
-    int dim, n_layers, chunk, max_width;
-    nf__layer layers[NF_MAX_LAYERS];
-    size_t n_params, base_off;
-    nf_real *params;
-    nf_real *mean, *std;    /* standardisation */
-    int *iota;              /* 0, 1, ..., 2 dim - 1 (column indices for the tape) */
-    nf_real *ws;            /* inference workspace: chunk rows of scratch */
-    int owned, readonly;
-    void *block;
-    long err_row;
-    char err[192];
-};
-
 static nf_result nf__fail(nf_flow *f, nf_result r, const char *what, long row) {
     if (f) {
         nf__msgbuf m; m.s = f->err; m.n = 0; m.cap = sizeof f->err;
@@ -1342,6 +1359,7 @@ NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real 
     }
     return NF_OK;
 }
+#ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, int k, nf_real *y) {
     nf_real *cur; nf__ws w; size_t i; int l, r2, j, D; nf_result r = nf__check_call(f, z, n, y);
     if (r != NF_OK) return r;
@@ -1362,6 +1380,7 @@ NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, in
     }
     return NF_OK;
 }
+#endif
 NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp) {
     nf_real *cur; nf__ws w; size_t i; int r2; nf_result r = nf__check_call(f, y, n, logp);
     if (r != NF_OK) return r;
@@ -1426,6 +1445,7 @@ NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, 
     return NF_OK;
 }
 
+#ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 /* log|det A| of a dim x dim matrix by LU with partial pivoting (A is destroyed). */
 static double nf__logabsdet(double *A, int D) {
     int i, j, k; double s = 0;
@@ -1493,6 +1513,7 @@ NFDEF uint32_t nf_crc32(uint32_t crc, const void *data, size_t n) {
     return ~crc;
 }
 
+#ifndef NFLOW_NO_TRAINING
 /* little-endian writer into a buffer of known size */
 typedef struct nf__wr { unsigned char *p; size_t n; } nf__wr;
 static void nf__put_u32(nf__wr *w, uint32_t v) { int i; for (i = 0; i < 4; ++i) w->p[w->n++] = (unsigned char)(v >> (8 * i)); }
@@ -1502,11 +1523,13 @@ static void nf__put_f64(nf__wr *w, double v) { uint64_t u; memcpy(&u, &v, 8); nf
 static void nf__put_real(nf__wr *w, nf_real v) {
     if (sizeof(nf_real) == 4) nf__put_f32(w, (float)v); else nf__put_f64(w, (double)v);
 }
+#endif
 static uint32_t nf__get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t nf__get_u64(const unsigned char *p) { return (uint64_t)nf__get_u32(p) | (uint64_t)nf__get_u32(p + 4) << 32; }
 static float nf__get_f32(const unsigned char *p) { uint32_t u = nf__get_u32(p); float v; memcpy(&v, &u, 4); return v; }
 static double nf__get_f64(const unsigned char *p) { uint64_t u = nf__get_u64(p); double v; memcpy(&v, &u, 8); return v; }
 
+#ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes) {
     size_t t;
     if (!f || !bytes) return NF_ERR_NULL;
@@ -1549,6 +1572,7 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
     return NF_OK;
 }
 
+#endif
 /* Checks everything but the weights' count against a plan; fills d and where the reals start. */
 static nf_result nf__parse(const void *buf, size_t len, nf_flow_desc *d, const unsigned char **reals,
                            size_t *rsize, size_t *n_params, int *init_flags) {
@@ -1639,6 +1663,7 @@ NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len) {
 }
 
 #ifndef NFLOW_NO_STDIO
+#ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 NFDEF nf_result nf_flow_save_file(const nf_flow *f, FILE *fp) {
     size_t n, wr; void *buf; nf_result r;
     if (!f || !fp) return NF_ERR_NULL;
@@ -1650,6 +1675,7 @@ NFDEF nf_result nf_flow_save_file(const nf_flow *f, FILE *fp) {
     NF_FREE(buf, NULL);
     return r;
 }
+#endif
 NFDEF nf_result nf_flow_load_file(nf_flow **out, FILE *fp) {
     size_t cap = 1 << 16, n = 0, got; unsigned char *buf, *nb; nf_result r;
     if (!out) return NF_ERR_NULL;
@@ -1671,10 +1697,11 @@ NFDEF nf_result nf_flow_load_file(nf_flow **out, FILE *fp) {
     return r;
 }
 
+#ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 static void nf__put_real_c(FILE *fp, nf_real v) { fprintf(fp, "%.17g", (double)v); }
 
 NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, FILE *c, FILE *h) {
-    const nf_flow_desc *d; size_t i, ws; nf_flow_desc dd; int j; char up[64]; nf_result r;
+    const nf_flow_desc *d; size_t i, ws, n_ints; nf_flow_desc dd; int j; char up[64]; nf_result r;
     if (!f || !name || !c || !h) return NF_ERR_NULL;
     for (j = 0; name[j]; ++j) {   /* a C identifier of at most 63 characters */
         char ch = name[j];
@@ -1686,13 +1713,16 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     up[j] = 0;
     if (chunk < 1 || chunk > (1 << 20)) return NF_ERR_ARG;
     d = &f->desc; dd = *d; dd.chunk = chunk;
-    if ((r = nf_flow_size_const(&dd, &ws)) != NF_OK) return r;
+    {   size_t ni; int mw;
+        if ((r = nf__plan(&dd, NULL, NULL, &ni, &mw)) != NF_OK) return r;
+        if (!nf__ws_reals(dd.dim, mw, chunk, &ws)) return NF_ERR_OVERFLOW;
+        n_ints = ni; }
     fprintf(h, "/* %s.h: a trained nflow flow as constant data (generated by nf_flow_export_c). */\n", name);
     fprintf(h, "#ifndef %s_H\n#define %s_H\n#include \"nflow.h\"\n", up, up);
     fprintf(h, "#define %s_DIM %d\n#define %s_NUM_PARAMS %lu\n", up, f->dim, up, (unsigned long)f->n_params);
-    fprintf(h, "/* RAM for nf_flow_init_const: exact here, an upper bound on targets whose pointers are\n"
-               "   no wider than this host's (nf_flow_size_const gives the exact figure anywhere). */\n");
-    fprintf(h, "#define %s_WORKSPACE_BYTES %lu\n", up, (unsigned long)ws);
+    fprintf(h, "/* RAM for nf_flow_init_const, exact for the target it is compiled for */\n");
+    fprintf(h, "#define %s_WORKSPACE_INTS %lu\n#define %s_WORKSPACE_REALS %lu\n", up, (unsigned long)n_ints, up, (unsigned long)ws);
+    fprintf(h, "#define %s_WORKSPACE_BYTES NF_FLOW_CONST_BYTES(%s_WORKSPACE_INTS, %s_WORKSPACE_REALS)\n", up, up, up);
     fprintf(h, "#if NF_MAX_LAYERS < %d\n#error \"%s needs NF_MAX_LAYERS >= %d\"\n#endif\n", f->n_layers, name, f->n_layers);
     fprintf(h, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
     fprintf(h, "extern const nf_flow_desc %s_desc;\nextern const nf_real %s_params[%lu];\n", name, name, (unsigned long)(f->n_params ? f->n_params : 1));
@@ -1708,12 +1738,12 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     fprintf(c, "const nf_flow_desc %s_desc = {\n    %d, %d, %d, %lluULL, %d, {\n", name, d->dim, d->base, d->n_layers, (unsigned long long)d->seed, chunk);
     for (j = 0; j < d->n_layers; ++j) {
         const nf_layer_desc *l = &d->layers[j];
-        fprintf(c, "        {%d, %d, %d, %d, %.9gf, %d, %d, %luu},\n", l->kind, l->hidden, l->depth, l->activation,
+        fprintf(c, "        {%d, %d, %d, %d, %.9ef, %d, %d, %luu},\n", l->kind, l->hidden, l->depth, l->activation,
                 (double)l->clamp, l->mask, l->parity, (unsigned long)l->seed);
     }
     fprintf(c, "    }\n};\n");
     fprintf(c, "const nf_real %s_params[%lu] = {", name, (unsigned long)(f->n_params ? f->n_params : 1));
-    for (i = 0; i < f->n_params; ++i) { fputs(i % 6 ? ", " : "\n    ", c); nf__put_real_c(c, f->params[i]); }
+    for (i = 0; i < f->n_params; ++i) { fputs(i == 0 ? "\n    " : i % 6 ? ", " : ",\n    ", c); nf__put_real_c(c, f->params[i]); }
     if (!f->n_params) fputs("0", c);
     fprintf(c, "\n};\nconst nf_real %s_mean[%d] = {", name, f->dim);
     for (j = 0; j < f->dim; ++j) { fputs(j ? ", " : "", c); nf__put_real_c(c, f->mean[j]); }
@@ -1722,8 +1752,10 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     fprintf(c, "};\n");
     return ferror(c) || ferror(h) ? NF_ERR_IO : NF_OK;
 }
+#endif
 #endif /* NFLOW_NO_STDIO */
 
+#endif
 #ifndef NFLOW_NO_TRAINING
 /* ---- tape ------------------------------------------------------------------------ */
 enum { NF__OP_LEAF = 0, NF__OP_MATMUL, NF__OP_ADD, NF__OP_SUB, NF__OP_MUL, NF__OP_SCALE,

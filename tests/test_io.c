@@ -164,7 +164,7 @@ int main(void) {
         nf_flow_destroy(h);
     }
     {   /* constant flows: no heap, weights untouched, same densities; writers refuse */
-        nf_flow_desc d; size_t need; void *mem; nf_flow *c; const nf_real *src = nf_flow_params(f);
+        nf_flow_desc d; size_t need = 0; void *mem; nf_flow *c; const nf_real *src = nf_flow_params(f);
         nf_real m[3], s[3];
         nf_flow_get_standardization(f, m, s);
         nf_flow_load_desc(buf, n, &d);
