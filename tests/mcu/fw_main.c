@@ -11,8 +11,11 @@ static void *no_malloc(void) { g_heap_calls++; return 0; }
 #include "moons_flow.h"
 #include "expected.h"
 
-#ifndef REPS
-#define REPS 1   /* > 1 for instruction counts per evaluation */
+#ifndef LP_REPS
+#define LP_REPS 1   /* > 1 only to count instructions per evaluation (bench/mcu_count.sh) */
+#endif
+#ifndef S_REPS
+#define S_REPS 1
 #endif
 
 static unsigned char workspace[MOONS_FLOW_WORKSPACE_BYTES];
@@ -31,9 +34,9 @@ int main(void) {
     printf("mcu: init %s, static workspace %lu bytes (nf_flow_size_const: %lu), %d parameters in flash\n",
            nf_result_string(r), (unsigned long)sizeof workspace, (unsigned long)need, MOONS_FLOW_NUM_PARAMS);
     if (r != NF_OK || need != sizeof workspace) return 2;   /* the macro is exact on this target */
-    for (rep = 0; rep < REPS; ++rep) r = nf_flow_log_prob(f, pts, NPTS, lp);
+    for (rep = 0; rep < LP_REPS; ++rep) r = nf_flow_log_prob(f, pts, NPTS, lp);
     if (r != NF_OK) return 3;
-    for (rep = 0; rep < REPS; ++rep) {
+    for (rep = 0; rep < S_REPS; ++rep) {
         nf_rng_seed(&rng, SAMPLE_SEED);
         r = nf_flow_sample(f, &rng, NSAMP, s, slp);
     }
