@@ -4,7 +4,7 @@ CFLAGS  ?= -std=c99 -O2 -march=native -Wall -Wextra -pedantic
 LDLIBS  = -lm
 BUILD   = build
 
-.PHONY: all demo test test-mcu fuzz bench clean examples mcu-example docs
+.PHONY: all demo test test-mcu fuzz bench bench-compare clean examples mcu-example docs
 
 all: examples
 
@@ -50,8 +50,16 @@ docs: $(BUILD)/two_moons $(BUILD)/bimodal_1d
 $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)
 
-bench: $(BUILD)/bench_gemm
+$(BUILD)/bench_flows: bench/bench_flows.c nflow.h | $(BUILD)
+	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)
+
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_flows
 	./$(BUILD)/bench_gemm
+	./$(BUILD)/bench_flows
+
+# nflow and PyTorch side by side (needs python3-torch and libopenblas0-openmp)
+bench-compare: $(BUILD)/bench_flows
+	python3 bench/compare.py
 
 clean:
 	rm -rf $(BUILD)

@@ -712,6 +712,14 @@ static void nf__micro(int mr, int nr, int K, const nf_real *NF__RESTRICT A, int 
                 for (j = 0; j < NF__NR; ++j) acc[i][j] += a * b[j];
             }
         }
+    } else if (nr == NF__NR) {   /* last rows: the j loop keeps its fixed length */
+        for (k = 0; k < K; ++k) {
+            const nf_real *b = B + (size_t)k * bs;
+            for (i = 0; i < mr; ++i) {
+                nf_real a = A[(size_t)i * ars + (size_t)k * acs];
+                for (j = 0; j < NF__NR; ++j) acc[i][j] += a * b[j];
+            }
+        }
     } else {
         for (k = 0; k < K; ++k) {
             const nf_real *b = B + (size_t)k * bs;
@@ -728,6 +736,59 @@ static void nf__micro(int mr, int nr, int K, const nf_real *NF__RESTRICT A, int 
     }
 }
 
+/* Narrow outputs (N <= NF__SMALLN: a coupling's shift/scale layer, a 1-feature input's
+   gradient) would leave the register block mostly empty. They get kernels that
+   vectorise along the long dimension instead. */
+#define NF__SMALLN 8
+#define NF__LANES 16
+/* !ta: C[i, j] (+)= dot(A[i, :], op(B)[:, j]), op(B)'s columns packed contiguous */
+static void nf__gemm_smalln_rows(int tb, int M, int N, int K, const nf_real *A, int lda,
+                                 const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+    nf_real pack[NF__SMALLN * NF__KC];
+    int i, j, k0, kc, k, l;
+    for (k0 = 0; k0 < K; k0 += NF__KC) {
+        kc = K - k0 < NF__KC ? K - k0 : NF__KC;
+        for (j = 0; j < N; ++j)
+            for (k = 0; k < kc; ++k) pack[j * NF__KC + k] = tb ? B[(size_t)j * ldb + k0 + k] : B[(size_t)(k0 + k) * ldb + j];
+        for (i = 0; i < M; ++i) {
+            const nf_real *a = A + (size_t)i * lda + k0;
+            for (j = 0; j < N; ++j) {
+                const nf_real *b = pack + j * NF__KC;
+                nf_real lane[NF__LANES], s = 0;
+                for (l = 0; l < NF__LANES; ++l) lane[l] = 0;
+                for (k = 0; k + NF__LANES <= kc; k += NF__LANES)   /* independent lanes vectorise without -ffast-math */
+                    for (l = 0; l < NF__LANES; ++l) lane[l] += a[k + l] * b[k + l];
+                for (; k < kc; ++k) s += a[k] * b[k];
+                for (l = 0; l < NF__LANES; ++l) s += lane[l];
+                if (accumulate || k0 > 0) C[(size_t)i * ldc + j] += s; else C[(size_t)i * ldc + j] = s;
+            }
+        }
+    }
+}
+/* ta: op(A)(i, k) = A[k, i] is contiguous in i, so update NF__NR rows of C at once */
+static void nf__gemm_smalln_cols(int tb, int M, int N, int K, const nf_real *A, int lda,
+                                 const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+    int i0, j, k, l;
+    for (i0 = 0; i0 < M; i0 += NF__NR) {
+        nf_real acc[NF__SMALLN][NF__NR];
+        int mr = M - i0 < NF__NR ? M - i0 : NF__NR;
+        memset(acc, 0, sizeof acc);
+        for (k = 0; k < K; ++k) {
+            const nf_real *a = A + (size_t)k * lda + i0;
+            for (j = 0; j < N; ++j) {
+                nf_real b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                if (mr == NF__NR) for (l = 0; l < NF__NR; ++l) acc[j][l] += a[l] * b;
+                else              for (l = 0; l < mr; ++l) acc[j][l] += a[l] * b;
+            }
+        }
+        for (l = 0; l < mr; ++l)
+            for (j = 0; j < N; ++j) {
+                nf_real *c = C + (size_t)(i0 + l) * ldc + j;
+                *c = accumulate ? *c + acc[j][l] : acc[j][l];
+            }
+    }
+}
+
 NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
                    const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
     nf_real pack[NF__KC * NF__NR];
@@ -737,6 +798,11 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!accumulate) for (i = 0; i < M; ++i) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(nf_real));
+        return;
+    }
+    if (N <= NF__SMALLN && M >= 2 * NF__MR) {
+        if (ta) nf__gemm_smalln_cols(tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+        else    nf__gemm_smalln_rows(tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         return;
     }
     for (j = 0; j < N; j += NF__NR) {

@@ -88,10 +88,11 @@ static void test_arena(void) {
 
 /* ---------------------------------------------------------------- gemm */
 static void test_gemm(void) {
-    static const int shapes[][3] = {{1,1,1},{3,5,7},{4,32,128},{17,33,129},{64,64,64},{5,70,300},{130,9,2}};
+    static const int shapes[][3] = {{1,1,1},{3,5,7},{4,32,128},{17,33,129},{64,64,64},{5,70,300},{130,9,2},
+                                    {40,2,300},{100,1,50},{33,8,129},{16,3,1},{77,5,260}};   /* last five: the narrow-output kernels */
     nf_rng r; int s, ta, tb; double worst = 0;
     nf_rng_seed(&r, 3);
-    for (s = 0; s < 7; ++s) for (ta = 0; ta < 2; ++ta) for (tb = 0; tb < 2; ++tb) {
+    for (s = 0; s < 12; ++s) for (ta = 0; ta < 2; ++ta) for (tb = 0; tb < 2; ++tb) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], i, j, k, acc;
         if (ta && tb) continue;
         for (acc = 0; acc < 2; ++acc) {
