@@ -59,7 +59,7 @@ bench: $(BUILD)/bench_gemm $(BUILD)/bench_flows
 
 # nflow and PyTorch side by side (needs python3-torch and libopenblas0-openmp)
 bench-compare: $(BUILD)/bench_flows
-	python3 bench/compare.py
+	/usr/bin/python3 bench/compare.py
 
 clean:
 	rm -rf $(BUILD)

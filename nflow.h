@@ -196,6 +196,24 @@ enum { NF_LAYER_AFFINE_COUPLING = 1, NF_LAYER_ADDITIVE_COUPLING, NF_LAYER_REVERS
        NF_LAYER_KIND_COUNT };
 enum { NF_MASK_CHECKER = 0, NF_MASK_HALF = 1 };
 enum { NF_BASE_STD_NORMAL = 0, NF_BASE_DIAG_GAUSSIAN = 1 };
+enum { NF_DOMAIN_REAL = 0, NF_DOMAIN_INTERVAL, NF_DOMAIN_LOWER, NF_DOMAIN_PERIODIC, NF_DOMAIN_KIND_COUNT };
+
+/* A parameter's domain. The flow maps it to the real line first (log-det included),
+   so log_prob is a density in your coordinates, samples stay inside, and points
+   outside get log_prob = -inf.
+     NF_DOMAIN_REAL      (-inf, inf)
+     NF_DOMAIN_INTERVAL  (lo, hi)       u = logit((y - lo) / (hi - lo))
+     NF_DOMAIN_LOWER     (lo, inf)      u = log(y - lo)
+     NF_DOMAIN_PERIODIC  [lo, hi) wraps with period hi - lo: the circle is cut at `cut`
+                         and unrolled, u = logit(((y - cut) mod P) / P). nf_fit puts the
+                         cut where the training data are sparsest (unless fixed_cut), so
+                         no cliff falls where the data cross lo/hi. */
+typedef struct nf_domain {
+    int kind;
+    double lo, hi;
+    double cut;       /* periodic: where the circle is opened */
+    int fixed_cut;    /* periodic: 1 keeps `cut` (nf_fit chooses it otherwise) */
+} nf_domain;
 
 /* One layer. Zero fields mean defaults (shown). */
 typedef struct nf_layer_desc {
@@ -217,6 +235,8 @@ typedef struct nf_flow_desc {
     uint64_t seed;   /* weight initialisation seed (0 means 1) */
     int chunk;       /* rows per inference chunk, sizes the workspace (128) */
     nf_layer_desc layers[NF_MAX_LAYERS];
+    int context_dim;             /* conditional flows: p(y | c), c of this length (0: none) */
+    const nf_domain *domains;    /* dim entries, or NULL for all real; copied by init */
 } nf_flow_desc;
 
 typedef struct nf_flow nf_flow;   /* see nf_flow_size / nf_flow_init */
@@ -225,7 +245,7 @@ typedef struct nf_flow nf_flow;   /* see nf_flow_size / nf_flow_init */
 typedef struct nf__layer {
     int kind, act, hidden, depth;
     nf_real clamp;
-    int nk, nt, nout;       /* coupling: kept, transformed, conditioner outputs */
+    int nk, nt, nout, nin;  /* coupling: kept, transformed, conditioner outputs and inputs */
     size_t poff, np;        /* parameters: offset into the flat array, count */
     int *keep, *trans;      /* coupling column indices */
     int *perm, *iperm;      /* permutation (PERMUTE, REVERSE, LU) and its inverse */
@@ -234,11 +254,13 @@ typedef struct nf__layer {
 
 struct nf_flow {
     nf_flow_desc desc;
-    int dim, n_layers, chunk, max_width;
+    int dim, n_layers, chunk, max_width, ctx_dim;
     nf__layer layers[NF_MAX_LAYERS];
     size_t n_params, base_off;
     nf_real *params;
-    nf_real *mean, *std;    /* standardisation */
+    nf_real *mean, *std;    /* standardisation: dim entries for y, then ctx_dim for the context */
+    nf_domain *dom;         /* dim entries (NULL only in a constant flow without domains) */
+    int has_dom;            /* some dimension is not NF_DOMAIN_REAL */
     int *iota;              /* 0, 1, ..., 2 dim - 1 (column indices for the tape) */
     nf_real *ws;            /* inference workspace: chunk rows of scratch */
     int owned, readonly;
@@ -274,7 +296,8 @@ NFDEF const nf_flow_desc *nf_flow_get_desc(const nf_flow *f);
 NFDEF const char    *nf_flow_error(const nf_flow *f); /* message of the last failure */
 NFDEF long           nf_flow_error_row(const nf_flow *f); /* first bad row, or -1 */
 /* Standardisation y_std = (y - mean) / std, applied before the layers and undone in
-   sampling, log-det included. NULL, NULL resets it to the identity. */
+   sampling, log-det included. NULL, NULL resets it to the identity. For conditional
+   flows the arrays hold dim + context_dim entries: the context is standardised too. */
 NFDEF nf_result nf_flow_set_standardization(nf_flow *f, const nf_real *mean, const nf_real *std);
 NFDEF void      nf_flow_get_standardization(const nf_flow *f, nf_real *mean, nf_real *std);
 
@@ -294,6 +317,18 @@ NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, in
 /* Base log-density of latent rows. */
 NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp);
 
+/* Conditional flows: ctx holds ctx_rows rows of context_dim values; ctx_rows is n
+   (one context per row) or 1 (one context shared by all rows). */
+NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *logp);
+NFDEF nf_result nf_flow_sample_ctx(nf_flow *f, nf_rng *rng, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *y, nf_real *logp);
+NFDEF nf_result nf_flow_forward_ctx(nf_flow *f, const nf_real *y, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *z, nf_real *logdet);
+NFDEF nf_result nf_flow_inverse_ctx(nf_flow *f, const nf_real *z, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *y, nf_real *logdet);
+NFDEF int       nf_flow_context_dim(const nf_flow *f);
+/* The flow's domains (dim entries; all NF_DOMAIN_REAL if none were given). */
+NFDEF const nf_domain *nf_flow_domains(const nf_flow *f);
+/* 1 if row y lies inside every dimension's domain. */
+NFDEF int       nf_flow_in_domain(const nf_flow *f, const nf_real *y);
+
 /* Self-checks. max |g(g^-1(y)) - y| over the batch. */
 NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, double *max_err);
 #ifndef NFLOW_NO_TRAINING
@@ -309,13 +344,14 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
      8   u32      format version (1)
      12  u32      bytes per stored real: 4 (float) or 8 (double)
      16  u64      total size of the file in bytes, checksum included
-     24  u32 x 6  dim, base, n_layers, chunk, context_dim (0), flags (0)
+     24  u32 x 6  dim, base, n_layers, chunk, context_dim, flags (0)
      48  u64      seed
      56  per layer, 36 bytes: u32 kind, hidden, depth, activation, mask, parity, seed,
                   ActNorm-initialised flag; f32 clamp
-         per dimension, 20 bytes: u32 domain kind (0 = unbounded), f64 a, f64 b
+         per dimension, 28 bytes: u32 domain kind | fixed_cut << 16, f64 lo, hi, cut
          u64      number of parameters P
-         reals    standardisation mean[dim], std[dim], then the P parameters
+         reals    standardisation mean[dim + context_dim], std[dim + context_dim], then
+                  the P parameters
          u32      CRC-32 (IEEE 802.3) of every byte before it
    A float file loads into a double build and the reverse (values are converted). */
 #ifndef NFLOW_NO_TRAINING   /* saving is for the side that trains */
@@ -432,6 +468,9 @@ NFDEF void      nf_trainer_destroy(nf_trainer *t);
 NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss);
 /* Loss and gradient (into the trainer's gradient array) without updating. */
 NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss);
+/* Conditional flows: ctx holds one context row per data row. */
+NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss);
+NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss);
 NFDEF nf_real  *nf_trainer_grad(nf_trainer *t);
 NFDEF long      nf_trainer_steps(const nf_trainer *t);
 NFDEF size_t    nf_trainer_bytes(const nf_trainer *t);  /* gradients + moments + arena high-water */
@@ -469,6 +508,10 @@ NFDEF void      nf_fit_options_default(nf_fit_options *o);
    validation parameters. Allocates its buffers through NF_MALLOC and frees them. */
 NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
                        const nf_fit_options *o, nf_fit_report *rep);
+/* The same for a conditional flow: (y, ctx) pairs, one context row per data row. The
+   context is standardised too; periodic cuts are placed where the data are sparsest. */
+NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n, const nf_real *w,
+                           const nf_fit_options *o, nf_fit_report *rep);
 #endif /* NFLOW_NO_TRAINING */
 
 #ifdef __cplusplus
@@ -916,6 +959,16 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
     if (d->n_layers < 0 || d->n_layers > NF_MAX_LAYERS) return NF_ERR_ARG;
     if (d->base != NF_BASE_STD_NORMAL && d->base != NF_BASE_DIAG_GAUSSIAN) return NF_ERR_ARG;
     if (d->chunk < 0 || d->chunk > (1 << 20)) return NF_ERR_ARG;
+    if (d->context_dim < 0 || d->context_dim > (1 << 16)) return NF_ERR_ARG;
+    if (d->domains) {
+        for (i = 0; i < D; ++i) {
+            const nf_domain *m = &d->domains[i];
+            if (m->kind < NF_DOMAIN_REAL || m->kind >= NF_DOMAIN_KIND_COUNT) return NF_ERR_ARG;
+            if (m->kind != NF_DOMAIN_REAL && !(m->lo - m->lo == 0)) return NF_ERR_ARG;
+            if ((m->kind == NF_DOMAIN_INTERVAL || m->kind == NF_DOMAIN_PERIODIC) && !(m->hi - m->hi == 0 && m->hi > m->lo)) return NF_ERR_ARG;
+            if (m->kind == NF_DOMAIN_PERIODIC && !(m->cut - m->cut == 0)) return NF_ERR_ARG;
+        }
+    }
     mw = 2 * D;
     ni = 2 * (size_t)D;   /* iota */
     for (i = 0; i < d->n_layers; ++i) {
@@ -941,7 +994,8 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
             }
             if (L.nt == 0) return NF_ERR_ARG;
             L.nout = ld->kind == NF_LAYER_AFFINE_COUPLING ? 2 * L.nt : L.nt;
-            in = L.nk; h = L.hidden;
+            L.nin = L.nk + d->context_dim;   /* the context enters every conditioner */
+            in = L.nin; h = L.hidden;
             p = (size_t)in * h + h;
             for (dep = 1; dep < L.depth; ++dep) p += (size_t)h * h + h;
             p += (size_t)h * L.nout + L.nout;
@@ -977,40 +1031,44 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
     return NF_OK;
 }
 
-/* Workspace reals for R rows: cur, tmp, cond (D each), two hidden buffers, the
-   conditioner output (2D), the log-det (1) and a base sample buffer (D). */
-static int nf__ws_reals(int D, int mw, int R, size_t *out) {
+/* Workspace reals for R rows: cur, tmp, z (D each), the conditioner input (D + C),
+   two hidden buffers, the conditioner output (2D), the log-det (1) and the
+   standardised context (C). */
+static int nf__ws_reals(int D, int mw, int R, int C, size_t *out) {
     size_t per;
-    per = 4 * (size_t)D + 2 * (size_t)mw + 2 * (size_t)D + 1;
+    per = 4 * (size_t)D + 2 * (size_t)mw + 2 * (size_t)D + 1 + 2 * (size_t)C;
     return nf__mul(per, (size_t)R, out);
 }
 
 static size_t nf__al(size_t x) { return (x + 63) & ~(size_t)63; }
 
-/* Layout of a flow's single block: struct | params | mean | std | ints | ws.
-   A flow with constant weights (own = 0) keeps no params, mean or std of its own. */
-static nf_result nf__layout(const nf_flow_desc *d, int own, size_t off[6]) {
+/* Layout of a flow's single block: struct | params | mean | std | domains | ints | ws
+   (off[0..6] are the ends). A flow with constant weights (own = 0) keeps no params,
+   mean, std or domains of its own. */
+static nf_result nf__layout(const nf_flow_desc *d, int own, size_t off[7]) {
     size_t np, ni, ws, t; int mw; nf_result r;
     int R = d && d->chunk ? d->chunk : 128;
     r = nf__plan(d, NULL, &np, &ni, &mw);
     if (r != NF_OK) return r;
-    if (!nf__ws_reals(d->dim, mw, R, &ws)) return NF_ERR_OVERFLOW;
+    if (!nf__ws_reals(d->dim, mw, R, d->context_dim, &ws)) return NF_ERR_OVERFLOW;
     off[0] = nf__al(sizeof(nf_flow));
     if (!own) np = 0;
     if (!nf__mul(np, sizeof(nf_real), &t) || !nf__add(off[0], nf__al(t), &off[1])) return NF_ERR_OVERFLOW;
-    t = own ? nf__al((size_t)d->dim * sizeof(nf_real)) : 0;
+    t = own ? nf__al(((size_t)d->dim + (size_t)d->context_dim) * sizeof(nf_real)) : 0;
     if (!nf__add(off[1], t, &off[2]) || !nf__add(off[2], t, &off[3])) return NF_ERR_OVERFLOW;
-    if (!nf__mul(ni, sizeof(int), &t) || !nf__add(off[3], nf__al(t), &off[4])) return NF_ERR_OVERFLOW;
-    if (!nf__mul(ws, sizeof(nf_real), &t) || !nf__add(off[4], nf__al(t), &off[5])) return NF_ERR_OVERFLOW;
+    t = own ? nf__al((size_t)d->dim * sizeof(nf_domain)) : 0;   /* own flows always have a table */
+    if (!nf__add(off[3], t, &off[4])) return NF_ERR_OVERFLOW;
+    if (!nf__mul(ni, sizeof(int), &t) || !nf__add(off[4], nf__al(t), &off[5])) return NF_ERR_OVERFLOW;
+    if (!nf__mul(ws, sizeof(nf_real), &t) || !nf__add(off[5], nf__al(t), &off[6])) return NF_ERR_OVERFLOW;
     return NF_OK;
 }
 
 static nf_result nf__size(const nf_flow_desc *d, int own, size_t *bytes) {
-    size_t off[6]; nf_result r;
+    size_t off[7]; nf_result r;
     if (!d || !bytes) return NF_ERR_NULL;
     r = nf__layout(d, own, off);
     if (r != NF_OK) return r;
-    *bytes = off[5] + 64;   /* slack to align the caller's block */
+    *bytes = off[6] + 64;   /* slack to align the caller's block */
     return NF_OK;
 }
 NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes) { return nf__size(d, 1, bytes); }
@@ -1035,7 +1093,7 @@ static void nf__init_params(nf_flow *f) {
         nf__layer *L = &f->layers[i];
         if (L->kind == NF_LAYER_AFFINE_COUPLING || L->kind == NF_LAYER_ADDITIVE_COUPLING) {
             nf_real *p = f->params + L->poff;
-            int dep, in = L->nk;
+            int dep, in = L->nin;
             for (dep = 0; dep < L->depth; ++dep) {
                 size_t k, cnt = (size_t)in * L->hidden + L->hidden;
                 nf_real bound = in > 0 ? 1 / NF_SQRT((nf_real)in) : NF__R(0);
@@ -1053,7 +1111,7 @@ static void nf__init_params(nf_flow *f) {
 
 /* Builds the flow's bookkeeping in mem; own = 0 leaves params, mean and std unset. */
 static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes, int own) {
-    size_t off[6], skip, np, ni; nf_result r; nf_flow *f; unsigned char *b;
+    size_t off[7], skip, np, ni; nf_result r; nf_flow *f; unsigned char *b;
     int i, j, D, *ints, mw;
     if (!out) return NF_ERR_NULL;
     *out = NULL;
@@ -1061,22 +1119,29 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     r = nf__layout(d, own, off);
     if (r != NF_OK) return r;
     skip = (64 - (size_t)((uintptr_t)mem % 64)) % 64;
-    if (bytes < skip || bytes - skip < off[5]) return NF_ERR_ARENA_FULL;
+    if (bytes < skip || bytes - skip < off[6]) return NF_ERR_ARENA_FULL;
     b = (unsigned char *)mem + skip;
-    memset(b, 0, off[5]);
+    memset(b, 0, off[6]);
     f = (nf_flow *)b;
     f->desc = *d;
     nf__plan(d, f, &np, &ni, &mw);
     f->dim = D = d->dim; f->n_layers = d->n_layers; f->max_width = mw;
     f->chunk = d->chunk ? d->chunk : 128;
     f->n_params = np;
+    f->ctx_dim = d->context_dim;
     f->params = (nf_real *)(b + off[0]);
     f->mean = (nf_real *)(b + off[1]);
     f->std = (nf_real *)(b + off[2]);
-    ints = (int *)(b + off[3]);
-    f->ws = (nf_real *)(b + off[4]);
+    /* own flows keep a table (nf_fit moves periodic cuts, loading fills it); constant
+       flows read the caller's */
+    f->dom = own ? (nf_domain *)(b + off[3]) : (nf_domain *)(uintptr_t)d->domains;
+    if (own && d->domains) memcpy(f->dom, d->domains, (size_t)D * sizeof(nf_domain));
+    if (f->dom) for (j = 0; j < D; ++j) if (f->dom[j].kind != NF_DOMAIN_REAL) f->has_dom = 1;
+    f->desc.domains = f->dom;
+    ints = (int *)(b + off[4]);
+    f->ws = (nf_real *)(b + off[5]);
     f->err_row = -1;
-    if (own) for (j = 0; j < D; ++j) { f->mean[j] = 0; f->std[j] = 1; }
+    if (own) for (j = 0; j < D + f->ctx_dim; ++j) { f->mean[j] = 0; f->std[j] = 1; }
     f->iota = ints; for (j = 0; j < 2 * D; ++j) ints[j] = j;
     ints += 2 * D;
     for (i = 0; i < f->n_layers; ++i) {
@@ -1162,39 +1227,41 @@ NFDEF nf_result nf_flow_set_standardization(nf_flow *f, const nf_real *mean, con
     if (!f) return NF_ERR_NULL;
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
     if (!mean != !std) return nf__fail(f, NF_ERR_NULL, "mean and std go together", -1);
-    for (j = 0; j < f->dim; ++j) {
+    for (j = 0; j < f->dim + f->ctx_dim; ++j) {
         if (mean && (!nf__isfinite(mean[j]) || !nf__isfinite(std[j]) || !(std[j] > 0)))
             return nf__fail(f, NF_ERR_ARG, "standardisation needs finite mean and positive std", -1);
     }
-    for (j = 0; j < f->dim; ++j) { f->mean[j] = mean ? mean[j] : 0; f->std[j] = std ? std[j] : 1; }
+    for (j = 0; j < f->dim + f->ctx_dim; ++j) { f->mean[j] = mean ? mean[j] : 0; f->std[j] = std ? std[j] : 1; }
     return NF_OK;
 }
 NFDEF void nf_flow_get_standardization(const nf_flow *f, nf_real *mean, nf_real *std) {
     int j;
     if (!f) return;
-    for (j = 0; j < f->dim; ++j) { if (mean) mean[j] = f->mean[j]; if (std) std[j] = f->std[j]; }
+    for (j = 0; j < f->dim + f->ctx_dim; ++j) { if (mean) mean[j] = f->mean[j]; if (std) std[j] = f->std[j]; }
 }
+NFDEF int nf_flow_context_dim(const nf_flow *f) { return f ? f->ctx_dim : 0; }
 
 /* ---- inference: one layer on R rows, in place on x (R x D) ------------------ */
-typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *z; } nf__ws;
+typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *z, *ctx; } nf__ws;
 
 static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) {
     size_t R = (size_t)f->chunk, D = (size_t)f->dim, mw = (size_t)f->max_width;
     nf_real *p = f->ws;
     *cur = p; p += R * D;
     w->tmp = p; p += R * D;
-    w->cond = p; p += R * D;
+    w->cond = p; p += R * (D + (size_t)f->ctx_dim);
     w->z = p; p += R * D;
     w->ha = p; p += R * mw;
     w->hb = p; p += R * mw;
     w->out = p; p += R * 2 * D;
-    w->ld = p;
+    w->ld = p; p += R;
+    w->ctx = p;
 }
 
 /* Conditioner MLP on R rows: in (R x nk) -> w->out (R x nout). */
 static void nf__mlp(const nf__layer *L, const nf_real *params, const nf_real *in, int R, nf__ws *w) {
     const nf_real *p = params + L->poff;
-    const nf_real *x = in; int xin = L->nk, dep;
+    const nf_real *x = in; int xin = L->nin, dep;
     nf_real *h = w->ha;
     for (dep = 0; dep < L->depth; ++dep) {
         nf_gemm(0, 0, R, L->hidden, xin, x, xin, p, L->hidden, h, L->hidden, 0);
@@ -1217,8 +1284,11 @@ static void nf__layer_apply(nf_flow *f, const nf__layer *L, nf_real *x, int R, i
     case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
         int affine = L->kind == NF_LAYER_AFFINE_COUPLING;
         nf_real c = L->clamp, ic = 1 / L->clamp;
-        for (r = 0; r < R; ++r)
-            for (j = 0; j < L->nk; ++j) w->cond[(size_t)r * L->nk + j] = x[(size_t)r * D + L->keep[j]];
+        for (r = 0; r < R; ++r) {   /* conditioner input: [kept features | context] */
+            nf_real *cr = w->cond + (size_t)r * L->nin;
+            for (j = 0; j < L->nk; ++j) cr[j] = x[(size_t)r * D + L->keep[j]];
+            for (j = 0; j < f->ctx_dim; ++j) cr[L->nk + j] = w->ctx[(size_t)r * f->ctx_dim + j];
+        }
         nf__mlp(L, f->params, w->cond, R, w);
         for (r = 0; r < R; ++r) {
             nf_real *xr = x + (size_t)r * D; const nf_real *o = w->out + (size_t)r * L->nout;
@@ -1380,61 +1450,162 @@ static nf_real nf__std_logdet(const nf_flow *f) {
     return s;
 }
 
-/* Data rows -> latent rows for one chunk, starting from the user's coordinates. */
-static void nf__chunk_forward(nf_flow *f, const nf_real *y, int R, nf_real *cur, nf__ws *w) {
+/* ---- domains: y (the user's coordinates) <-> u (the real line) ------------------- */
+static nf_real nf__softplus(nf_real x) { return x > 0 ? x + NF_LOG1P(NF_EXP(-x)) : NF_LOG1P(NF_EXP(x)); }
+/* u from y; returns log|du/dy|, or -HUGE_VAL when y is outside the domain */
+static nf_real nf__dom_fwd(const nf_domain *m, nf_real y, nf_real *u) {
+    nf_real lo = (nf_real)m->lo, hi = (nf_real)m->hi, P, t;
+    switch (m->kind) {
+    case NF_DOMAIN_INTERVAL:
+        if (!(y > lo && y < hi)) return (nf_real)-HUGE_VAL;
+        *u = NF_LOG(y - lo) - NF_LOG(hi - y);                 /* logit((y - lo) / (hi - lo)) */
+        return NF_LOG(hi - lo) - NF_LOG(y - lo) - NF_LOG(hi - y);
+    case NF_DOMAIN_LOWER:
+        if (!(y > lo)) return (nf_real)-HUGE_VAL;
+        *u = NF_LOG(y - lo);
+        return -*u;
+    case NF_DOMAIN_PERIODIC:
+        P = hi - lo;
+        t = y - (nf_real)m->cut;
+        t -= P * NF_FLOOR(t / P);                              /* (y - cut) mod P, in [0, P) */
+        if (!(t > 0 && t < P)) return (nf_real)-HUGE_VAL;      /* exactly on the cut: measure zero */
+        *u = NF_LOG(t) - NF_LOG(P - t);
+        return NF_LOG(P) - NF_LOG(t) - NF_LOG(P - t);
+    default:
+        *u = y;
+        return 0;
+    }
+}
+/* y from u, strictly inside the domain; returns log|dy/du| */
+static nf_real nf__dom_inv(const nf_domain *m, nf_real u, nf_real *y) {
+    nf_real lo = (nf_real)m->lo, hi = (nf_real)m->hi, P = hi - lo, s, v;
+    nf_real ld = NF_LOG(P) - nf__softplus(u) - nf__softplus(-u);   /* log (hi - lo) sigma(u) sigma(-u) */
+    switch (m->kind) {
+    case NF_DOMAIN_INTERVAL:
+        s = u > 0 ? 1 / (1 + NF_EXP(-u)) : NF_EXP(u) / (1 + NF_EXP(u));
+        v = u > 0 ? hi - P * (1 - s) : lo + P * s;
+        if (!(v > lo)) v = lo + P * (nf_real)NF__EPS;          /* rounding must not reach the boundary */
+        if (!(v < hi)) v = hi - P * (nf_real)NF__EPS;
+        *y = v;
+        return ld;
+    case NF_DOMAIN_LOWER:
+        v = lo + NF_EXP(u);
+        if (!(v > lo)) v = lo + (NF_FABS(lo) + 1) * (nf_real)NF__EPS;
+        *y = v;
+        return u;
+    case NF_DOMAIN_PERIODIC:
+        s = u > 0 ? 1 / (1 + NF_EXP(-u)) : NF_EXP(u) / (1 + NF_EXP(u));
+        v = (nf_real)m->cut + P * s;
+        v -= P * NF_FLOOR((v - lo) / P);                       /* back into [lo, hi) */
+        if (!(v >= lo && v < hi)) v = lo;
+        *y = v;
+        return ld;
+    default:
+        *y = u;
+        return 0;
+    }
+}
+NFDEF const nf_domain *nf_flow_domains(const nf_flow *f) { return f ? f->dom : NULL; }
+NFDEF int nf_flow_in_domain(const nf_flow *f, const nf_real *y) {
+    int j; nf_real u;
+    if (!f || !y) return 0;
+    if (f->has_dom) for (j = 0; j < f->dim; ++j) if (nf__dom_fwd(&f->dom[j], y[j], &u) == (nf_real)-HUGE_VAL) return 0;
+    return 1;
+}
+
+/* the chunk's context rows, standardised, into w->ctx */
+static void nf__chunk_ctx(nf_flow *f, const nf_real *ctx, int shared, int R, nf__ws *w) {
+    int r, j, C = f->ctx_dim, D = f->dim;
+    for (r = 0; r < R; ++r) {
+        const nf_real *c = ctx + (shared ? 0 : (size_t)r * C);
+        for (j = 0; j < C; ++j) w->ctx[(size_t)r * C + j] = (c[j] - f->mean[D + j]) / f->std[D + j];
+    }
+}
+
+/* Data rows -> latent rows for one chunk, from the user's coordinates: domain map,
+   standardisation, layers. Rows outside the domain get w->ld = -inf. */
+static void nf__chunk_forward(nf_flow *f, const nf_real *y, int R, const nf_real *ctx, int shared, nf_real *cur, nf__ws *w) {
     int r, j, i, D = f->dim;
     nf_real ld0 = nf__std_logdet(f);
+    if (f->ctx_dim) nf__chunk_ctx(f, ctx, shared, R, w);
     for (r = 0; r < R; ++r) {
-        for (j = 0; j < D; ++j) cur[(size_t)r * D + j] = (y[(size_t)r * D + j] - f->mean[j]) / f->std[j];
-        w->ld[r] = ld0;
+        nf_real ld = ld0, *c = cur + (size_t)r * D;
+        for (j = 0; j < D; ++j) {
+            nf_real v = y[(size_t)r * D + j];
+            if (f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) ld += nf__dom_fwd(&f->dom[j], v, &v);
+            c[j] = (v - f->mean[j]) / f->std[j];
+        }
+        if (ld == (nf_real)-HUGE_VAL) for (j = 0; j < D; ++j) c[j] = 0;   /* keep the layers finite */
+        w->ld[r] = ld;
     }
     for (i = 0; i < f->n_layers; ++i) nf__layer_apply(f, &f->layers[i], cur, R, +1, w);
 }
-static void nf__chunk_inverse(nf_flow *f, nf_real *cur, int R, nf_real *y, nf__ws *w) {
+static void nf__chunk_inverse(nf_flow *f, nf_real *cur, int R, const nf_real *ctx, int shared, nf_real *y, nf__ws *w) {
     int r, j, i, D = f->dim;
     nf_real ld0 = -nf__std_logdet(f);
+    if (f->ctx_dim) nf__chunk_ctx(f, ctx, shared, R, w);
     for (r = 0; r < R; ++r) w->ld[r] = ld0;
     for (i = f->n_layers - 1; i >= 0; --i) nf__layer_apply(f, &f->layers[i], cur, R, -1, w);
     for (r = 0; r < R; ++r)
-        for (j = 0; j < D; ++j) y[(size_t)r * D + j] = cur[(size_t)r * D + j] * f->std[j] + f->mean[j];
+        for (j = 0; j < D; ++j) {
+            nf_real v = cur[(size_t)r * D + j] * f->std[j] + f->mean[j];
+            if (f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) w->ld[r] += nf__dom_inv(&f->dom[j], v, &v);
+            y[(size_t)r * D + j] = v;
+        }
 }
 
-NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet) {
-    nf_real *cur; nf__ws w; size_t i; nf_result r = nf__check_call(f, y, n, z);
+static nf_result nf__check_ctx(nf_flow *f, const nf_real *ctx, size_t ctx_rows, size_t n) {
+    if (f->ctx_dim == 0) return ctx ? nf__fail(f, NF_ERR_ARG, "this flow takes no context", -1) : NF_OK;
+    if (!ctx) return nf__fail(f, NF_ERR_NULL, "a conditional flow needs a context", -1);
+    if (ctx_rows != 1 && ctx_rows != n) return nf__fail(f, NF_ERR_SHAPE, "ctx_rows must be 1 (shared) or n", -1);
+    return nf__check_rows(f, ctx, ctx_rows, f->ctx_dim, "context");
+}
+#define NF__CHUNKS(i, R, n, f) \
+    for (i = 0; i < n; i += (size_t)(f)->chunk) { int R = (int)(n - i < (size_t)(f)->chunk ? n - i : (size_t)(f)->chunk);
+#define NF__CTX_AT(ctx, shared, i, f) ((ctx) ? (ctx) + ((shared) ? 0 : (i) * (size_t)(f)->ctx_dim) : NULL)
+
+NFDEF nf_result nf_flow_forward_ctx(nf_flow *f, const nf_real *y, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *z, nf_real *logdet) {
+    nf_real *cur; nf__ws w; size_t i; int sh = ctx_rows == 1, r2; nf_result r = nf__check_call(f, y, n, z);
     if (r != NF_OK) return r;
-    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
-    for (i = 0; i < n; i += (size_t)f->chunk) {
-        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
-        nf__chunk_forward(f, y + i * f->dim, R, cur, &w);
+    NF__CHUNKS(i, R, n, f)
+        nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w);
+        for (r2 = 0; r2 < R; ++r2)
+            if (w.ld[r2] == (nf_real)-HUGE_VAL) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + r2));
         memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
     return NF_OK;
 }
-NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real *y, nf_real *logdet) {
-    nf_real *cur; nf__ws w; size_t i; nf_result r = nf__check_call(f, z, n, y);
+NFDEF nf_result nf_flow_inverse_ctx(nf_flow *f, const nf_real *z, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *y, nf_real *logdet) {
+    nf_real *cur; nf__ws w; size_t i; int sh = ctx_rows == 1; nf_result r = nf__check_call(f, z, n, y);
     if (r != NF_OK) return r;
-    if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK) return r;
+    if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
-    for (i = 0; i < n; i += (size_t)f->chunk) {
-        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+    NF__CHUNKS(i, R, n, f)
         memcpy(cur, z + i * f->dim, (size_t)R * f->dim * sizeof(nf_real));
-        nf__chunk_inverse(f, cur, R, y + i * f->dim, &w);
+        nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * f->dim, &w);
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
     return NF_OK;
+}
+NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet) {
+    return nf_flow_forward_ctx(f, y, n, NULL, 0, z, logdet);
+}
+NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real *y, nf_real *logdet) {
+    return nf_flow_inverse_ctx(f, z, n, NULL, 0, y, logdet);
 }
 #ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, int k, nf_real *y) {
     nf_real *cur; nf__ws w; size_t i; int l, r2, j, D; nf_result r = nf__check_call(f, z, n, y);
     if (r != NF_OK) return r;
     if (k < 0 || k > f->n_layers) return nf__fail(f, NF_ERR_ARG, "stage out of range", -1);
+    if (f->ctx_dim || f->has_dom) return nf__fail(f, NF_ERR_ARG, "stages are for unconditional flows without domains", -1);
     if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK) return r;
     D = f->dim;
     nf__ws_carve(f, &cur, &w);
-    for (i = 0; i < n; i += (size_t)f->chunk) {
-        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+    NF__CHUNKS(i, R, n, f)
         memcpy(cur, z + i * D, (size_t)R * D * sizeof(nf_real));
         for (r2 = 0; r2 < R; ++r2) w.ld[r2] = 0;
         for (l = f->n_layers - 1; l >= f->n_layers - k; --l) nf__layer_apply(f, &f->layers[l], cur, R, -1, &w);
@@ -1447,35 +1618,38 @@ NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, in
     return NF_OK;
 }
 #endif
-NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp) {
-    nf_real *cur; nf__ws w; size_t i; int r2; nf_result r = nf__check_call(f, y, n, logp);
+/* log p(y) = log p_X(g^-1(y)) + log|det d g^-1 / dy|; -inf outside the domain */
+NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *logp) {
+    nf_real *cur; nf__ws w; size_t i; int r2, sh = ctx_rows == 1; nf_result r = nf__check_call(f, y, n, logp);
     if (r != NF_OK) return r;
-    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
-    for (i = 0; i < n; i += (size_t)f->chunk) {
-        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
-        nf__chunk_forward(f, y + i * f->dim, R, cur, &w);
+    NF__CHUNKS(i, R, n, f)
+        nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w);
         nf__base_logp(f, cur, R, logp + i);
-        for (r2 = 0; r2 < R; ++r2) logp[i + r2] += w.ld[r2];   /* log p_X(g^-1 y) + log|det| */
+        for (r2 = 0; r2 < R; ++r2) logp[i + r2] += w.ld[r2];
     }
     return NF_OK;
+}
+NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp) {
+    return nf_flow_log_prob_ctx(f, y, n, NULL, 0, logp);
 }
 NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp) {
     size_t i; nf_result r = nf__check_call(f, z, n, logp);
     if (r != NF_OK) return r;
-    for (i = 0; i < n; i += (size_t)f->chunk) {
-        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+    NF__CHUNKS(i, R, n, f)
         nf__base_logp(f, z + i * f->dim, R, logp + i);
     }
     return NF_OK;
 }
-NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf_real *logp) {
-    nf_real *cur; nf__ws w; size_t i; int r2, j, D; nf_result r = nf__check_call(f, rng, n, y);
+/* z ~ base, y = g(z); log q(y) = log p_X(z) - log|det dg/dz| */
+NFDEF nf_result nf_flow_sample_ctx(nf_flow *f, nf_rng *rng, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *y, nf_real *logp) {
+    nf_real *cur; nf__ws w; size_t i; int r2, j, D, sh = ctx_rows == 1; nf_result r = nf__check_call(f, rng, n, y);
     if (r != NF_OK) return r;
+    if ((r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     D = f->dim;
     nf__ws_carve(f, &cur, &w);
-    for (i = 0; i < n; i += (size_t)f->chunk) {
-        int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
+    NF__CHUNKS(i, R, n, f)
         const nf_real *mu = f->params + f->base_off, *ls = mu + D;
         for (r2 = 0; r2 < R; ++r2)
             for (j = 0; j < D; ++j) {
@@ -1483,10 +1657,13 @@ NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf
                 cur[(size_t)r2 * D + j] = f->desc.base == NF_BASE_DIAG_GAUSSIAN ? mu[j] + NF_EXP(ls[j]) * e : e;
             }
         if (logp) nf__base_logp(f, cur, R, logp + i);
-        nf__chunk_inverse(f, cur, R, y + i * D, &w);
+        nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * D, &w);
         if (logp) for (r2 = 0; r2 < R; ++r2) logp[i + r2] -= w.ld[r2];
     }
     return NF_OK;
+}
+NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf_real *logp) {
+    return nf_flow_sample_ctx(f, rng, n, NULL, 0, y, logp);
 }
 
 /* ---- self-checks --------------------------------------------------------------- */
@@ -1495,12 +1672,13 @@ NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, 
     nf_result r = nf__check_call(f, y, n, max_err);
     if (r != NF_OK) return r;
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    if (f->ctx_dim) return nf__fail(f, NF_ERR_ARG, "use a context-free flow (or check with nf_flow_forward_ctx)", -1);
     D = f->dim;
     nf__ws_carve(f, &cur, &w);
     for (i = 0; i < n; i += (size_t)f->chunk) {
         int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
-        nf__chunk_forward(f, y + i * D, R, cur, &w);
-        nf__chunk_inverse(f, cur, R, w.z, &w);   /* w.z: R x D, unused by the layers */
+        nf__chunk_forward(f, y + i * D, R, NULL, 0, cur, &w);
+        nf__chunk_inverse(f, cur, R, NULL, 0, w.z, &w);   /* w.z: R x D, unused by the layers */
         for (r2 = 0; r2 < R; ++r2)
             for (j = 0; j < D; ++j) {
                 double e = fabs((double)w.z[(size_t)r2 * D + j] - (double)y[(i + r2) * D + j]);
@@ -1566,7 +1744,7 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
 #define NF__FORMAT_VERSION 1u
 #define NF__HDR_BYTES 56u
 #define NF__LAYER_BYTES 36u
-#define NF__DOMAIN_BYTES 20u
+#define NF__DOMAIN_BYTES 28u
 static const unsigned char nf__magic[8] = {'N', 'F', 'L', 'W', '\r', '\n', 0x1a, '\n'};
 
 NFDEF uint32_t nf_crc32(uint32_t crc, const void *data, size_t n) {
@@ -1600,8 +1778,8 @@ NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes) {
     size_t t;
     if (!f || !bytes) return NF_ERR_NULL;
     t = NF__HDR_BYTES + (size_t)f->n_layers * NF__LAYER_BYTES + (size_t)f->dim * NF__DOMAIN_BYTES + 8 + 4;
-    if (f->n_params > ((size_t)-1 - t) / sizeof(nf_real) - 2 * (size_t)f->dim) return NF_ERR_OVERFLOW;
-    *bytes = t + (2 * (size_t)f->dim + f->n_params) * sizeof(nf_real);
+    if (f->n_params > ((size_t)-1 - t) / sizeof(nf_real) - 2 * ((size_t)f->dim + f->ctx_dim)) return NF_ERR_OVERFLOW;
+    *bytes = t + (2 * ((size_t)f->dim + f->ctx_dim) + f->n_params) * sizeof(nf_real);
     return NF_OK;
 }
 
@@ -1617,7 +1795,7 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
     nf__put_u64(&w, (uint64_t)need);
     nf__put_u32(&w, (uint32_t)f->dim); nf__put_u32(&w, (uint32_t)f->desc.base);
     nf__put_u32(&w, (uint32_t)f->n_layers); nf__put_u32(&w, (uint32_t)f->desc.chunk);
-    nf__put_u32(&w, 0); nf__put_u32(&w, 0);
+    nf__put_u32(&w, (uint32_t)f->ctx_dim); nf__put_u32(&w, 0);
     nf__put_u64(&w, f->desc.seed);
     for (j = 0; j < f->n_layers; ++j) {
         const nf_layer_desc *l = &f->desc.layers[j];
@@ -1627,10 +1805,14 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
         nf__put_u32(&w, l->seed); nf__put_u32(&w, (uint32_t)f->layers[j].initialized);
         nf__put_f32(&w, l->clamp);
     }
-    for (j = 0; j < f->dim; ++j) { nf__put_u32(&w, 0); nf__put_f64(&w, 0); nf__put_f64(&w, 0); }
+    for (j = 0; j < f->dim; ++j) {
+        const nf_domain *m = f->dom ? &f->dom[j] : NULL;
+        nf__put_u32(&w, m ? (uint32_t)m->kind | (uint32_t)(m->fixed_cut ? 1 : 0) << 16 : 0);
+        nf__put_f64(&w, m ? m->lo : 0); nf__put_f64(&w, m ? m->hi : 0); nf__put_f64(&w, m ? m->cut : 0);
+    }
     nf__put_u64(&w, (uint64_t)f->n_params);
-    for (j = 0; j < f->dim; ++j) nf__put_real(&w, f->mean[j]);
-    for (j = 0; j < f->dim; ++j) nf__put_real(&w, f->std[j]);
+    for (j = 0; j < f->dim + f->ctx_dim; ++j) nf__put_real(&w, f->mean[j]);
+    for (j = 0; j < f->dim + f->ctx_dim; ++j) nf__put_real(&w, f->std[j]);
     for (i = 0; i < f->n_params; ++i) nf__put_real(&w, f->params[i]);
     nf__put_u32(&w, nf_crc32(0, w.p, w.n));
     NF_ASSERT(w.n == need);
@@ -1641,9 +1823,9 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
 #endif
 /* Checks everything but the weights' count against a plan; fills d and where the reals start. */
 static nf_result nf__parse(const void *buf, size_t len, nf_flow_desc *d, const unsigned char **reals,
-                           size_t *rsize, size_t *n_params, int *init_flags) {
+                           size_t *rsize, size_t *n_params, int *init_flags, const unsigned char **doms) {
     const unsigned char *p = (const unsigned char *)buf; uint64_t total, np64; size_t off, np, need, k;
-    uint32_t rb, nl, dim, j; nf_result r;
+    uint32_t rb, nl, dim, cdim, j; nf_result r;
     if (!buf || !d) return NF_ERR_NULL;
     if (memcmp(p, nf__magic, len < 8 ? len : 8) != 0) return NF_ERR_BAD_MAGIC;
     if (len < NF__HDR_BYTES) return NF_ERR_TRUNCATED;
@@ -1657,9 +1839,10 @@ static nf_result nf__parse(const void *buf, size_t len, nf_flow_desc *d, const u
     if (rb != 4 && rb != 8) return NF_ERR_CORRUPT;
     dim = nf__get_u32(p + 24); nl = nf__get_u32(p + 32);
     if (dim < 1 || dim > NF__MAXDIM || nl > NF_MAX_LAYERS) return NF_ERR_CORRUPT;
-    if (nf__get_u32(p + 40) != 0 || nf__get_u32(p + 44) != 0) return NF_ERR_CORRUPT;   /* context, flags */
+    cdim = nf__get_u32(p + 40);
+    if (cdim > (1u << 16) || nf__get_u32(p + 44) != 0) return NF_ERR_CORRUPT;   /* context, flags */
     memset(d, 0, sizeof *d);
-    d->dim = (int)dim; d->base = (int)nf__get_u32(p + 28); d->n_layers = (int)nl;
+    d->dim = (int)dim; d->base = (int)nf__get_u32(p + 28); d->n_layers = (int)nl; d->context_dim = (int)cdim;
     d->chunk = (int)(nf__get_u32(p + 36) & 0x7fffffffu); d->seed = nf__get_u64(p + 48);
     off = NF__HDR_BYTES;
     /* sizes below are bounded by dim <= 2^20 and nl <= NF_MAX_LAYERS: no overflow */
@@ -1675,19 +1858,27 @@ static nf_result nf__parse(const void *buf, size_t len, nf_flow_desc *d, const u
         l->clamp = nf__get_f32(p + off + 32);
         if (!(l->clamp >= 0 && l->clamp < 1e30f)) return NF_ERR_CORRUPT;
     }
-    for (j = 0; j < dim; ++j, off += NF__DOMAIN_BYTES)
-        if (nf__get_u32(p + off) != 0) return NF_ERR_CORRUPT;   /* version 1: unbounded only */
+    if (doms) *doms = p + off;
+    for (j = 0; j < dim; ++j, off += NF__DOMAIN_BYTES) {   /* checked as nf__plan checks a description */
+        uint32_t k = nf__get_u32(p + off); nf_domain m;
+        m.kind = (int)(k & 0xffffu); m.fixed_cut = (int)(k >> 16);
+        m.lo = nf__get_f64(p + off + 4); m.hi = nf__get_f64(p + off + 12); m.cut = nf__get_f64(p + off + 20);
+        if (m.kind >= NF_DOMAIN_KIND_COUNT || m.fixed_cut > 1) return NF_ERR_CORRUPT;
+        if (m.kind != NF_DOMAIN_REAL && !(m.lo - m.lo == 0)) return NF_ERR_CORRUPT;
+        if ((m.kind == NF_DOMAIN_INTERVAL || m.kind == NF_DOMAIN_PERIODIC) && !(m.hi - m.hi == 0 && m.hi > m.lo)) return NF_ERR_CORRUPT;
+        if (m.kind == NF_DOMAIN_PERIODIC && !(m.cut - m.cut == 0)) return NF_ERR_CORRUPT;
+    }
     if ((r = nf__plan(d, NULL, &np, NULL, NULL)) != NF_OK) return NF_ERR_CORRUPT;
     np64 = nf__get_u64(p + off); off += 8;
     if (np64 != (uint64_t)np) return NF_ERR_CORRUPT;
     /* the reals must fill exactly what is left before the checksum */
-    if (np > ((size_t)-1) / 8 - 2 * (size_t)dim) return NF_ERR_CORRUPT;
-    need = (2 * (size_t)dim + np) * rb;
+    if (np > ((size_t)-1) / 8 - 2 * ((size_t)dim + cdim)) return NF_ERR_CORRUPT;
+    need = (2 * ((size_t)dim + cdim) + np) * rb;
     if (len - 4 - off != need) return NF_ERR_CORRUPT;
-    for (k = 0; k < 2 * (size_t)dim + np; ++k) {   /* finite values; std > 0 */
+    for (k = 0; k < 2 * ((size_t)dim + cdim) + np; ++k) {   /* finite values; std > 0 */
         double v = rb == 4 ? (double)nf__get_f32(p + off + 4 * k) : nf__get_f64(p + off + 8 * k);
         if (!(v - v == 0)) return NF_ERR_CORRUPT;
-        if (k >= dim && k < 2 * (size_t)dim && !(v > 0)) return NF_ERR_CORRUPT;
+        if (k >= (size_t)dim + cdim && k < 2 * ((size_t)dim + cdim) && !(v > 0)) return NF_ERR_CORRUPT;
         if (sizeof(nf_real) == 4 && (v > 3.4e38 || v < -3.4e38)) return NF_ERR_CORRUPT;  /* would be Inf */
     }
     *reals = p + off; *rsize = rb; *n_params = np;
@@ -1696,25 +1887,33 @@ static nf_result nf__parse(const void *buf, size_t len, nf_flow_desc *d, const u
 
 NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d) {
     const unsigned char *reals; size_t rs, np;
-    return nf__parse(buf, len, d, &reals, &rs, &np, NULL);
+    return nf__parse(buf, len, d, &reals, &rs, &np, NULL, NULL);
 }
 
 NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len) {
-    nf_flow_desc d; const unsigned char *q; size_t rs, np, k; int j, flags[NF_MAX_LAYERS];
+    nf_flow_desc d; const unsigned char *q, *dm; size_t rs, np, k; int j, flags[NF_MAX_LAYERS], C;
     nf_result r;
     if (!f) return NF_ERR_NULL;
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
-    if ((r = nf__parse(buf, len, &d, &q, &rs, &np, flags)) != NF_OK) return nf__fail(f, r, "loading model", -1);
-    if (d.dim != f->dim || d.n_layers != f->n_layers || np != f->n_params || d.base != f->desc.base)
+    if ((r = nf__parse(buf, len, &d, &q, &rs, &np, flags, &dm)) != NF_OK) return nf__fail(f, r, "loading model", -1);
+    if (d.dim != f->dim || d.n_layers != f->n_layers || np != f->n_params || d.base != f->desc.base || d.context_dim != f->ctx_dim)
         return nf__fail(f, NF_ERR_SHAPE, "model does not match this flow's description", -1);
     for (j = 0; j < d.n_layers; ++j)
         if (d.layers[j].kind != f->desc.layers[j].kind)
             return nf__fail(f, NF_ERR_SHAPE, "model does not match this flow's description", -1);
 #define NF__RD(i) (rs == 4 ? (nf_real)nf__get_f32(q + 4 * (i)) : (nf_real)nf__get_f64(q + 8 * (i)))
-    for (j = 0; j < f->dim; ++j) { f->mean[j] = NF__RD(j); f->std[j] = NF__RD(f->dim + j); }
-    for (k = 0; k < np; ++k) f->params[k] = NF__RD(2 * (size_t)f->dim + k);
+    C = f->ctx_dim;
+    for (j = 0; j < f->dim + C; ++j) { f->mean[j] = NF__RD(j); f->std[j] = NF__RD(f->dim + C + j); }
+    for (k = 0; k < np; ++k) f->params[k] = NF__RD(2 * ((size_t)f->dim + C) + k);
 #undef NF__RD
     for (j = 0; j < d.n_layers; ++j) f->layers[j].initialized = flags[j];
+    f->has_dom = 0;
+    for (j = 0; j < f->dim; ++j, dm += NF__DOMAIN_BYTES) {
+        nf_domain *m = &f->dom[j]; uint32_t kk = nf__get_u32(dm);
+        m->kind = (int)(kk & 0xffffu); m->fixed_cut = (int)(kk >> 16);
+        m->lo = nf__get_f64(dm + 4); m->hi = nf__get_f64(dm + 12); m->cut = nf__get_f64(dm + 20);
+        if (m->kind != NF_DOMAIN_REAL) f->has_dom = 1;
+    }
     return NF_OK;
 }
 
@@ -1781,7 +1980,7 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     d = &f->desc; dd = *d; dd.chunk = chunk;
     {   size_t ni; int mw;
         if ((r = nf__plan(&dd, NULL, NULL, &ni, &mw)) != NF_OK) return r;
-        if (!nf__ws_reals(dd.dim, mw, chunk, &ws)) return NF_ERR_OVERFLOW;
+        if (!nf__ws_reals(dd.dim, mw, chunk, dd.context_dim, &ws)) return NF_ERR_OVERFLOW;
         n_ints = ni; }
     fprintf(h, "/* %s.h: a trained nflow flow as constant data (generated by nf_flow_export_c). */\n", name);
     fprintf(h, "#ifndef %s_H\n#define %s_H\n#include \"nflow.h\"\n", up, up);
@@ -1792,7 +1991,8 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     fprintf(h, "#if NF_MAX_LAYERS < %d\n#error \"%s needs NF_MAX_LAYERS >= %d\"\n#endif\n", f->n_layers, name, f->n_layers);
     fprintf(h, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
     fprintf(h, "extern const nf_flow_desc %s_desc;\nextern const nf_real %s_params[%lu];\n", name, name, (unsigned long)(f->n_params ? f->n_params : 1));
-    fprintf(h, "extern const nf_real %s_mean[%d];\nextern const nf_real %s_std[%d];\n", name, f->dim, name, f->dim);
+    fprintf(h, "extern const nf_real %s_mean[%d];\nextern const nf_real %s_std[%d];\n", name, f->dim + f->ctx_dim, name, f->dim + f->ctx_dim);
+    fprintf(h, "#define %s_CONTEXT_DIM %d\n", up, f->ctx_dim);
     fprintf(h, "#ifdef __cplusplus\n}\n#endif\n");
     fprintf(h, "/* nf_flow *f; static unsigned char mem[%s_WORKSPACE_BYTES]; %s_INIT(&f, mem, sizeof mem); */\n", up, up);
     fprintf(h, "#define %s_INIT(f, mem, bytes) nf_flow_init_const((f), &%s_desc, %s_params, %s_NUM_PARAMS, %s_mean, %s_std, (mem), (bytes))\n",
@@ -1801,20 +2001,27 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
 
     fprintf(c, "/* %s.c: generated by nf_flow_export_c; weights are exact (%%.17g of the trained values). */\n", name);
     fprintf(c, "#include \"%s.h\"\n", name);
+    if (f->has_dom) {
+        fprintf(c, "static const nf_domain %s_domains[%d] = {\n", name, f->dim);
+        for (j = 0; j < f->dim; ++j)
+            fprintf(c, "    {%d, %.17g, %.17g, %.17g, %d},\n", f->dom[j].kind, f->dom[j].lo, f->dom[j].hi, f->dom[j].cut, f->dom[j].fixed_cut);
+        fprintf(c, "};\n");
+    }
     fprintf(c, "const nf_flow_desc %s_desc = {\n    %d, %d, %d, %lluULL, %d, {\n", name, d->dim, d->base, d->n_layers, (unsigned long long)d->seed, chunk);
     for (j = 0; j < d->n_layers; ++j) {
         const nf_layer_desc *l = &d->layers[j];
         fprintf(c, "        {%d, %d, %d, %d, %.9ef, %d, %d, %luu},\n", l->kind, l->hidden, l->depth, l->activation,
                 (double)l->clamp, l->mask, l->parity, (unsigned long)l->seed);
     }
-    fprintf(c, "    }\n};\n");
+    fprintf(c, "    },\n    %d, ", f->ctx_dim);
+    if (f->has_dom) fprintf(c, "%s_domains\n};\n", name); else fprintf(c, "0\n};\n");
     fprintf(c, "const nf_real %s_params[%lu] = {", name, (unsigned long)(f->n_params ? f->n_params : 1));
     for (i = 0; i < f->n_params; ++i) { fputs(i == 0 ? "\n    " : i % 6 ? ", " : ",\n    ", c); nf__put_real_c(c, f->params[i]); }
     if (!f->n_params) fputs("0", c);
-    fprintf(c, "\n};\nconst nf_real %s_mean[%d] = {", name, f->dim);
-    for (j = 0; j < f->dim; ++j) { fputs(j ? ", " : "", c); nf__put_real_c(c, f->mean[j]); }
-    fprintf(c, "};\nconst nf_real %s_std[%d] = {", name, f->dim);
-    for (j = 0; j < f->dim; ++j) { fputs(j ? ", " : "", c); nf__put_real_c(c, f->std[j]); }
+    fprintf(c, "\n};\nconst nf_real %s_mean[%d] = {", name, f->dim + f->ctx_dim);
+    for (j = 0; j < f->dim + f->ctx_dim; ++j) { fputs(j ? ", " : "", c); nf__put_real_c(c, f->mean[j]); }
+    fprintf(c, "};\nconst nf_real %s_std[%d] = {", name, f->dim + f->ctx_dim);
+    for (j = 0; j < f->dim + f->ctx_dim; ++j) { fputs(j ? ", " : "", c); nf__put_real_c(c, f->std[j]); }
     fprintf(c, "};\n");
     return ferror(c) || ferror(h) ? NF_ERR_IO : NF_OK;
 }
@@ -2259,14 +2466,15 @@ NFDEF size_t nf_trainer_bytes(const nf_trainer *t) {
 /* One layer, data -> latent, on the tape. Per-row log-dets add into *ldr (rows x 1),
    data-independent ones into *ldc (1 x 1). */
 static nf_tensor *nf__layer_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf_real *grad,
-                                 nf_tensor *x, nf_tensor **ldr, nf_tensor **ldc) {
+                                 nf_tensor *x, nf_tensor *ctx, nf_tensor **ldr, nf_tensor **ldc) {
 #define NF__P(off, r, c) nf_tape_param(tp, f->params + (off), grad + (off), (r), (c))
     int D = f->dim;
     switch (L->kind) {
     case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
         nf_tensor *xa = nf_t_gather_cols(tp, x, L->keep, L->nk);
         nf_tensor *xb = nf_t_gather_cols(tp, x, L->trans, L->nt);
-        nf_tensor *h = xa, *zb, *out; size_t off = L->poff; int in = L->nk, dep;
+        nf_tensor *h = ctx ? nf_t_concat_cols(tp, xa, ctx) : xa, *zb, *out;   /* [kept | context] */
+        size_t off = L->poff; int in = L->nin, dep;
         for (dep = 0; dep < L->depth; ++dep) {              /* h = act(h W + b) */
             nf_tensor *W = NF__P(off, in, L->hidden), *b = NF__P(off + (size_t)in * L->hidden, 1, L->hidden);
             h = nf_t_linear(tp, h, W, b, L->act);
@@ -2328,21 +2536,30 @@ static nf_tensor *nf__layer_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf
 /* The mean (or weighted mean) negative log-likelihood of n rows on the tape.
    y NULL builds the graph on zeros (used to size the arena). *constant gets the
    data-independent part of the loss that has no gradient. */
-static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, const nf_real *w,
+static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, const nf_real *ctx, const nf_real *w,
                                 int weighted, size_t n, double *constant) {
-    nf_flow *f = tr->f; int D = f->dim, R = (int)n, i, j;
-    nf_tensor *x, *ldr = NULL, *ldc = NULL, *logp, *loss;
+    nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim, R = (int)n, i, j;
+    nf_tensor *x, *ct = NULL, *ldr = NULL, *ldc = NULL, *logp, *loss;
     nf_real *ys = (nf_real *)nf_arena_alloc(tp->arena, n * D * sizeof(nf_real));
     nf_real *ws = weighted ? (nf_real *)nf_arena_alloc(tp->arena, n * sizeof(nf_real)) : NULL;
-    double wsum = 0;
-    if (!ys || (weighted && !ws)) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
+    nf_real *cs = C ? (nf_real *)nf_arena_alloc(tp->arena, n * C * sizeof(nf_real)) : NULL;
+    double wsum = 0, dom_ld = 0;   /* the domain maps' log-dets: data-dependent but parameter-free */
+    if (!ys || (weighted && !ws) || (C && !cs)) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
     for (i = 0; i < R; ++i) {
-        for (j = 0; j < D; ++j)
-            ys[(size_t)i * D + j] = y ? (y[(size_t)i * D + j] - f->mean[j]) / f->std[j] : NF__R(0);
-        if (ws) { ws[i] = w ? w[i] : NF__R(1); wsum += (double)ws[i]; }
+        double wi = w ? (double)w[i] : 1.0, ldi = 0;
+        for (j = 0; j < D; ++j) {
+            nf_real v = y ? y[(size_t)i * D + j] : NF__R(0);
+            if (y && f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) ldi += (double)nf__dom_fwd(&f->dom[j], v, &v);
+            ys[(size_t)i * D + j] = y ? (v - f->mean[j]) / f->std[j] : NF__R(0);
+        }
+        for (j = 0; j < C; ++j)
+            cs[(size_t)i * C + j] = ctx ? (ctx[(size_t)i * C + j] - f->mean[D + j]) / f->std[D + j] : NF__R(0);
+        if (ws) ws[i] = (nf_real)wi;
+        wsum += wi; dom_ld += wi * ldi;
     }
     x = nf_tape_input(tp, ys, R, D);
-    for (i = 0; i < f->n_layers; ++i) x = nf__layer_tape(tp, f, &f->layers[i], tr->grad, x, &ldr, &ldc);
+    if (C) ct = nf_tape_input(tp, cs, R, C);
+    for (i = 0; i < f->n_layers; ++i) x = nf__layer_tape(tp, f, &f->layers[i], tr->grad, x, ct, &ldr, &ldc);
     if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {   /* u = (z - mu) e^-ls, log p = -u^2/2 - ls */
         nf_tensor *mu = nf_tape_param(tp, f->params + f->base_off, tr->grad + f->base_off, 1, D);
         nf_tensor *ls = nf_tape_param(tp, f->params + f->base_off + D, tr->grad + f->base_off + D, 1, D);
@@ -2360,7 +2577,7 @@ static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, c
         loss = nf_t_scale(tp, nf_t_mean(tp, logp), -1);
     }
     if (ldc) loss = nf_t_sub(tp, loss, ldc);
-    *constant = 0.5 * D * NF__LOG_2PI - (double)nf__std_logdet(f);
+    *constant = 0.5 * D * NF__LOG_2PI - (double)nf__std_logdet(f) - (wsum > 0 ? dom_ld / wsum : 0);
     return loss;
 }
 
@@ -2380,7 +2597,7 @@ static nf_result nf__size_arena(nf_trainer *tr) {
         r = nf_arena_create(&tr->arena, guess, NULL);
         if (r != NF_OK) return r;
         nf_tape_init(&tp, &tr->arena);
-        loss = nf__loss_tape(tr, &tp, NULL, NULL, 1, tr->max_batch, &c);
+        loss = nf__loss_tape(tr, &tp, NULL, NULL, NULL, 1, tr->max_batch, &c);
         if (loss) r = nf_tape_backward(&tp, loss);
         need = tr->arena.high;
         nf_arena_destroy(&tr->arena);
@@ -2418,7 +2635,7 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
 
 /* ActNorm's data-dependent initialisation: each uninitialised ActNorm gets the scale
    and shift that make its input batch zero-mean, unit-variance per feature. */
-static void nf__actnorm_init(nf_flow *f, const nf_real *y, size_t n) {
+static void nf__actnorm_init(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n) {
     int a, D = f->dim, j, pass, rr;
     for (a = 0; a < f->n_layers; ++a) {
         nf__layer *L = &f->layers[a];
@@ -2431,7 +2648,7 @@ static void nf__actnorm_init(nf_flow *f, const nf_real *y, size_t n) {
         for (pass = 0; pass < 2; ++pass) {   /* pass 0: mean into b; pass 1: variance into s */
             for (r0 = 0; r0 < n; r0 += (size_t)f->chunk) {
                 int R = (int)(n - r0 < (size_t)f->chunk ? n - r0 : (size_t)f->chunk);
-                nf__chunk_forward(f, y + r0 * D, R, cur, &w);
+                nf__chunk_forward(f, y + r0 * D, R, ctx ? ctx + r0 * f->ctx_dim : NULL, 0, cur, &w);
                 for (j = 0; j < D; ++j) {
                     double acc = 0;
                     for (rr = 0; rr < R; ++rr) {
@@ -2452,7 +2669,13 @@ static void nf__actnorm_init(nf_flow *f, const nf_real *y, size_t n) {
     }
 }
 
-static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n) {
+static nf_result nf__check_domain(nf_flow *f, const nf_real *y, size_t n) {
+    size_t i;
+    if (f->has_dom) for (i = 0; i < n; ++i)
+        if (!nf_flow_in_domain(f, y + i * f->dim)) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)i);
+    return NF_OK;
+}
+static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n) {
     nf_flow *f; nf_result r; size_t i;
     if (!t) return NF_ERR_NULL;
     f = t->f;
@@ -2460,6 +2683,8 @@ static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real 
     if (n > t->max_batch) return nf__fail(f, NF_ERR_SHAPE, "batch larger than the trainer's max_batch", -1);
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot train read-only weights", -1);
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    if ((r = nf__check_domain(f, y, n)) != NF_OK) return r;
+    if ((r = nf__check_ctx(f, ctx, n, n)) != NF_OK) return r;
     if (w) {
         double s = 0;
         for (i = 0; i < n; ++i) {
@@ -2471,14 +2696,14 @@ static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real 
     return NF_OK;
 }
 
-NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
+NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf_tape tp; nf_tensor *l; double c; nf_result r; size_t i;
-    if ((r = nf__check_batch(t, y, w, n)) != NF_OK) return r;
-    nf__actnorm_init(t->f, y, n);
+    if ((r = nf__check_batch(t, y, ctx, w, n)) != NF_OK) return r;
+    nf__actnorm_init(t->f, y, ctx, n);
     memset(t->grad, 0, t->f->n_params * sizeof(nf_real));
     nf_arena_reset(&t->arena);
     nf_tape_init(&tp, &t->arena);
-    l = nf__loss_tape(t, &tp, y, w, w != NULL, n, &c);
+    l = nf__loss_tape(t, &tp, y, ctx, w, w != NULL, n, &c);
     if (!l) return nf__fail(t->f, tp.err, "building the loss", -1);
     if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(t->f, r, "backward", -1);
     if (loss) *loss = (double)l->val[0] + c;
@@ -2488,8 +2713,14 @@ NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_r
     return NF_OK;
 }
 
+NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
+    return nf_trainer_loss_grad_ctx(t, y, NULL, w, n, loss);
+}
 NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
-    nf_result r = nf_trainer_loss_grad(t, y, w, n, loss);
+    return nf_train_step_ctx(t, y, NULL, w, n, loss);
+}
+NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
+    nf_result r = nf_trainer_loss_grad_ctx(t, y, ctx, w, n, loss);
     size_t i, np;
     if (r != NF_OK) return r;
     np = t->f->n_params;
@@ -2549,13 +2780,16 @@ NFDEF void nf_fit_options_default(nf_fit_options *o) {
 }
 
 /* Mean (or weighted mean) negative log-likelihood of the rows idx[0..m) of y. */
-static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *w, const size_t *idx,
-                              size_t m, nf_real *rows, nf_real *lp, size_t cap, double *out) {
-    size_t i, k; double s = 0, ws = 0; int D = f->dim; nf_result r;
+static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *ctx, const nf_real *w, const size_t *idx,
+                              size_t m, nf_real *rows, nf_real *crow, nf_real *lp, size_t cap, double *out) {
+    size_t i, k; double s = 0, ws = 0; int D = f->dim, C = f->ctx_dim; nf_result r;
     for (i = 0; i < m; i += cap) {
         size_t R = m - i < cap ? m - i : cap;
-        for (k = 0; k < R; ++k) memcpy(rows + k * D, y + idx[i + k] * D, (size_t)D * sizeof(nf_real));
-        if ((r = nf_flow_log_prob(f, rows, R, lp)) != NF_OK) return r;
+        for (k = 0; k < R; ++k) {
+            memcpy(rows + k * D, y + idx[i + k] * D, (size_t)D * sizeof(nf_real));
+            if (C) memcpy(crow + k * C, ctx + idx[i + k] * C, (size_t)C * sizeof(nf_real));
+        }
+        if ((r = nf_flow_log_prob_ctx(f, rows, R, C ? crow : NULL, R, lp)) != NF_OK) return r;
         for (k = 0; k < R; ++k) {
             double wk = w ? (double)w[idx[i + k]] : 1.0;
             s -= wk * (double)lp[k]; ws += wk;
@@ -2565,11 +2799,37 @@ static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *w, co
     return NF_OK;
 }
 
+/* Opens each periodic circle where the training rows are sparsest: the middle of
+   the emptiest of 64 bins (the flow's density must vanish at the cut, so the cut
+   belongs where there is least data to misfit). */
+static void nf__place_cuts(nf_flow *f, const nf_real *y, const size_t *idx, size_t m) {
+    int j, b, best; unsigned long cnt[64]; size_t i;
+    if (!f->dom) return;
+    for (j = 0; j < f->dim; ++j) {
+        nf_domain *d = &f->dom[j]; double P = d->hi - d->lo;
+        if (d->kind != NF_DOMAIN_PERIODIC || d->fixed_cut) continue;
+        memset(cnt, 0, sizeof cnt);
+        for (i = 0; i < m; ++i) {
+            double t = (double)y[idx[i] * f->dim + j] - d->lo;
+            t -= P * floor(t / P);
+            b = (int)(t / P * 64); if (b > 63) b = 63; if (b < 0) b = 0;
+            cnt[b]++;
+        }
+        for (best = 0, b = 1; b < 64; ++b) if (cnt[b] < cnt[best]) best = b;
+        d->cut = d->lo + (best + 0.5) * P / 64;
+    }
+}
+
 NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
                        const nf_fit_options *opt, nf_fit_report *rep) {
+    return nf_fit_ctx(f, y, NULL, n, w, opt, rep);
+}
+
+NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n, const nf_real *w,
+                           const nf_fit_options *opt, nf_fit_report *rep) {
     nf_fit_options o; nf_trainer *tr = NULL; nf_rng rng; nf_result r;
-    size_t *idx = NULL, n_val, n_tr, i, B, bytes, np; int D, j, bad = 0;
-    nf_real *batch, *bw, *best, *lp, *mean, *sd; void *block = NULL;
+    size_t *idx = NULL, n_val, n_tr, i, B, bytes, np; int D, C, j, bad = 0;
+    nf_real *batch, *bc, *bw, *best, *lp, *mean, *sd; void *block = NULL;
     nf_fit_report rp; long epoch;
     if (!f) return NF_ERR_NULL;
     if ((r = nf__check_call(f, y, n, y)) != NF_OK) return r;
@@ -2578,33 +2838,37 @@ NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
     if (o.batch < 1 || o.max_epochs < 0 || o.patience < 0 || !(o.val_fraction >= 0 && o.val_fraction < 1))
         return nf__fail(f, NF_ERR_ARG, "fit options out of range", -1);
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    if ((r = nf__check_domain(f, y, n)) != NF_OK) return r;
+    if ((r = nf__check_ctx(f, ctx, n, n)) != NF_OK) return r;
     if (w) for (i = 0; i < n; ++i)
         if (!nf__isfinite(w[i]) || w[i] < 0) return nf__fail(f, NF_ERR_NONFINITE, "weights must be finite and >= 0", (long)i);
-    D = f->dim; np = f->n_params;
+    D = f->dim; C = f->ctx_dim; np = f->n_params;
     n_val = (size_t)((double)n * o.val_fraction);
     if (n_val >= n) n_val = n - 1;
     n_tr = n - n_val;
     B = (size_t)o.batch < n_tr ? (size_t)o.batch : n_tr;
-    /* one block: indices | batch rows | batch weights | best params | log-probs | mean | std */
+    /* one block: indices | batch rows | batch contexts | batch weights | best params | log-probs | mean | std */
     {
-        size_t parts[7], k; bytes = 0;
+        size_t parts[8], k; bytes = 0;
+        if (n > ((size_t)-1) / sizeof(size_t) / 2) return nf__fail(f, NF_ERR_OVERFLOW, "n too large", -1);
         parts[0] = n * sizeof(size_t);
         parts[1] = B * D * sizeof(nf_real);     /* also the evaluation chunk's rows */
-        parts[2] = B * sizeof(nf_real);
-        parts[3] = (np ? np : 1) * sizeof(nf_real);
-        parts[4] = B * sizeof(nf_real);
-        parts[5] = parts[6] = (size_t)D * sizeof(nf_real);
-        if (n > ((size_t)-1) / sizeof(size_t) / 2) return nf__fail(f, NF_ERR_OVERFLOW, "n too large", -1);
-        for (k = 0; k < 7; ++k) if (!nf__add(bytes, nf__al(parts[k]), &bytes)) return nf__fail(f, NF_ERR_OVERFLOW, "fit buffers", -1);
+        parts[2] = (B * C + 1) * sizeof(nf_real);
+        parts[3] = B * sizeof(nf_real);
+        parts[4] = (np ? np : 1) * sizeof(nf_real);
+        parts[5] = B * sizeof(nf_real);
+        parts[6] = parts[7] = ((size_t)D + C) * sizeof(nf_real);
+        for (k = 0; k < 8; ++k) if (!nf__add(bytes, nf__al(parts[k]), &bytes)) return nf__fail(f, NF_ERR_OVERFLOW, "fit buffers", -1);
         block = NF_MALLOC(bytes, NULL);
         if (!block) return nf__fail(f, NF_ERR_NOMEM, "fit buffers", -1);
         idx = (size_t *)block;
         batch = (nf_real *)((unsigned char *)block + nf__al(parts[0]));
-        bw = (nf_real *)((unsigned char *)batch + nf__al(parts[1]));
-        best = (nf_real *)((unsigned char *)bw + nf__al(parts[2]));
-        lp = (nf_real *)((unsigned char *)best + nf__al(parts[3]));
-        mean = (nf_real *)((unsigned char *)lp + nf__al(parts[4]));
-        sd = (nf_real *)((unsigned char *)mean + nf__al(parts[5]));
+        bc = (nf_real *)((unsigned char *)batch + nf__al(parts[1]));
+        bw = (nf_real *)((unsigned char *)bc + nf__al(parts[2]));
+        best = (nf_real *)((unsigned char *)bw + nf__al(parts[3]));
+        lp = (nf_real *)((unsigned char *)best + nf__al(parts[4]));
+        mean = (nf_real *)((unsigned char *)lp + nf__al(parts[5]));
+        sd = (nf_real *)((unsigned char *)mean + nf__al(parts[6]));
     }
     nf_rng_seed(&rng, o.seed);
     for (i = 0; i < n; ++i) idx[i] = i;
@@ -2612,14 +2876,17 @@ NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
         size_t k = (size_t)(((uint64_t)nf_rng_u32(&rng) << 32 | nf_rng_u32(&rng)) % (uint64_t)(i + 1)), t = idx[i];
         idx[i] = idx[k]; idx[k] = t;
     }
-    if (o.standardize) {   /* statistics of the training split */
-        for (j = 0; j < D; ++j) {
+    nf__place_cuts(f, y, idx, n_tr);
+    if (o.standardize) {   /* statistics of the training split, after the domain maps */
+        for (j = 0; j < D + C; ++j) {
             double s1 = 0, s2 = 0, m, v;
-            for (i = 0; i < n_tr; ++i) { double x = y[idx[i] * D + j]; s1 += x; }
-            m = s1 / (double)n_tr;
-            for (i = 0; i < n_tr; ++i) { double x = y[idx[i] * D + j] - m; s2 += x * x; }
-            v = s2 / (double)n_tr;
-            mean[j] = (nf_real)m; sd[j] = (nf_real)(v > 1e-24 ? sqrt(v) : 1.0);
+            for (i = 0; i < n_tr; ++i) {
+                nf_real x = j < D ? y[idx[i] * D + j] : ctx[idx[i] * C + (j - D)];
+                if (j < D && f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) nf__dom_fwd(&f->dom[j], x, &x);
+                s1 += (double)x; s2 += (double)x * (double)x;
+            }
+            m = s1 / (double)n_tr; v = s2 / (double)n_tr - m * m;
+            mean[j] = (nf_real)m; sd[j] = (nf_real)(v > 1e-24 * (1 + m * m) ? sqrt(v) : 1.0);
         }
         nf_flow_set_standardization(f, mean, sd);
     }
@@ -2638,9 +2905,10 @@ NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
             double l = 0; size_t k;
             for (k = 0; k < B; ++k) {
                 memcpy(batch + k * D, y + idx[b0 + k] * D, (size_t)D * sizeof(nf_real));
+                if (C) memcpy(bc + k * C, ctx + idx[b0 + k] * C, (size_t)C * sizeof(nf_real));
                 if (w) bw[k] = w[idx[b0 + k]];
             }
-            r = nf_train_step(tr, batch, w ? bw : NULL, B, &l);
+            r = nf_train_step_ctx(tr, batch, C ? bc : NULL, w ? bw : NULL, B, &l);
             rp.steps++;
             if (r == NF_ERR_DIVERGED) { rp.rejected_steps++; r = NF_OK; continue; }
             if (r != NF_OK) goto done;
@@ -2649,7 +2917,7 @@ NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
         rp.epochs = epoch + 1;
         rp.train_loss = nb ? tl / (double)nb : HUGE_VAL;
         if (n_val) {
-            r = nf__eval_nll(f, y, w, idx + n_tr, n_val, batch, lp, B, &rp.val_loss);
+            r = nf__eval_nll(f, y, ctx, w, idx + n_tr, n_val, batch, bc, lp, B, &rp.val_loss);
             if (r == NF_ERR_NONFINITE || (r == NF_OK && !(rp.val_loss == rp.val_loss))) { rp.val_loss = HUGE_VAL; r = NF_OK; }
             if (r != NF_OK) goto done;
         } else {

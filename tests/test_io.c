@@ -31,7 +31,7 @@ static nf_flow *small_flow(int D, nf_rng *rng) {
 /* Re-encode a native model file with reals of `width` bytes (the format, written out by hand). */
 static unsigned char *reencode(const unsigned char *src, size_t n, int width, size_t *out_n) {
     uint32_t rb = (uint32_t)src[12] | (uint32_t)src[13] << 8, nl = src[32], dim = src[24];
-    size_t hdr = 56 + (size_t)nl * 36 + (size_t)dim * 20 + 8, nreal = (n - 4 - hdr) / rb, i, m;
+    size_t hdr = 56 + (size_t)nl * 36 + (size_t)dim * 28 + 8, nreal = (n - 4 - hdr) / rb, i, m;
     unsigned char *dst; uint32_t crc;
     m = hdr + nreal * (size_t)width + 4;
     dst = (unsigned char *)malloc(m);
