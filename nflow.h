@@ -384,6 +384,17 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
 #endif
 #endif
 
+/* An unnormalised log-density p~ for variational fitting and importance sampling: fill
+   logp[i] = log p~(x_i) and, when grad is not NULL, grad[i * dim + j] = d log p~ / d x_ij;
+   return 0 on success (anything else stops the call with NF_ERR_ARG). */
+typedef int (*nf_log_density_fn)(const nf_real *x, size_t n, int dim, nf_real *logp, nf_real *grad, void *user);
+/* Importance sampling with the flow as proposal for an unnormalised density p~:
+   weights w = p~(x) / q(x) over n samples. log_z estimates log of p~'s normaliser,
+   log_z_se its standard error (delta method), ess the effective sample size
+   (sum w)^2 / sum w^2. Allocates n doubles through NF_MALLOC. */
+typedef struct nf_is_report { double log_z, log_z_se, ess, ess_fraction; size_t n; } nf_is_report;
+NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, nf_is_report *rep);
+
 #ifndef NFLOW_NO_TRAINING
 /* ---- autodiff tape -------------------------------------------------------------
    Reverse mode over whole row-major 2-D tensors. Step values live in an arena;
@@ -468,6 +479,11 @@ NFDEF void      nf_trainer_destroy(nf_trainer *t);
 NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss);
 /* Loss and gradient (into the trainer's gradient array) without updating. */
 NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss);
+/* Reverse-KL (variational) fitting to an unnormalised density p~ (nf_log_density_fn,
+   with gradient). One step draws n points x = g(z) from the flow on the tape
+   and minimises E_q[log q(x) - log p~(x)] (= -ELBO; log Z at the optimum). Flows made of
+   couplings, permutations and ActNorm (no LU, monotone, domains or context). */
+NFDEF nf_result nf_train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, double *loss);
 /* Conditional flows: ctx holds one context row per data row. */
 NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss);
 NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss);
@@ -2029,13 +2045,47 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
 #endif /* NFLOW_NO_STDIO */
 
 #endif
+NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, nf_is_report *rep) {
+    double *lw, mx = -HUGE_VAL, s1 = 0, s2 = 0; size_t i, k, bytes; nf_result r = NF_OK;
+    nf_real x[64 * 16], lq[64], lp[64]; int D;
+    if (!f || !rng || !target || !rep) return NF_ERR_NULL;
+    if (n < 2) return nf__fail(f, NF_ERR_ARG, "need at least 2 samples", -1);
+    if (f->ctx_dim) return nf__fail(f, NF_ERR_ARG, "importance sampling needs a flow without context", -1);
+    D = f->dim;
+    if (D > 16) return nf__fail(f, NF_ERR_SHAPE, "importance sampling supports dim <= 16", -1);
+    if (!nf__mul(n, sizeof(double), &bytes)) return NF_ERR_OVERFLOW;
+    lw = (double *)NF_MALLOC(bytes, NULL);
+    if (!lw) return nf__fail(f, NF_ERR_NOMEM, "importance weights", -1);
+    for (i = 0; i < n && r == NF_OK; i += 64) {   /* log w = log p~(x) - log q(x), x ~ q */
+        size_t R = n - i < 64 ? n - i : 64;
+        if ((r = nf_flow_sample(f, rng, R, x, lq)) != NF_OK) break;
+        if (target(x, R, D, lp, NULL, user) != 0) { r = nf__fail(f, NF_ERR_ARG, "target callback failed", (long)i); break; }
+        for (k = 0; k < R; ++k) {
+            lw[i + k] = (double)lp[k] - (double)lq[k];
+            if (!(lw[i + k] - lw[i + k] == 0) && lw[i + k] != -HUGE_VAL) { r = nf__fail(f, NF_ERR_NONFINITE, "non-finite log weight", (long)(i + k)); break; }
+            if (lw[i + k] > mx) mx = lw[i + k];
+        }
+    }
+    if (r == NF_OK) {
+        for (i = 0; i < n; ++i) { double w = exp(lw[i] - mx); s1 += w; s2 += w * w; }   /* weights scaled by e^-mx */
+        rep->n = n;
+        rep->log_z = mx + log(s1 / (double)n);
+        rep->ess = s1 * s1 / s2;
+        rep->ess_fraction = rep->ess / (double)n;
+        /* se(Z)/Z with var(w) = E[w^2] - E[w]^2 over the sample */
+        rep->log_z_se = sqrt((s2 / (double)n - (s1 / (double)n) * (s1 / (double)n)) / (double)n) / (s1 / (double)n);
+    }
+    NF_FREE(lw, NULL);
+    return r;
+}
+
 #ifndef NFLOW_NO_TRAINING
 /* ---- tape ------------------------------------------------------------------------ */
 enum { NF__OP_LEAF = 0, NF__OP_MATMUL, NF__OP_ADD, NF__OP_SUB, NF__OP_MUL, NF__OP_SCALE,
        NF__OP_EXP, NF__OP_LOG, NF__OP_TANH, NF__OP_SIGMOID, NF__OP_RELU, NF__OP_LEAKY,
        NF__OP_SOFTPLUS, NF__OP_SQUARE, NF__OP_SUM, NF__OP_SUM_ROWS, NF__OP_MEAN,
        NF__OP_MEAN_ROWS, NF__OP_GATHER, NF__OP_SCATTER, NF__OP_CONCAT, NF__OP_LINEAR,
-       NF__OP_LUW };
+       NF__OP_LUW, NF__OP_TARGET };
 
 NFDEF void nf_tape_init(nf_tape *t, nf_arena *arena) {
     if (!t) return;
@@ -2387,6 +2437,7 @@ static void nf__luw_back(nf_tensor *w) {
     }
 }
 
+static void nf__target_back(nf_tensor *out);
 NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
     nf_tensor *n;
     if (!t) return NF_ERR_NULL;
@@ -2406,6 +2457,7 @@ NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
         case NF__OP_CONCAT: nf__concat_back(n); break;
         case NF__OP_LINEAR: nf__linear_back(n); break;
         case NF__OP_LUW:    nf__luw_back(n); break;
+        case NF__OP_TARGET: nf__target_back(n); break;
         default:            nf__unary_back(n); break;
         }
     }
@@ -2590,6 +2642,9 @@ NFDEF void nf_trainer_destroy(nf_trainer *t) {
 
 /* Size the arena by building the largest step's graph (weighted, max_batch rows):
    grow until it fits, then keep exactly the high-water mark. Setup only. */
+static int nf__kl_supported(const nf_flow *f);
+static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, nf_log_density_fn target, void *user,
+                              int dry, double *constant);
 static nf_result nf__size_arena(nf_trainer *tr) {
     size_t guess = 1 << 16, need = 0; int tries;
     for (tries = 0; tries < 48; ++tries) {
@@ -2599,6 +2654,13 @@ static nf_result nf__size_arena(nf_trainer *tr) {
         nf_tape_init(&tp, &tr->arena);
         loss = nf__loss_tape(tr, &tp, NULL, NULL, NULL, 1, tr->max_batch, &c);
         if (loss) r = nf_tape_backward(&tp, loss);
+        if (loss && r == NF_OK && nf__kl_supported(tr->f)) {   /* a reverse-KL step must fit too */
+            size_t first = tr->arena.high;
+            nf_arena_reset(&tr->arena); nf_tape_init(&tp, &tr->arena);
+            loss = nf__kl_tape(tr, &tp, NULL, tr->max_batch, NULL, NULL, 1, &c);
+            if (loss) r = nf_tape_backward(&tp, loss);
+            if (tr->arena.high < first) tr->arena.high = first;
+        }
         need = tr->arena.high;
         nf_arena_destroy(&tr->arena);
         if (loss && r == NF_OK && tp.err == NF_OK) break;
@@ -2713,6 +2775,7 @@ NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const 
     return NF_OK;
 }
 
+static void nf__clip_and_update(nf_trainer *t);
 NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
     return nf_trainer_loss_grad_ctx(t, y, NULL, w, n, loss);
 }
@@ -2721,9 +2784,13 @@ NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w,
 }
 NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf_result r = nf_trainer_loss_grad_ctx(t, y, ctx, w, n, loss);
-    size_t i, np;
     if (r != NF_OK) return r;
-    np = t->f->n_params;
+    nf__clip_and_update(t);
+    return NF_OK;
+}
+/* global-norm clipping, then one AdamW step */
+static void nf__clip_and_update(nf_trainer *t) {
+    size_t i, np = t->f->n_params;
     if (t->cfg.clip_norm > 0) {
         double s = 0;
         for (i = 0; i < np; ++i) s += (double)t->grad[i] * t->grad[i];
@@ -2735,7 +2802,6 @@ NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real
     }
     t->t++;
     nf_adam_update(&t->cfg, t->t, np, t->f->params, t->grad, t->m, t->v);
-    return NF_OK;
 }
 
 NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n, double h,
@@ -2779,6 +2845,129 @@ NFDEF void nf_fit_options_default(nf_fit_options *o) {
     nf_adam_config_default(&o->adam);
 }
 
+/* ---- reverse KL ------------------------------------------------------------------- */
+/* The target density as a tape op: value log p~(x) per row (n x 1), computed by the
+   caller's callback; backward dx += d(out) * grad log p~(x), the gradient the callback
+   returned (held in b). */
+static nf_tensor *nf__t_target(nf_tape *tp, nf_tensor *x, nf_log_density_fn target, void *user, int dry) {
+    nf_tensor *g, *out; int i;
+    if (nf__bad(tp, x, NULL, 0)) return NULL;
+    g = nf__node(tp, NF__OP_LEAF, x->rows, x->cols, NULL, NULL);   /* constant: the callback's gradient */
+    if (!g) return NULL;
+    out = nf__node(tp, NF__OP_TARGET, x->rows, 1, x, g);
+    if (!out) return NULL;
+    if (dry) { memset(out->val, 0, (size_t)x->rows * sizeof(nf_real)); memset(g->val, 0, (size_t)x->rows * x->cols * sizeof(nf_real)); return out; }
+    if (target(x->val, (size_t)x->rows, x->cols, out->val, g->val, user) != 0) { tp->err = NF_ERR_ARG; return NULL; }
+    for (i = 0; i < x->rows; ++i) if (!nf__isfinite(out->val[i])) { tp->err = NF_ERR_DIVERGED; return NULL; }
+    return out;
+}
+static void nf__target_back(nf_tensor *out) {
+    nf_tensor *x = out->a, *g = out->b; int i, j;
+    if (!x->grad) return;
+    for (i = 0; i < x->rows; ++i)
+        for (j = 0; j < x->cols; ++j) x->grad[(size_t)i * x->cols + j] += out->grad[i] * g->val[(size_t)i * x->cols + j];
+}
+
+/* One layer, latent -> data, on the tape: the inverse maps of nf__layer_tape.
+   log|det dy/dz| per row into *ldr, data-independent into *ldc. */
+static nf_tensor *nf__layer_tape_inv(nf_tape *tp, nf_flow *f, const nf__layer *L, nf_real *grad,
+                                     nf_tensor *z, nf_tensor **ldr, nf_tensor **ldc) {
+#define NF__P(off, r, c) nf_tape_param(tp, f->params + (off), grad + (off), (r), (c))
+    int D = f->dim;
+    switch (L->kind) {
+    case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
+        nf_tensor *za = nf_t_gather_cols(tp, z, L->keep, L->nk), *zb = nf_t_gather_cols(tp, z, L->trans, L->nt);
+        nf_tensor *h = za, *yb, *out; size_t off = L->poff; int in = L->nin, dep;
+        for (dep = 0; dep < L->depth; ++dep) {
+            nf_tensor *W = NF__P(off, in, L->hidden), *b = NF__P(off + (size_t)in * L->hidden, 1, L->hidden);
+            h = nf_t_linear(tp, h, W, b, L->act);
+            off += (size_t)in * L->hidden + L->hidden; in = L->hidden;
+        }
+        out = nf_t_linear(tp, h, NF__P(off, in, L->nout), NF__P(off + (size_t)in * L->nout, 1, L->nout), NF_ACT_IDENTITY);
+        if (L->kind == NF_LAYER_AFFINE_COUPLING) {
+            nf_tensor *shift = nf_t_gather_cols(tp, out, f->iota, L->nt);
+            nf_tensor *raw = nf_t_gather_cols(tp, out, f->iota + L->nt, L->nt);
+            nf_tensor *s = nf_t_scale(tp, nf_t_tanh(tp, nf_t_scale(tp, raw, 1 / L->clamp)), L->clamp);
+            nf_tensor *lds = nf_t_scale(tp, nf_t_sum_rows(tp, s), -1);
+            yb = nf_t_mul(tp, nf_t_sub(tp, zb, shift), nf_t_exp(tp, nf_t_scale(tp, s, -1)));   /* y_b = (z_b - t) e^-s */
+            *ldr = *ldr ? nf_t_add(tp, *ldr, lds) : lds;
+        } else {
+            yb = nf_t_sub(tp, zb, out);
+        }
+        return nf_t_add(tp, nf_t_scatter_cols(tp, za, L->keep, D), nf_t_scatter_cols(tp, yb, L->trans, D));
+    }
+    case NF_LAYER_REVERSE: case NF_LAYER_PERMUTE:
+        return nf_t_gather_cols(tp, z, L->iperm, D);
+    case NF_LAYER_ACTNORM: {
+        nf_tensor *ls = NF__P(L->poff, 1, D), *b = NF__P(L->poff + D, 1, D), *lds = nf_t_scale(tp, nf_t_sum(tp, ls), -1);
+        *ldc = *ldc ? nf_t_add(tp, *ldc, lds) : lds;
+        return nf_t_mul(tp, nf_t_sub(tp, z, b), nf_t_exp(tp, nf_t_scale(tp, ls, -1)));    /* y = (z - b) e^-s */
+    }
+    default:   /* LU and monotone have no closed-form inverse on the tape */
+        tp->err = NF_ERR_ARG; return NULL;
+    }
+#undef NF__P
+}
+
+static int nf__kl_supported(const nf_flow *f) {
+    int i;
+    if (f->ctx_dim || f->has_dom) return 0;
+    for (i = 0; i < f->n_layers; ++i)
+        if (f->layers[i].kind == NF_LAYER_LU_LINEAR || f->layers[i].kind == NF_LAYER_MONOTONE) return 0;
+    return 1;
+}
+
+/* mean over n draws of log q(x) - log p~(x), x = g(z) on the tape (dry: zeros, no callback) */
+static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, nf_log_density_fn target, void *user,
+                              int dry, double *constant) {
+    nf_flow *f = tr->f; int D = f->dim, R = (int)n, i, j;
+    nf_tensor *x, *eps, *ldr = NULL, *ldc = NULL, *logq, *sd, *mu, *loss;
+    nf_real *e = (nf_real *)nf_arena_alloc(tp->arena, n * D * sizeof(nf_real));
+    if (!e) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
+    for (i = 0; i < R * D; ++i) e[i] = dry ? NF__R(0) : nf_rng_normal(rng);
+    eps = nf_tape_input(tp, e, R, D);
+    /* log p_base(z) in terms of eps: -|eps|^2 / 2 (- sum log-std for the learnable base) */
+    logq = nf_t_scale(tp, nf_t_sum_rows(tp, nf_t_square(tp, eps)), NF__R(-0.5));
+    x = eps;
+    if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {   /* z = mu + e^ls eps (reparameterised) */
+        nf_tensor *pm = nf_tape_param(tp, f->params + f->base_off, tr->grad + f->base_off, 1, D);
+        nf_tensor *pl = nf_tape_param(tp, f->params + f->base_off + D, tr->grad + f->base_off + D, 1, D);
+        x = nf_t_add(tp, nf_t_mul(tp, eps, nf_t_exp(tp, pl)), pm);
+        ldc = nf_t_sum(tp, pl);   /* dz/deps: enters log q with a minus sign, as the layers' do */
+    }
+    for (i = f->n_layers - 1; i >= 0; --i) x = nf__layer_tape_inv(tp, f, &f->layers[i], tr->grad, x, &ldr, &ldc);
+    /* undo the standardisation: x = x std + mean (constant log-det sum log std) */
+    sd = nf_tape_new(tp, 1, D); mu = nf_tape_new(tp, 1, D);
+    if (sd && mu) for (j = 0; j < D; ++j) { sd->val[j] = f->std[j]; mu->val[j] = f->mean[j]; }
+    x = nf_t_add(tp, nf_t_mul(tp, x, sd), mu);
+    if (ldr) logq = nf_t_sub(tp, logq, ldr);            /* log q(x) = log p(z) - log|det dx/dz| */
+    loss = nf_t_mean(tp, nf_t_sub(tp, logq, nf__t_target(tp, x, target, user, dry)));
+    if (ldc) loss = nf_t_sub(tp, loss, ldc);
+    *constant = -0.5 * D * NF__LOG_2PI + (double)nf__std_logdet(f);   /* -D/2 log 2 pi - sum log std */
+    return loss;
+}
+
+NFDEF nf_result nf_train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, double *loss) {
+    nf_tape tp; nf_tensor *l; double c; nf_result r; size_t i, np;
+    if (!t || !rng || !target) return NF_ERR_NULL;
+    if (n == 0 || n > t->max_batch) return nf__fail(t->f, NF_ERR_SHAPE, "n must be in 1 .. max_batch", -1);
+    if (t->f->readonly) return nf__fail(t->f, NF_ERR_READONLY, "cannot train read-only weights", -1);
+    if (!nf__kl_supported(t->f)) return nf__fail(t->f, NF_ERR_ARG, "reverse KL needs couplings, permutations and ActNorm only, no context or domains", -1);
+    np = t->f->n_params;
+    memset(t->grad, 0, np * sizeof(nf_real));
+    nf_arena_reset(&t->arena);
+    nf_tape_init(&tp, &t->arena);
+    l = nf__kl_tape(t, &tp, rng, n, target, user, 0, &c);
+    if (!l) return nf__fail(t->f, tp.err, tp.err == NF_ERR_DIVERGED ? "target returned a non-finite value" : "building the KL loss", -1);
+    if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(t->f, r, "backward", -1);
+    if (loss) *loss = (double)l->val[0] + c;
+    if (!nf__isfinite(l->val[0])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
+    for (i = 0; i < np; ++i)
+        if (!nf__isfinite(t->grad[i])) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
+    nf__clip_and_update(t);
+    return NF_OK;
+}
+
 /* Mean (or weighted mean) negative log-likelihood of the rows idx[0..m) of y. */
 static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *ctx, const nf_real *w, const size_t *idx,
                               size_t m, nf_real *rows, nf_real *crow, nf_real *lp, size_t cap, double *out) {
@@ -2799,11 +2988,11 @@ static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *ctx, 
     return NF_OK;
 }
 
-/* Opens each periodic circle where the training rows are sparsest: the middle of
-   the emptiest of 64 bins (the flow's density must vanish at the cut, so the cut
-   belongs where there is least data to misfit). */
+/* Opens each periodic circle where the training rows are sparsest (the flow's density
+   must vanish at the cut, so the cut belongs where there is least data to misfit): of
+   64 bins, the middle of the longest circular run of the emptiest ones. */
 static void nf__place_cuts(nf_flow *f, const nf_real *y, const size_t *idx, size_t m) {
-    int j, b, best; unsigned long cnt[64]; size_t i;
+    int j, b, best, run, best_run, start; unsigned long cnt[64], lo; size_t i;
     if (!f->dom) return;
     for (j = 0; j < f->dim; ++j) {
         nf_domain *d = &f->dom[j]; double P = d->hi - d->lo;
@@ -2815,8 +3004,16 @@ static void nf__place_cuts(nf_flow *f, const nf_real *y, const size_t *idx, size
             b = (int)(t / P * 64); if (b > 63) b = 63; if (b < 0) b = 0;
             cnt[b]++;
         }
-        for (best = 0, b = 1; b < 64; ++b) if (cnt[b] < cnt[best]) best = b;
-        d->cut = d->lo + (best + 0.5) * P / 64;
+        for (lo = cnt[0], b = 1; b < 64; ++b) if (cnt[b] < lo) lo = cnt[b];
+        best = 0; best_run = 0; run = 0;
+        for (b = 0; b < 128; ++b) {   /* twice round the circle: runs may cross bin 63 -> 0 */
+            run = cnt[b % 64] == lo ? run + 1 : 0;
+            if (run > 64) run = 64;
+            if (run > best_run) { best_run = run; best = b; }
+        }
+        start = best - best_run + 1;   /* the run is bins start .. best */
+        d->cut = d->lo + (((double)start + (double)best) / 2 + 0.5) * P / 64;
+        d->cut -= P * floor((d->cut - d->lo) / P);
     }
 }
 

@@ -57,17 +57,20 @@ compile build_test_float  $CC -std=c99 -O2 -g $WARN "$T" -o "$B/test_float" -lm
 compile build_test_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE "$T" -o "$B/test_double" -lm
 compile build_test_io_float  $CC -std=c99 -O2 -g $WARN tests/test_io.c -o "$B/test_io_float" -lm
 compile build_test_io_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_io.c -o "$B/test_io_double" -lm
+compile build_test_science $CC -std=c99 -O2 -g $WARN tests/test_science.c -o "$B/test_science" -lm
 compile build_test_alloc  $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unused-function tests/test_alloc.c -o "$B/test_alloc" -lm
 [ -x "$B/test_float" ] && run_prog float "$B/test_float"
 [ -x "$B/test_double" ] && run_prog double "$B/test_double"
 [ -x "$B/test_alloc" ] && run_prog alloc "$B/test_alloc"
 [ -x "$B/test_io_float" ] && run_prog io_float "$B/test_io_float"
+[ -x "$B/test_science" ] && run_prog science "$B/test_science"
 [ -x "$B/test_io_double" ] && run_prog io_double "$B/test_io_double"
 
 echo "# the same under AddressSanitizer + UndefinedBehaviorSanitizer"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 compile build_asan_float  $CC -std=c99 -O1 -g $SAN "$T" -o "$B/asan_float" -lm
 compile build_asan_double $CC -std=c99 -O1 -g $SAN -DNFLOW_DOUBLE "$T" -o "$B/asan_double" -lm
+compile build_asan_science $CC -std=c99 -O1 -g $SAN tests/test_science.c -o "$B/asan_science" -lm
 compile build_asan_io     $CC -std=c99 -O1 -g $SAN tests/test_io.c -o "$B/asan_io" -lm
 compile build_asan_alloc  $CC -std=c99 -O1 -g $SAN tests/test_alloc.c -o "$B/asan_alloc" -lm
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
@@ -75,6 +78,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktra
 [ -x "$B/asan_double" ] && run_prog asan_double "$B/asan_double"
 [ -x "$B/asan_alloc" ] && run_prog asan_alloc "$B/asan_alloc"
 [ -x "$B/asan_io" ] && run_prog asan_io "$B/asan_io"
+[ -x "$B/asan_science" ] && run_prog asan_science "$B/asan_science"
 
 for extra in tests/run_*.sh; do
     [ -f "$extra" ] || continue
