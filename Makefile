@@ -14,7 +14,8 @@ $(BUILD):
 $(BUILD)/%: examples/%.c nflow.h examples/png.h | $(BUILD)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-examples: $(BUILD)/two_moons $(BUILD)/bimodal_1d $(BUILD)/mcu_export
+EXAMPLES = two_moons bimodal_1d teach_steps variational gw_posterior ringdown mcu_export
+examples: $(addprefix $(BUILD)/,$(EXAMPLES))
 
 demo: $(BUILD)/two_moons
 	./$(BUILD)/two_moons
@@ -43,9 +44,11 @@ mcu-example: $(BUILD)/mcu_export
 	qemu-system-arm -M mps2-an386 -nographic -monitor none -semihosting-config enable=on,target=native -kernel $(BUILD)/firmware.elf
 
 # regenerate the pictures in docs/
-docs: $(BUILD)/two_moons $(BUILD)/bimodal_1d
+docs: examples
 	./$(BUILD)/two_moons --out docs
 	./$(BUILD)/bimodal_1d --out docs
+	./$(BUILD)/variational --out docs
+	./$(BUILD)/gw_posterior ../shared/data/gw170814_posterior.csv --out docs
 
 $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)

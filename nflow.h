@@ -47,24 +47,30 @@
        NF_MAX_LAYERS       most layers in one flow (default 64)
 
    API AT A GLANCE
-       errors     nf_result, nf_result_string
+       errors     nf_result, nf_result_string, nf_flow_error, nf_flow_error_row
        memory     nf_arena_init (caller memory), nf_arena_create/destroy (hooks),
                   nf_arena_alloc, nf_arena_reset
        random     nf_rng_seed, nf_rng_u32, nf_rng_uniform, nf_rng_normal
-       tape       nf_tape_init, nf_tape_param, nf_tape_input, nf_tape_backward and the ops
-                  nf_t_matmul nf_t_add nf_t_sub nf_t_mul nf_t_scale nf_t_exp nf_t_log
-                  nf_t_tanh nf_t_sigmoid nf_t_relu nf_t_leaky_relu nf_t_softplus nf_t_square
-                  nf_t_sum nf_t_sum_rows nf_t_mean nf_t_mean_rows nf_t_gather_cols
-                  nf_t_scatter_cols nf_t_concat_cols nf_t_linear
-       build      nf_flow_desc_realnvp, nf_flow_desc_init, nf_flow_create, nf_flow_size,
-                  nf_flow_init, nf_flow_destroy
+       tape       nf_tape_init, nf_tape_param, nf_tape_input, nf_tape_new, nf_tape_backward
+                  and the ops nf_t_matmul nf_t_add nf_t_sub nf_t_mul nf_t_scale nf_t_exp
+                  nf_t_log nf_t_tanh nf_t_sigmoid nf_t_relu nf_t_leaky_relu nf_t_softplus
+                  nf_t_square nf_t_sum nf_t_sum_rows nf_t_mean nf_t_mean_rows
+                  nf_t_gather_cols nf_t_scatter_cols nf_t_concat_cols nf_t_linear
+       build      nf_flow_desc_realnvp, nf_flow_desc_init, nf_flow_desc_add (layers:
+                  affine/additive coupling, reverse, permute, ActNorm, LU linear,
+                  monotone), desc.context_dim, desc.domains (nf_domain), nf_flow_create,
+                  nf_flow_size + nf_flow_init, nf_flow_destroy
        evaluate   nf_flow_log_prob, nf_flow_sample, nf_flow_forward, nf_flow_inverse,
-                  nf_flow_inverse_stage, nf_flow_base_log_prob
-       train      nf_adam_config_default, nf_trainer_create, nf_train_step,
-                  nf_trainer_destroy, nf_fit_options_default, nf_fit
+                  the _ctx forms for conditional flows, nf_flow_base_log_prob,
+                  nf_flow_in_domain, nf_flow_importance (log Z, ESS),
+                  nf_flow_forward_stage, nf_flow_inverse_stage
+       train      nf_fit_options_default, nf_fit, nf_fit_ctx, nf_adam_config_default,
+                  nf_trainer_create, nf_train_step(_ctx), nf_train_step_kl,
+                  nf_trainer_loss_grad(_ctx), nf_trainer_destroy, nf_adam_update
        save       nf_flow_save_size, nf_flow_save, nf_flow_load, nf_flow_load_desc,
-                  nf_flow_load_into, nf_flow_save_file, nf_flow_load_file
-       embed      nf_flow_export_c, nf_flow_size_const, nf_flow_init_const
+                  nf_flow_load_into, nf_flow_save_file, nf_flow_load_file, nf_crc32
+       embed      nf_flow_export_c, nf_flow_size_const, nf_flow_init_const,
+                  NF_FLOW_CONST_BYTES
        check      nf_flow_roundtrip_error, nf_flow_logdet_error, nf_trainer_grad_check
        kernels    nf_gemm
 
@@ -88,7 +94,9 @@
        threads are safe. nf_rng is a plain struct: one per thread.
 
    REVISION HISTORY
-       0.1.0 (2026-11-28)  first release: tape, RealNVP/NICE/ActNorm/LU layers, Adam, fit.
+       0.1.0 (2026-11-28)  first release: tape, RealNVP/NICE/ActNorm/LU/monotone layers,
+                           Adam, fit, conditional flows, domains, reverse KL, model files,
+                           C export for microcontrollers.
 */
 #ifndef NFLOW_H
 #define NFLOW_H
@@ -313,6 +321,9 @@ NFDEF nf_result nf_flow_inverse(nf_flow *f, const nf_real *z, size_t n, nf_real 
    of the last k layers only. k = 0 copies z; k = number of layers is nf_flow_inverse.
    Intermediate stages are in standardised coordinates. */
 NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, int k, nf_real *y);
+/* The data -> latent direction stopped after the first k layers (standardisation
+   included); logdet (may be NULL) gets the log|det| of that partial map. */
+NFDEF nf_result nf_flow_forward_stage(nf_flow *f, const nf_real *y, size_t n, int k, nf_real *z, nf_real *logdet);
 #endif
 /* Base log-density of latent rows. */
 NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp);
@@ -1631,6 +1642,25 @@ NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, in
                 y[(i + r2) * D + j] = k == f->n_layers ? v * f->std[j] + f->mean[j] : v;
             }
     }
+    return NF_OK;
+}
+#endif
+#ifndef NFLOW_NO_TRAINING
+NFDEF nf_result nf_flow_forward_stage(nf_flow *f, const nf_real *y, size_t n, int k, nf_real *z, nf_real *logdet) {
+    nf_real *cur; nf__ws w; size_t i; int saved; nf_result r = nf__check_call(f, y, n, z);
+    if (r != NF_OK) return r;
+    if (k < 0 || k > f->n_layers) return nf__fail(f, NF_ERR_ARG, "stage out of range", -1);
+    if (f->ctx_dim || f->has_dom) return nf__fail(f, NF_ERR_ARG, "stages are for unconditional flows without domains", -1);
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    nf__ws_carve(f, &cur, &w);
+    saved = f->n_layers;
+    f->n_layers = k;   /* the forward pass runs layers 0 .. k-1 */
+    NF__CHUNKS(i, R, n, f)
+        nf__chunk_forward(f, y + i * f->dim, R, NULL, 0, cur, &w);
+        memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
+        if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
+    }
+    f->n_layers = saved;
     return NF_OK;
 }
 #endif

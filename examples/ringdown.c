@@ -47,15 +47,16 @@ static double loglike(const double *th, const double *d) {
 }
 static int inside(const double *th) { int j; for (j = 0; j < NPAR; ++j) if (!(th[j] > LO[j] && th[j] < HI[j])) return 0; return 1; }
 
-/* brute-force posterior on a G^3 grid (uniform prior): the three 1-D marginals */
-static void grid_marginals(const double *d, double marg[NPAR][G]) {
+/* brute-force posterior on a G^3 grid over the box [lo, hi] (uniform prior): the three
+   1-D marginals, bin masses by the midpoint rule */
+static void grid_marginals(const double *d, const double *lo, const double *hi, double marg[NPAR][G + 1]) {
     static double lw[G * G * G]; double mx = -1e300, th[NPAR]; int a, b, c, j;
     for (a = 0; a < G; ++a) for (b = 0; b < G; ++b) for (c = 0; c < G; ++c) {
-        th[0] = LO[0] + (HI[0] - LO[0]) * (a + 0.5) / G; th[1] = LO[1] + (HI[1] - LO[1]) * (b + 0.5) / G; th[2] = LO[2] + (HI[2] - LO[2]) * (c + 0.5) / G;
+        th[0] = lo[0] + (hi[0] - lo[0]) * (a + 0.5) / G; th[1] = lo[1] + (hi[1] - lo[1]) * (b + 0.5) / G; th[2] = lo[2] + (hi[2] - lo[2]) * (c + 0.5) / G;
         lw[(a * G + b) * G + c] = loglike(th, d);
         if (lw[(a * G + b) * G + c] > mx) mx = lw[(a * G + b) * G + c];
     }
-    memset(marg, 0, sizeof(double) * NPAR * G);
+    memset(marg, 0, sizeof(double) * NPAR * (G + 1));   /* bin G: outside the box, empty for the grid */
     for (a = 0; a < G; ++a) for (b = 0; b < G; ++b) for (c = 0; c < G; ++c) {
         double w = exp(lw[(a * G + b) * G + c] - mx);
         marg[0][a] += w; marg[1][b] += w; marg[2][c] += w;
@@ -119,7 +120,7 @@ int main(int argc, char **argv) {
     }
     if (nf_flow_create(&f, &d) != NF_OK) return 1;
     nf_fit_options_default(&o);
-    o.batch = 512; o.max_epochs = quick ? 2 : 40; o.patience = 6; o.val_fraction = 0.05;
+    o.batch = 512; o.max_epochs = quick ? 2 : 60; o.patience = 60; o.val_fraction = 0.05;   /* the cosine schedule decides the end */
     o.adam.lr = 1e-3; o.adam.schedule = NF_SCHED_COSINE; o.adam.min_lr_frac = 0.02;
     o.adam.total_steps = (long)o.max_epochs * (long)(n_train * 0.95 / o.batch);
     t0 = now();
@@ -132,19 +133,30 @@ int main(int argc, char **argv) {
         double worst = 0; int obs; enum { NS = 20000 };
         static nf_real s[NS * NPAR]; nf_real ctx[K];
         for (obs = 0; obs < n_obs_js; ++obs) {
-            double t[NPAR], x[K], marg[NPAR][G], hist[NPAR][G];
+            double t[NPAR], x[K], marg[NPAR][G + 1], hist[NPAR][G + 1];
             simulate(&rng, t, x);
             for (k = 0; k < K; ++k) ctx[k] = (nf_real)x[k];
-            grid_marginals(x, marg);
-            nf_flow_sample_ctx(f, &rng, NS, ctx, 1, s, NULL);
-            memset(hist, 0, sizeof hist);
-            for (i = 0; i < NS; ++i) for (j = 0; j < NPAR; ++j) {
-                int b = (int)(((double)s[i * NPAR + j] - LO[j]) / (HI[j] - LO[j]) * G);
-                if (b >= 0 && b < G) hist[j][b] += 1.0 / NS;
+            {   /* a coarse pass over the prior finds the posterior; the fine grid zooms onto it */
+                double lo[NPAR], hi[NPAR];
+                grid_marginals(x, LO, HI, marg);
+                for (j = 0; j < NPAR; ++j) {
+                    int first = G, last = -1, b; double mx = 0;
+                    for (b = 0; b < G; ++b) if (marg[j][b] > mx) mx = marg[j][b];
+                    for (b = 0; b < G; ++b) if (marg[j][b] > 1e-7 * mx) { if (b < first) first = b; last = b; }
+                    first = first > 0 ? first - 1 : 0; last = last < G - 1 ? last + 1 : G - 1;
+                    lo[j] = LO[j] + (HI[j] - LO[j]) * first / G; hi[j] = LO[j] + (HI[j] - LO[j]) * (last + 1) / G;
+                }
+                grid_marginals(x, lo, hi, marg);
+                nf_flow_sample_ctx(f, &rng, NS, ctx, 1, s, NULL);
+                memset(hist, 0, sizeof hist);
+                for (i = 0; i < NS; ++i) for (j = 0; j < NPAR; ++j) {   /* samples outside the box land in the last bin */
+                    int b = (int)(((double)s[i * NPAR + j] - lo[j]) / (hi[j] - lo[j]) * G);
+                    hist[j][b >= 0 && b < G ? b : G] += 1.0 / NS;
+                }
             }
             printf("observation %d (A %.2f, f %.2f Hz, tau %.3f s): JS divergence [bits]", obs, t[0], t[1], t[2]);
             for (j = 0; j < NPAR; ++j) {
-                double js = js_bits(marg[j], hist[j], G);
+                double js = js_bits(marg[j], hist[j], G + 1);
                 printf("  %s %.4f", PNAME[j], js);
                 if (js > worst) worst = js;
             }
