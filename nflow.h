@@ -241,7 +241,7 @@ typedef struct nf_flow_desc {
     int base;        /* NF_BASE_STD_NORMAL (default) or NF_BASE_DIAG_GAUSSIAN (learnable) */
     int n_layers;
     uint64_t seed;   /* weight initialisation seed (0 means 1) */
-    int chunk;       /* rows per inference chunk, sizes the workspace (128) */
+    int chunk;       /* rows per inference chunk, sizes the workspace (256) */
     nf_layer_desc layers[NF_MAX_LAYERS];
     int context_dim;             /* conditional flows: p(y | c), c of this length (0: none) */
     const nf_domain *domains;    /* dim entries, or NULL for all real; copied by init */
@@ -923,6 +923,19 @@ static nf_real nf__act_grad(int act, nf_real y) {
     }
 }
 #endif
+#ifndef NFLOW_NO_TRAINING
+/* g *= act'(z), from the outputs y: the switch is outside the loops so they vectorise */
+static void nf__act_backward(int act, const nf_real *NF__RESTRICT y, nf_real *NF__RESTRICT g, size_t n) {
+    size_t i;
+    switch (act) {
+    case NF_ACT_IDENTITY: break;
+    case NF_ACT_RELU:     for (i = 0; i < n; ++i) g[i] = y[i] > 0 ? g[i] : 0; break;
+    case NF_ACT_TANH:     for (i = 0; i < n; ++i) g[i] *= 1 - y[i] * y[i]; break;
+    case NF_ACT_SIGMOID:  for (i = 0; i < n; ++i) g[i] *= y[i] * (1 - y[i]); break;
+    default:              for (i = 0; i < n; ++i) g[i] *= nf__act_grad(act, y[i]);
+    }
+}
+#endif
 /* out[i, :] = act(out[i, :] + b) */
 static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT b, int rows, int cols, int act) {
     int i, j;
@@ -1074,7 +1087,7 @@ static size_t nf__al(size_t x) { return (x + 63) & ~(size_t)63; }
    mean, std or domains of its own. */
 static nf_result nf__layout(const nf_flow_desc *d, int own, size_t off[7]) {
     size_t np, ni, ws, t; int mw; nf_result r;
-    int R = d && d->chunk ? d->chunk : 128;
+    int R = d && d->chunk ? d->chunk : 256;
     r = nf__plan(d, NULL, &np, &ni, &mw);
     if (r != NF_OK) return r;
     if (!nf__ws_reals(d->dim, mw, R, d->context_dim, &ws)) return NF_ERR_OVERFLOW;
@@ -1153,7 +1166,7 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     f->desc = *d;
     nf__plan(d, f, &np, &ni, &mw);
     f->dim = D = d->dim; f->n_layers = d->n_layers; f->max_width = mw;
-    f->chunk = d->chunk ? d->chunk : 128;
+    f->chunk = d->chunk ? d->chunk : 256;
     f->n_params = np;
     f->ctx_dim = d->context_dim;
     f->params = (nf_real *)(b + off[0]);
@@ -2409,8 +2422,7 @@ NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *
 }
 static void nf__linear_back(nf_tensor *y) {
     nf_tensor *x = y->a, *w = y->b, *b = y->c; int i, j, N = y->rows, O = y->cols, I = x->cols;
-    if (y->iarg != NF_ACT_IDENTITY)
-        for (i = 0; i < N * O; ++i) y->grad[i] *= nf__act_grad(y->iarg, y->val[i]);
+    nf__act_backward(y->iarg, y->val, y->grad, (size_t)N * O);
     if (x->grad) nf_gemm(0, 1, N, I, O, y->grad, O, w->val, O, x->grad, I, 1);
     if (w->grad) nf_gemm(1, 0, I, O, N, x->val, I, y->grad, O, w->grad, O, 1);
     if (b->grad)

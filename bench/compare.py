@@ -17,14 +17,20 @@ def jsonl(cmd):
 
 ours = {r["config"]: r for r in jsonl([os.path.join(ROOT, "build", "bench_flows")] + (["--quick"] if quick else []))}
 theirs = {}
+# PyTorch at its best: some machines pin OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) to an
+# older kernel; the peer runs without them, single-threaded, and reports the kernel used.
+peer_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+peer_env["OMP_NUM_THREADS"] = "1"
 for cfg in ("P1", "P2", "P3", "P4"):
     try:
-        theirs[cfg] = jsonl([TORCH_PY, os.path.join(HERE, "peer_torch.py"), cfg] + (["--quick"] if quick else []))[0]
+        out = subprocess.run([TORCH_PY, os.path.join(HERE, "peer_torch.py"), cfg] + (["--quick"] if quick else []),
+                             check=True, capture_output=True, text=True, env=peer_env).stdout
+        theirs[cfg] = [json.loads(l) for l in out.splitlines() if l.startswith("{")][0]
     except Exception as e:   # PyTorch is optional
         print(f"PyTorch run for {cfg} failed: {e}", file=sys.stderr)
 if theirs:
     t = next(iter(theirs.values()))
-    print(f"PyTorch {t['torch']}, {t['threads']} thread, BLAS: {t['blas']}")
+    print(f"PyTorch {t['torch']}, {t['threads']} thread, BLAS: {t['blas']} (OpenBLAS kernel {t['openblas_core']})")
 print(f"{'cfg':4} {'steps/s nflow':>14} {'torch':>8} {'ratio':>7} {'goal':>5}   {'logprob10k ms':>14} {'torch':>8} {'ratio':>6}"
       f"   {'sample10k ms':>13} {'torch':>8} {'ratio':>6}   {'train MB':>9} {'torch RSS':>10}")
 for cfg in ("P1", "P2", "P3", "P4"):

@@ -15,6 +15,19 @@ import torch
 CONFIGS = {"P1": (2, 64, 256), "P2": (2, 256, 512), "P3": (16, 128, 256), "P4": (64, 256, 512)}
 
 
+def openblas_core():
+    """The kernel OpenBLAS picked (openblas_get_corename), if OpenBLAS is loaded."""
+    import ctypes
+    for lib in ("libopenblas.so.0", "libblas.so.3"):
+        try:
+            f = ctypes.CDLL(lib).openblas_get_corename
+            f.restype = ctypes.c_char_p
+            return f().decode()
+        except (OSError, AttributeError):
+            continue
+    return "n/a"
+
+
 def blas_in_use():
     with open("/proc/self/maps") as f:
         libs = {line.split()[-1] for line in f if ".so" in line}
@@ -133,7 +146,7 @@ def main():
                       "gflops": round(6 * macs * batch * sps * 1e-9, 2),
                       "logprob_10k_ms": round(statistics.median(lp), 3), "sample_10k_ms": round(statistics.median(sm), 3),
                       "train_bytes": rss, "final_loss": round(loss, 4), "torch": torch.__version__,
-                      "blas": blas_in_use(), "threads": torch.get_num_threads()}))
+                      "blas": blas_in_use(), "openblas_core": openblas_core(), "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":
