@@ -24,5 +24,13 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "layer%d.nfl", k);
         write_model(dir, name, &d);
     }
+    {   /* a conditional flow with every kind of domain */
+        nf_domain dom[4]; memset(dom, 0, sizeof dom);
+        dom[0].kind = NF_DOMAIN_INTERVAL; dom[0].lo = 0; dom[0].hi = 1;
+        dom[1].kind = NF_DOMAIN_LOWER; dom[1].lo = -2;
+        dom[2].kind = NF_DOMAIN_PERIODIC; dom[2].lo = 0; dom[2].hi = 6.28; dom[2].cut = 3;
+        nf_flow_desc_realnvp(&d, 4, 2, 4); d.context_dim = 3; d.domains = dom;
+        write_model(dir, "conditional_domains.nfl", &d);
+    }
     return 0;
 }
