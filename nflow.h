@@ -2557,6 +2557,25 @@ NFDEF size_t nf_trainer_bytes(const nf_trainer *t) {
     return t ? 3 * t->f->n_params * sizeof(nf_real) + t->arena.high : 0;
 }
 
+/* A coupling's conditioner on the tape: [kept | context] -> MLP -> the shift t and the
+   clamped log-scale s = c tanh(raw / c) (s is NULL for an additive coupling). */
+static void nf__conditioner_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf_real *grad,
+                                 nf_tensor *xa, nf_tensor *ctx, nf_tensor **t, nf_tensor **s) {
+#define NF__P(off, r, c) nf_tape_param(tp, f->params + (off), grad + (off), (r), (c))
+    nf_tensor *h = ctx ? nf_t_concat_cols(tp, xa, ctx) : xa, *out;
+    size_t off = L->poff; int in = L->nin, dep;
+    for (dep = 0; dep < L->depth; ++dep) {              /* h = act(h W + b) */
+        nf_tensor *W = NF__P(off, in, L->hidden), *b = NF__P(off + (size_t)in * L->hidden, 1, L->hidden);
+        h = nf_t_linear(tp, h, W, b, L->act);
+        off += (size_t)in * L->hidden + L->hidden; in = L->hidden;
+    }
+    out = nf_t_linear(tp, h, NF__P(off, in, L->nout), NF__P(off + (size_t)in * L->nout, 1, L->nout), NF_ACT_IDENTITY);
+#undef NF__P
+    if (L->kind != NF_LAYER_AFFINE_COUPLING) { *t = out; *s = NULL; return; }
+    *t = nf_t_gather_cols(tp, out, f->iota, L->nt);
+    *s = nf_t_scale(tp, nf_t_tanh(tp, nf_t_scale(tp, nf_t_gather_cols(tp, out, f->iota + L->nt, L->nt), 1 / L->clamp)), L->clamp);
+}
+
 /* One layer, data -> latent, on the tape. Per-row log-dets add into *ldr (rows x 1),
    data-independent ones into *ldc (1 x 1). */
 static nf_tensor *nf__layer_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf_real *grad,
@@ -2565,25 +2584,15 @@ static nf_tensor *nf__layer_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf
     int D = f->dim;
     switch (L->kind) {
     case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
-        nf_tensor *xa = nf_t_gather_cols(tp, x, L->keep, L->nk);
-        nf_tensor *xb = nf_t_gather_cols(tp, x, L->trans, L->nt);
-        nf_tensor *h = ctx ? nf_t_concat_cols(tp, xa, ctx) : xa, *zb, *out;   /* [kept | context] */
-        size_t off = L->poff; int in = L->nin, dep;
-        for (dep = 0; dep < L->depth; ++dep) {              /* h = act(h W + b) */
-            nf_tensor *W = NF__P(off, in, L->hidden), *b = NF__P(off + (size_t)in * L->hidden, 1, L->hidden);
-            h = nf_t_linear(tp, h, W, b, L->act);
-            off += (size_t)in * L->hidden + L->hidden; in = L->hidden;
-        }
-        out = nf_t_linear(tp, h, NF__P(off, in, L->nout), NF__P(off + (size_t)in * L->nout, 1, L->nout), NF_ACT_IDENTITY);
-        if (L->kind == NF_LAYER_AFFINE_COUPLING) {
-            nf_tensor *shift = nf_t_gather_cols(tp, out, f->iota, L->nt);
-            nf_tensor *raw = nf_t_gather_cols(tp, out, f->iota + L->nt, L->nt);
-            nf_tensor *s = nf_t_scale(tp, nf_t_tanh(tp, nf_t_scale(tp, raw, 1 / L->clamp)), L->clamp);
+        nf_tensor *xa = nf_t_gather_cols(tp, x, L->keep, L->nk), *xb = nf_t_gather_cols(tp, x, L->trans, L->nt);
+        nf_tensor *t, *s, *zb;
+        nf__conditioner_tape(tp, f, L, grad, xa, ctx, &t, &s);
+        if (s) {
             nf_tensor *lds = nf_t_sum_rows(tp, s);
-            zb = nf_t_add(tp, nf_t_mul(tp, xb, nf_t_exp(tp, s)), shift);   /* z_b = y_b e^s + t */
+            zb = nf_t_add(tp, nf_t_mul(tp, xb, nf_t_exp(tp, s)), t);       /* z_b = y_b e^s + t */
             *ldr = *ldr ? nf_t_add(tp, *ldr, lds) : lds;
         } else {
-            zb = nf_t_add(tp, xb, out);                                    /* z_b = y_b + t */
+            zb = nf_t_add(tp, xb, t);                                      /* z_b = y_b + t */
         }
         return nf_t_add(tp, nf_t_scatter_cols(tp, xa, L->keep, D), nf_t_scatter_cols(tp, zb, L->trans, D));
     }
@@ -2919,22 +2928,14 @@ static nf_tensor *nf__layer_tape_inv(nf_tape *tp, nf_flow *f, const nf__layer *L
     switch (L->kind) {
     case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
         nf_tensor *za = nf_t_gather_cols(tp, z, L->keep, L->nk), *zb = nf_t_gather_cols(tp, z, L->trans, L->nt);
-        nf_tensor *h = za, *yb, *out; size_t off = L->poff; int in = L->nin, dep;
-        for (dep = 0; dep < L->depth; ++dep) {
-            nf_tensor *W = NF__P(off, in, L->hidden), *b = NF__P(off + (size_t)in * L->hidden, 1, L->hidden);
-            h = nf_t_linear(tp, h, W, b, L->act);
-            off += (size_t)in * L->hidden + L->hidden; in = L->hidden;
-        }
-        out = nf_t_linear(tp, h, NF__P(off, in, L->nout), NF__P(off + (size_t)in * L->nout, 1, L->nout), NF_ACT_IDENTITY);
-        if (L->kind == NF_LAYER_AFFINE_COUPLING) {
-            nf_tensor *shift = nf_t_gather_cols(tp, out, f->iota, L->nt);
-            nf_tensor *raw = nf_t_gather_cols(tp, out, f->iota + L->nt, L->nt);
-            nf_tensor *s = nf_t_scale(tp, nf_t_tanh(tp, nf_t_scale(tp, raw, 1 / L->clamp)), L->clamp);
+        nf_tensor *t, *s, *yb;
+        nf__conditioner_tape(tp, f, L, grad, za, NULL, &t, &s);
+        if (s) {
             nf_tensor *lds = nf_t_scale(tp, nf_t_sum_rows(tp, s), -1);
-            yb = nf_t_mul(tp, nf_t_sub(tp, zb, shift), nf_t_exp(tp, nf_t_scale(tp, s, -1)));   /* y_b = (z_b - t) e^-s */
+            yb = nf_t_mul(tp, nf_t_sub(tp, zb, t), nf_t_exp(tp, nf_t_scale(tp, s, -1)));   /* y_b = (z_b - t) e^-s */
             *ldr = *ldr ? nf_t_add(tp, *ldr, lds) : lds;
         } else {
-            yb = nf_t_sub(tp, zb, out);
+            yb = nf_t_sub(tp, zb, t);                                                     /* y_b = z_b - t */
         }
         return nf_t_add(tp, nf_t_scatter_cols(tp, za, L->keep, D), nf_t_scatter_cols(tp, yb, L->trans, D));
     }
