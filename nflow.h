@@ -761,6 +761,7 @@ NFDEF nf_real nf_rng_normal(nf_rng *r) {
 #define NF__MR 8
 #define NF__NR 32
 #define NF__KC 128
+#define NF__SMALLN 8   /* narrow-output kernels: worth their code only with wide vectors */
 #else
 /* small cores: small stack frames (the packed panel is KC x NR reals on the stack) */
 #define NF__MR 4
@@ -806,10 +807,10 @@ static void nf__micro(int mr, int nr, int K, const nf_real *NF__RESTRICT A, int 
     }
 }
 
+#ifdef NF__SMALLN
 /* Narrow outputs (N <= NF__SMALLN: a coupling's shift/scale layer, a 1-feature input's
    gradient) would leave the register block mostly empty. They get kernels that
    vectorise along the long dimension instead. */
-#define NF__SMALLN 8
 #define NF__LANES 16
 /* !ta: C[i, j] (+)= dot(A[i, :], op(B)[:, j]), op(B)'s columns packed contiguous */
 static void nf__gemm_smalln_rows(int tb, int M, int N, int K, const nf_real *A, int lda,
@@ -858,6 +859,7 @@ static void nf__gemm_smalln_cols(int tb, int M, int N, int K, const nf_real *A, 
             }
     }
 }
+#endif
 
 NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
                    const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
@@ -870,11 +872,13 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
         if (!accumulate) for (i = 0; i < M; ++i) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(nf_real));
         return;
     }
+#ifdef NF__SMALLN
     if (N <= NF__SMALLN && M >= 2 * NF__MR) {
         if (ta) nf__gemm_smalln_cols(tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         else    nf__gemm_smalln_rows(tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         return;
     }
+#endif
     for (j = 0; j < N; j += NF__NR) {
         int nr = N - j < NF__NR ? N - j : NF__NR;
         for (k0 = 0; k0 < K; k0 += NF__KC) {
