@@ -1,5 +1,6 @@
 /* png.h - a tiny RGB canvas and PNG writer for the nflow examples (no dependency).
-   The PNG uses stored (uncompressed) deflate blocks: larger files, but about 60 lines.
+   The PNG's deflate stream uses the fixed Huffman code and only two match distances,
+   one pixel back and one row up: plain, but flat plot areas shrink a hundredfold.
    Include in one file; everything is static. */
 #ifndef NF_EXAMPLES_PNG_H
 #define NF_EXAMPLES_PNG_H
@@ -79,34 +80,70 @@ PNG_FN void png__chunk(FILE *f, const char *type, const unsigned char *data, siz
     crc = png__crc(0, hdr + 4, 4); crc = png__crc(crc, data, n);
     png__u32(hdr, crc); fwrite(hdr, 1, 4, f);
 }
+/* deflate with the fixed Huffman code (RFC 1951, 3.2.6), bits written LSB first */
+typedef struct png__bits { unsigned char *p; size_t n; unsigned long acc; int nbits; } png__bits;
+static void png__put(png__bits *b, unsigned long v, int n) {   /* n bits of v, LSB first */
+    b->acc |= v << b->nbits; b->nbits += n;
+    while (b->nbits >= 8) { b->p[b->n++] = (unsigned char)b->acc; b->acc >>= 8; b->nbits -= 8; }
+}
+static void png__huff(png__bits *b, unsigned code, int len) {  /* Huffman codes go MSB first */
+    unsigned r = 0; int i;
+    for (i = 0; i < len; ++i) r |= ((code >> i) & 1u) << (len - 1 - i);
+    png__put(b, r, len);
+}
+static void png__lit(png__bits *b, int c) {
+    if (c < 144) png__huff(b, 0x30u + (unsigned)c, 8);
+    else if (c < 256) png__huff(b, 0x190u + (unsigned)(c - 144), 9);
+    else if (c < 280) png__huff(b, (unsigned)(c - 256), 7);
+    else png__huff(b, 0xc0u + (unsigned)(c - 280), 8);
+}
+static void png__match(png__bits *b, int len, int dist) {
+    static const int lbase[29] = {3,4,5,6,7,8,9,10,11,13,15,17,19,23,27,31,35,43,51,59,67,83,99,115,131,163,195,227,258};
+    static const int lext[29] = {0,0,0,0,0,0,0,0,1,1,1,1,2,2,2,2,3,3,3,3,4,4,4,4,5,5,5,5,0};
+    static const int dbase[30] = {1,2,3,4,5,7,9,13,17,25,33,49,65,97,129,193,257,385,513,769,1025,1537,2049,3073,4097,6145,8193,12289,16385,24577};
+    static const int dext[30] = {0,0,0,0,1,1,2,2,3,3,4,4,5,5,6,6,7,7,8,8,9,9,10,10,11,11,12,12,13,13};
+    int i = 28, j = 29;
+    while (lbase[i] > len) --i;
+    png__lit(b, 257 + i); png__put(b, (unsigned long)(len - lbase[i]), lext[i]);
+    while (dbase[j] > dist) --j;
+    png__huff(b, (unsigned)j, 5); png__put(b, (unsigned long)(dist - dbase[j]), dext[j]);
+}
 /* Returns 0 on success. */
 PNG_FN int png_write(const char *path, const canvas *c) {
-    size_t row = (size_t)c->w * 3 + 1, raw_n = row * c->h, nblk = (raw_n + 65534) / 65535, i, y;
-    size_t z_n = 2 + raw_n + nblk * 5 + 4, pos = 0;
-    unsigned char *raw = (unsigned char *)malloc(raw_n), *z = (unsigned char *)malloc(z_n), ihdr[13];
-    unsigned long a = 1, b = 0; FILE *f;
-    if (!raw || !z) { free(raw); free(z); return 1; }
+    size_t row = (size_t)c->w * 3 + 1, raw_n = row * c->h, i, y;
+    unsigned char *raw = (unsigned char *)malloc(raw_n), ihdr[13];
+    png__bits b; unsigned long a = 1, s2 = 0; FILE *f;
+    b.p = (unsigned char *)malloc(raw_n + raw_n / 4 + 64); b.n = 0; b.acc = 0; b.nbits = 0;
+    if (!raw || !b.p) { free(raw); free(b.p); return 1; }
     png__crc_init();
     for (y = 0; y < (size_t)c->h; ++y) { raw[y * row] = 0; memcpy(raw + y * row + 1, c->px + y * (row - 1), row - 1); }
-    z[pos++] = 0x78; z[pos++] = 0x01;   /* zlib header, no compression */
-    for (i = 0; i < raw_n; i += 65535) {
-        size_t n = raw_n - i < 65535 ? raw_n - i : 65535;
-        z[pos++] = (unsigned char)(i + n == raw_n);
-        z[pos++] = (unsigned char)n; z[pos++] = (unsigned char)(n >> 8);
-        z[pos++] = (unsigned char)~n; z[pos++] = (unsigned char)(~n >> 8);
-        memcpy(z + pos, raw + i, n); pos += n;
+    b.p[b.n++] = 0x78; b.p[b.n++] = 0x01;        /* zlib header */
+    png__put(&b, 1, 1); png__put(&b, 1, 2);      /* one final block, fixed Huffman */
+    for (i = 0; i < raw_n;) {
+        size_t best = 0, bd = 0, cand[2]; int q;
+        cand[0] = 3; cand[1] = row;               /* one pixel back, one row up */
+        for (q = 0; q < 2; ++q) {
+            size_t d = cand[q], len = 0;
+            if (d > i || d > 32768) continue;
+            while (len < 258 && i + len < raw_n && raw[i + len] == raw[i + len - d]) ++len;
+            if (len > best) { best = len; bd = d; }
+        }
+        if (best >= 3) { png__match(&b, (int)best, (int)bd); i += best; }
+        else { png__lit(&b, raw[i]); ++i; }
     }
-    for (i = 0; i < raw_n; ++i) { a = (a + raw[i]) % 65521; b = (b + a) % 65521; }
-    png__u32(z + pos, (b << 16) | a); pos += 4;
+    png__lit(&b, 256);                           /* end of block */
+    if (b.nbits) png__put(&b, 0, 8 - b.nbits);
+    for (i = 0; i < raw_n; ++i) { a = (a + raw[i]) % 65521; s2 = (s2 + a) % 65521; }
+    png__u32(b.p + b.n, (s2 << 16) | a); b.n += 4;
     png__u32(ihdr, (unsigned long)c->w); png__u32(ihdr + 4, (unsigned long)c->h);
     ihdr[8] = 8; ihdr[9] = 2; ihdr[10] = 0; ihdr[11] = 0; ihdr[12] = 0;
     f = fopen(path, "wb");
-    if (!f) { free(raw); free(z); return 1; }
+    if (!f) { free(raw); free(b.p); return 1; }
     fwrite("\211PNG\r\n\032\n", 1, 8, f);
     png__chunk(f, "IHDR", ihdr, 13);
-    png__chunk(f, "IDAT", z, pos);
+    png__chunk(f, "IDAT", b.p, b.n);
     png__chunk(f, "IEND", NULL, 0);
-    free(raw); free(z);
+    free(raw); free(b.p);
     return fclose(f) != 0;
 }
 

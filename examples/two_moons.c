@@ -141,13 +141,15 @@ static int write_curves(const char *path, const run *r) {
     for (i = 0; i < r->epochs; ++i) {
         if (r->train[i] < lo) lo = r->train[i];
         if (r->val[i] < lo) lo = r->val[i];
-        if (i > 0 && r->train[i] > hi) hi = r->train[i];   /* epoch 0 is off the scale */
+        if (i >= r->epochs / 8 && r->train[i] > hi) hi = r->train[i];   /* the first epochs go off the top */
+        if (i >= r->epochs / 8 && r->val[i] > hi) hi = r->val[i];
     }
-    hi += 0.05; lo -= 0.05;
+    hi += 0.1 * (hi - lo) + 0.01; lo -= 0.1 * (hi - lo) + 0.01;
     c = canvas_new(W, H, 255);
     for (i = 0; i < 5; ++i) canvas_line(&c, 0, H * i / 5.0, W, H * i / 5.0, gray, 1);
     for (i = 1; i < r->epochs; ++i) {
         double x0 = (double)(i - 1) / (r->epochs - 1) * (W - 1), x1 = (double)i / (r->epochs - 1) * (W - 1);
+        if (r->train[i - 1] > hi || r->val[i - 1] > hi) continue;   /* clipped at the top */
         canvas_line(&c, x0, (hi - r->train[i - 1]) / (hi - lo) * (H - 1), x1, (hi - r->train[i]) / (hi - lo) * (H - 1), blue, 1);
         canvas_line(&c, x0, (hi - r->val[i - 1]) / (hi - lo) * (H - 1), x1, (hi - r->val[i]) / (hi - lo) * (H - 1), orange, 1);
     }
