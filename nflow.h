@@ -415,7 +415,9 @@ typedef struct nf_tensor nf_tensor;
 struct nf_tensor {
     int rows, cols;
     nf_real *val;          /* rows x cols */
-    nf_real *grad;         /* same shape; NULL when no gradient flows here */
+    nf_real *grad;         /* same shape; parameters: the caller's array. Intermediate nodes get
+                              theirs during backward and give it back when done with it */
+    int needs;             /* 1 if a gradient flows to this node */
     int op;                /* which op made it (internal) */
     int iarg;              /* small integer argument (transposes, activation) */
     nf_real k;             /* scalar argument */
@@ -428,13 +430,16 @@ typedef struct nf_tape {
     nf_arena *arena;
     nf_tensor *last;
     nf_result err;
+    void *free_grads;      /* gradient buffers backward is done with, for reuse */
 } nf_tape;
 
 NFDEF void       nf_tape_init(nf_tape *t, nf_arena *arena);
 NFDEF nf_tensor *nf_tape_param(nf_tape *t, nf_real *val, nf_real *grad, int rows, int cols);
 NFDEF nf_tensor *nf_tape_input(nf_tape *t, const nf_real *val, int rows, int cols);
 NFDEF nf_tensor *nf_tape_new(nf_tape *t, int rows, int cols);  /* constant, zeroed */
-NFDEF nf_result  nf_tape_backward(nf_tape *t, nf_tensor *loss); /* loss must be 1 x 1 */
+/* loss must be 1 x 1. Afterwards only parameters' gradients remain: intermediate
+   nodes' gradient buffers are recycled as soon as backward has passed them. */
+NFDEF nf_result  nf_tape_backward(nf_tape *t, nf_tensor *loss);
 
 NFDEF nf_tensor *nf_t_matmul(nf_tape *t, nf_tensor *a, nf_tensor *b, int ta, int tb);
 /* b broadcasts: same shape, 1 x cols (per feature), rows x 1 (per row) or 1 x 1. */
@@ -2136,26 +2141,58 @@ enum { NF__OP_LEAF = 0, NF__OP_MATMUL, NF__OP_ADD, NF__OP_SUB, NF__OP_MUL, NF__O
 
 NFDEF void nf_tape_init(nf_tape *t, nf_arena *arena) {
     if (!t) return;
-    t->arena = arena; t->last = NULL; t->err = arena ? NF_OK : NF_ERR_NULL;
+    t->arena = arena; t->last = NULL; t->err = arena ? NF_OK : NF_ERR_NULL; t->free_grads = NULL;
 }
 
 static nf_tensor *nf__node(nf_tape *t, int op, int rows, int cols, nf_tensor *a, nf_tensor *b) {
-    nf_tensor *n; nf_real *val, *grad = NULL; size_t cnt, bytes;
-    int needs = (a && a->grad) || (b && b->grad);
+    nf_tensor *n; nf_real *val; size_t cnt, bytes;
     if (t->err != NF_OK) return NULL;
     if (rows < 0 || cols < 0 || !nf__mul((size_t)rows, (size_t)cols, &cnt) || !nf__mul(cnt, sizeof(nf_real), &bytes)) {
         t->err = NF_ERR_OVERFLOW; return NULL;
     }
     n = (nf_tensor *)nf_arena_alloc(t->arena, sizeof(nf_tensor));
     val = (nf_real *)nf_arena_alloc(t->arena, bytes);
-    if (needs) grad = (nf_real *)nf_arena_alloc(t->arena, bytes);
-    if (!n || !val || (needs && !grad)) { t->err = NF_ERR_ARENA_FULL; return NULL; }
+    if (!n || !val) { t->err = NF_ERR_ARENA_FULL; return NULL; }
     memset(n, 0, sizeof *n);
     n->rows = rows; n->cols = cols; n->op = op; n->a = a; n->b = b;
-    n->val = val; n->grad = grad; n->prev = t->last;
-    if (grad) memset(grad, 0, bytes);
+    n->needs = (a && a->needs) || (b && b->needs);
+    n->val = val; n->prev = t->last;
     t->last = n;
     return n;
+}
+
+/* Gradient buffers for intermediate nodes, during backward only: a node's gradient is
+   needed from the first backward step that writes into it (its last consumer's) until
+   its own backward step, so buffers recycle through an exact-size free list kept in the
+   freed blocks themselves (tensor shapes repeat layer after layer). */
+typedef struct nf__freeblock { size_t bytes; struct nf__freeblock *next; } nf__freeblock;
+static nf_real *nf__grad_get(nf_tape *t, size_t cnt) {
+    size_t bytes = nf_arena_align(cnt * sizeof(nf_real) > sizeof(nf__freeblock) ? cnt * sizeof(nf_real) : sizeof(nf__freeblock));
+    nf__freeblock **p = (nf__freeblock **)&t->free_grads; void *m;
+    while (*p && (*p)->bytes != bytes) p = &(*p)->next;
+    if (*p) { m = *p; *p = (*p)->next; }
+    else m = nf_arena_alloc(t->arena, bytes);
+    if (m) memset(m, 0, cnt * sizeof(nf_real));
+    return (nf_real *)m;
+}
+static void nf__grad_put(nf_tape *t, nf_tensor *n) {
+    size_t cnt = (size_t)n->rows * n->cols;
+    nf__freeblock *b = (nf__freeblock *)(void *)n->grad;
+    b->bytes = nf_arena_align(cnt * sizeof(nf_real) > sizeof(nf__freeblock) ? cnt * sizeof(nf_real) : sizeof(nf__freeblock));
+    b->next = (nf__freeblock *)t->free_grads;
+    t->free_grads = b;
+    n->grad = NULL;
+}
+/* gives every input of n that wants a gradient a zeroed buffer to accumulate into */
+static int nf__grad_inputs(nf_tape *t, nf_tensor *n) {
+    nf_tensor *in[3]; int i;
+    in[0] = n->a; in[1] = n->b; in[2] = n->c;
+    for (i = 0; i < 3; ++i)
+        if (in[i] && in[i]->needs && !in[i]->grad) {
+            in[i]->grad = nf__grad_get(t, (size_t)in[i]->rows * in[i]->cols);
+            if (!in[i]->grad) { t->err = NF_ERR_ARENA_FULL; return 0; }
+        }
+    return 1;
 }
 
 NFDEF nf_tensor *nf_tape_param(nf_tape *t, nf_real *val, nf_real *grad, int rows, int cols) {
@@ -2167,7 +2204,7 @@ NFDEF nf_tensor *nf_tape_param(nf_tape *t, nf_real *val, nf_real *grad, int rows
     if (!n) { t->err = NF_ERR_ARENA_FULL; return NULL; }
     memset(n, 0, sizeof *n);
     n->rows = rows; n->cols = cols; n->op = NF__OP_LEAF;
-    n->val = val; n->grad = grad; n->prev = t->last;   /* grad accumulates in place */
+    n->val = val; n->grad = grad; n->needs = grad != NULL; n->prev = t->last;   /* grad accumulates in place */
     t->last = n;
     return n;
 }
@@ -2414,12 +2451,8 @@ NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *
     }
     y = nf__node(t, NF__OP_LINEAR, x->rows, w->cols, x, w);
     if (!y) return NULL;
-    if (b->grad && !y->grad) {   /* only the bias needs a gradient: give y one */
-        y->grad = (nf_real *)nf_arena_alloc(t->arena, (size_t)y->rows * y->cols * sizeof(nf_real));
-        if (!y->grad) { t->err = NF_ERR_ARENA_FULL; return NULL; }
-        memset(y->grad, 0, (size_t)y->rows * y->cols * sizeof(nf_real));
-    }
     y->c = b; y->iarg = act;
+    y->needs |= b->needs;   /* the bias is an input too */
     nf_gemm(0, 0, x->rows, w->cols, x->cols, x->val, x->cols, w->val, w->cols, y->val, w->cols, 0);
     nf__bias_act(y->val, b->val, y->rows, y->cols, act);
     return y;
@@ -2490,10 +2523,12 @@ NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
     if (t->err != NF_OK) return t->err;
     if (!loss) return NF_ERR_NULL;
     if (loss->rows != 1 || loss->cols != 1) return NF_ERR_SHAPE;
-    if (!loss->grad) return NF_OK;   /* nothing on the tape needs a gradient */
+    if (!loss->needs) return NF_OK;   /* nothing on the tape needs a gradient */
+    if (!loss->grad && !(loss->grad = nf__grad_get(t, 1))) return t->err = NF_ERR_ARENA_FULL;
     loss->grad[0] += 1;
     for (n = loss; n; n = n->prev) {
-        if (!n->grad) continue;
+        if (!n->grad) continue;   /* nothing flowed here */
+        if (n->op != NF__OP_LEAF && !nf__grad_inputs(t, n)) return t->err;
         switch (n->op) {
         case NF__OP_LEAF:   break;
         case NF__OP_MATMUL: nf__matmul_back(n); break;
@@ -2506,6 +2541,7 @@ NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
         case NF__OP_TARGET: nf__target_back(n); break;
         default:            nf__unary_back(n); break;
         }
+        if (n->op != NF__OP_LEAF) nf__grad_put(t, n);   /* done with it: recycle */
     }
     return NF_OK;
 }
