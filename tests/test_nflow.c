@@ -291,7 +291,9 @@ static nf_real *rand_rows(nf_rng *r, size_t n, int D) {
     return y;
 }
 
-static void flow_checks(const char *name, nf_flow_desc *d, nf_rng *rng, double scale) {
+/* rt_tol: the issue's 1e-5 (float) / 1e-12 (double) for single layers; whole flows of
+   18 layers compound rounding, so they get 5x that */
+static void flow_checks(const char *name, nf_flow_desc *d, nf_rng *rng, double scale, double rt_tol) {
     nf_flow *f; double rt = -1, ld = -1; char nm[96]; nf_real *y; int D = d->dim; nf_result r;
     d->base = NF_BASE_DIAG_GAUSSIAN;
     r = nf_flow_create(&f, d);
@@ -302,7 +304,7 @@ static void flow_checks(const char *name, nf_flow_desc *d, nf_rng *rng, double s
     y = rand_rows(rng, 300, D);   /* more rows than one chunk */
     nf_flow_roundtrip_error(f, y, 300, &rt);
     snprintf(nm, sizeof nm, "roundtrip_%s_D%d", name, D);
-    check(rt < RT_TOL * 10, nm, "max err %g (tol %g)", rt, RT_TOL * 10);
+    check(rt < rt_tol, nm, "max err %g (tol %g)", rt, rt_tol);
     if (IS_DOUBLE) {
         nf_flow_logdet_error(f, y, 8, 1e-6, &ld);
         snprintf(nm, sizeof nm, "logdet_vs_numeric_jacobian_%s_D%d", name, D);
@@ -324,7 +326,7 @@ static void test_layers(void) {
             nf_flow_desc_init(&d, D);
             memset(&l, 0, sizeof l); l.kind = kind; l.hidden = 16; l.activation = NF_ACT_TANH; l.seed = 9;
             nf_flow_desc_add(&d, &l);
-            flow_checks(names[kind], &d, &rng, 0.3);
+            flow_checks(names[kind], &d, &rng, 0.3, RT_TOL);
         }
         {   /* a whole mixed flow */
             nf_flow_desc d; nf_layer_desc l; int i;
@@ -339,7 +341,7 @@ static void test_layers(void) {
                 l.kind = NF_LAYER_MONOTONE; l.hidden = 4; nf_flow_desc_add(&d, &l);
             }
             /* 15 random layers compound: a smaller weight scale keeps the map well conditioned */
-            flow_checks("mixed_flow", &d, &rng, 0.1);
+            flow_checks("mixed_flow", &d, &rng, 0.1, 5 * RT_TOL);
         }
     }
 }
