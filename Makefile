@@ -1,6 +1,6 @@
 # nflow: `make demo` runs the main example, `make test` runs every test.
 CC      ?= gcc
-CFLAGS  ?= -std=c99 -O2 -march=native -Wall -Wextra -pedantic
+CFLAGS  ?= -std=c99 -O3 -march=native -Wall -Wextra -pedantic
 LDLIBS  = -lm
 BUILD   = build
 

@@ -55,6 +55,8 @@ echo "# unit tests (float, double)"
 T="tests/test_nflow.c"
 compile build_test_float  $CC -std=c99 -O2 -g $WARN "$T" -o "$B/test_float" -lm
 compile build_test_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE "$T" -o "$B/test_double" -lm
+compile build_test_plain_c $CC -std=c99 -O2 -g $WARN -march=native -DNFLOW_NO_VECTOR_EXT "$T" -o "$B/test_plain_c" -lm
+compile build_test_vector $CC -std=c99 -O2 -g $WARN -march=native "$T" -o "$B/test_vector" -lm
 compile build_test_io_float  $CC -std=c99 -O2 -g $WARN tests/test_io.c -o "$B/test_io_float" -lm
 compile build_test_io_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_io.c -o "$B/test_io_double" -lm
 compile build_test_science $CC -std=c99 -O2 -g $WARN tests/test_science.c -o "$B/test_science" -lm
@@ -62,6 +64,8 @@ compile build_test_alloc  $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unused-function
 [ -x "$B/test_float" ] && run_prog float "$B/test_float"
 [ -x "$B/test_double" ] && run_prog double "$B/test_double"
 [ -x "$B/test_alloc" ] && run_prog alloc "$B/test_alloc"
+[ -x "$B/test_plain_c" ] && run_prog plain_c_kernel "$B/test_plain_c"
+[ -x "$B/test_vector" ] && run_prog vector_kernel "$B/test_vector"
 [ -x "$B/test_io_float" ] && run_prog io_float "$B/test_io_float"
 [ -x "$B/test_science" ] && run_prog science "$B/test_science"
 [ -x "$B/test_io_double" ] && run_prog io_double "$B/test_io_double"
