@@ -42,7 +42,7 @@
        NF_MALLOC(sz,u) NF_REALLOC(p,sz,u) NF_FREE(p,u)   allocator hooks (all or none);
                            u is the user pointer of the object being allocated for (may be NULL)
        NF_ASSERT(x)        internal invariant checks (default: assert.h's assert)
-       NF_EXP NF_LOG NF_TANH NF_SQRT NF_FABS NF_LOG1P NF_COS NF_SIN NF_FLOOR
+       NF_EXP NF_LOG NF_TANH NF_SQRT NF_FABS NF_LOG1P NF_FLOOR
                            libm hooks, default to the float or double libm functions
        NF_MAX_LAYERS       most layers in one flow (default 64)
        NFLOW_NO_VECTOR_EXT plain C only in the matrix kernel (no GCC/clang vector extensions)
@@ -585,8 +585,6 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
 #define NF_SQRT  sqrt
 #define NF_FABS  fabs
 #define NF_LOG1P log1p
-#define NF_COS   cos
-#define NF_SIN   sin
 #define NF_FLOOR floor
 #endif
 #else
@@ -597,8 +595,6 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
 #define NF_SQRT  sqrtf
 #define NF_FABS  fabsf
 #define NF_LOG1P log1pf
-#define NF_COS   cosf
-#define NF_SIN   sinf
 #define NF_FLOOR floorf
 #endif
 #endif
