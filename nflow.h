@@ -1601,8 +1601,8 @@ static void nf__chunk_ctx(nf_flow *f, const nf_real *ctx, int shared, int R, nf_
 }
 
 /* Data rows -> latent rows for one chunk, from the user's coordinates: domain map,
-   standardisation, layers. Rows outside the domain get w->ld = -inf. */
-static void nf__chunk_forward(nf_flow *f, const nf_real *y, int R, const nf_real *ctx, int shared, nf_real *cur, nf__ws *w) {
+   standardisation, then layers 0 .. upto-1. Rows outside the domain get w->ld = -inf. */
+static void nf__chunk_forward(nf_flow *f, const nf_real *y, int R, const nf_real *ctx, int shared, nf_real *cur, nf__ws *w, int upto) {
     int r, j, i, D = f->dim;
     nf_real ld0 = nf__std_logdet(f);
     if (f->ctx_dim) nf__chunk_ctx(f, ctx, shared, R, w);
@@ -1616,7 +1616,7 @@ static void nf__chunk_forward(nf_flow *f, const nf_real *y, int R, const nf_real
         if (ld == (nf_real)-HUGE_VAL) for (j = 0; j < D; ++j) c[j] = 0;   /* keep the layers finite */
         w->ld[r] = ld;
     }
-    for (i = 0; i < f->n_layers; ++i) nf__layer_apply(f, &f->layers[i], cur, R, +1, w);
+    for (i = 0; i < upto; ++i) nf__layer_apply(f, &f->layers[i], cur, R, +1, w);
 }
 static void nf__chunk_inverse(nf_flow *f, nf_real *cur, int R, const nf_real *ctx, int shared, nf_real *y, nf__ws *w) {
     int r, j, i, D = f->dim;
@@ -1648,7 +1648,7 @@ NFDEF nf_result nf_flow_forward_ctx(nf_flow *f, const nf_real *y, size_t n, cons
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w);
+        nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
         for (r2 = 0; r2 < R; ++r2)
             if (w.ld[r2] == (nf_real)-HUGE_VAL) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + r2));
         memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
@@ -1698,20 +1698,17 @@ NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, in
 #endif
 #ifndef NFLOW_NO_TRAINING
 NFDEF nf_result nf_flow_forward_stage(nf_flow *f, const nf_real *y, size_t n, int k, nf_real *z, nf_real *logdet) {
-    nf_real *cur; nf__ws w; size_t i; int saved; nf_result r = nf__check_call(f, y, n, z);
+    nf_real *cur; nf__ws w; size_t i; nf_result r = nf__check_call(f, y, n, z);
     if (r != NF_OK) return r;
     if (k < 0 || k > f->n_layers) return nf__fail(f, NF_ERR_ARG, "stage out of range", -1);
     if (f->ctx_dim || f->has_dom) return nf__fail(f, NF_ERR_ARG, "stages are for unconditional flows without domains", -1);
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
-    saved = f->n_layers;
-    f->n_layers = k;   /* the forward pass runs layers 0 .. k-1 */
     NF__CHUNKS(i, R, n, f)
-        nf__chunk_forward(f, y + i * f->dim, R, NULL, 0, cur, &w);
+        nf__chunk_forward(f, y + i * f->dim, R, NULL, 0, cur, &w, k);   /* layers 0 .. k-1 */
         memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
-    f->n_layers = saved;
     return NF_OK;
 }
 #endif
@@ -1722,7 +1719,7 @@ NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, con
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w);
+        nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
         nf__base_logp(f, cur, R, logp + i);
         for (r2 = 0; r2 < R; ++r2) logp[i + r2] += w.ld[r2];
     }
@@ -1774,7 +1771,7 @@ NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, 
     nf__ws_carve(f, &cur, &w);
     for (i = 0; i < n; i += (size_t)f->chunk) {
         int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
-        nf__chunk_forward(f, y + i * D, R, NULL, 0, cur, &w);
+        nf__chunk_forward(f, y + i * D, R, NULL, 0, cur, &w, f->n_layers);
         nf__chunk_inverse(f, cur, R, NULL, 0, w.z, &w);   /* w.z: R x D, unused by the layers */
         for (r2 = 0; r2 < R; ++r2)
             for (j = 0; j < D; ++j) {
@@ -2822,15 +2819,13 @@ static void nf__actnorm_init(nf_flow *f, const nf_real *y, const nf_real *ctx, s
     for (a = 0; a < f->n_layers; ++a) {
         nf__layer *L = &f->layers[a];
         nf_real *cur, *s = f->params + L->poff, *b = s + D; nf__ws w; size_t r0;
-        int saved = f->n_layers;
         if (L->kind != NF_LAYER_ACTNORM || L->initialized) continue;
         nf__ws_carve(f, &cur, &w);
         for (j = 0; j < D; ++j) { s[j] = 0; b[j] = 0; }
-        f->n_layers = a;   /* run only the layers below this one */
         for (pass = 0; pass < 2; ++pass) {   /* pass 0: mean into b; pass 1: variance into s */
             for (r0 = 0; r0 < n; r0 += (size_t)f->chunk) {
                 int R = (int)(n - r0 < (size_t)f->chunk ? n - r0 : (size_t)f->chunk);
-                nf__chunk_forward(f, y + r0 * D, R, ctx ? ctx + r0 * f->ctx_dim : NULL, 0, cur, &w);
+                nf__chunk_forward(f, y + r0 * D, R, ctx ? ctx + r0 * f->ctx_dim : NULL, 0, cur, &w, a);   /* the layers below */
                 for (j = 0; j < D; ++j) {
                     double acc = 0;
                     for (rr = 0; rr < R; ++rr) {
@@ -2841,7 +2836,6 @@ static void nf__actnorm_init(nf_flow *f, const nf_real *y, const nf_real *ctx, s
                 }
             }
         }
-        f->n_layers = saved;
         for (j = 0; j < D; ++j) {   /* e^s = 1/sd, b = -mean/sd: z = (y - mean)/sd */
             double sd = sqrt((double)s[j] > 1e-12 ? (double)s[j] : 1e-12);
             s[j] = (nf_real)(-log(sd));
