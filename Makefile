@@ -48,7 +48,7 @@ docs: examples
 	./$(BUILD)/two_moons --out docs
 	./$(BUILD)/bimodal_1d --out docs
 	./$(BUILD)/variational --out docs
-	./$(BUILD)/gw_posterior ../shared/data/gw170814_posterior.csv --out docs
+	./$(BUILD)/gw_posterior examples/data/gw170814_posterior.csv --out docs
 
 $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)

@@ -1,7 +1,7 @@
 /* gw_posterior: a normalizing flow as the density of a real gravitational-wave posterior.
 
    Reads posterior samples of GW170814 (PyCBC Inference, De et al. 2019, arXiv:1811.09232;
-   CC BY-SA 3.0 US; the repository does not copy them, tests read ../shared/data), declares
+   CC BY-SA 3.0 US; shipped in examples/data/ with its provenance and license), declares
    each parameter's domain (bounded, half-bounded, periodic), fits a flow with a validation
    split and reports on held-out samples:
      - mean log-likelihood of the flow against a full-covariance Gaussian fitted to the
@@ -77,7 +77,7 @@ static double gauss_logp(const double *x, const double *mu, const double *L) {
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 int main(int argc, char **argv) {
-    const char *csv = "../shared/data/gw170814_posterior.csv", *out = "build"; int quick = 0, i, j, a, b;
+    const char *csv = "examples/data/gw170814_posterior.csv", *out = "build"; int quick = 0, i, j, a, b;
     double *raw = NULL; long n; char path[512];
     nf_domain dom[NP]; nf_flow_desc d; nf_layer_desc l; nf_flow *f; nf_fit_options o; nf_fit_report rep; nf_rng rng;
     nf_real *y, *lp, *s; int *idx, n_tr, n_te; double t0;
