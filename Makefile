@@ -4,7 +4,7 @@ CFLAGS  ?= -std=c99 -O3 -march=native -Wall -Wextra -pedantic
 LDLIBS  = -lm
 BUILD   = build
 
-.PHONY: all demo test test-mcu fuzz bench bench-compare clean examples mcu-example docs
+.PHONY: all demo test test-mcu fuzz bench bench-compare clean examples mcu-example docs web test-web test-mpi test-cross
 
 all: examples
 
@@ -23,9 +23,25 @@ demo: $(BUILD)/two_moons
 test:
 	bash tests/run.sh
 
-# a flow exported from the host, run on emulated Cortex-M4F and Cortex-M0 (QEMU)
+# flows exported from the host, run on emulated Cortex-M4F, Cortex-M0 and RISC-V (QEMU)
 test-mcu:
 	bash tests/mcu/run.sh
+
+# the browser lesson: nflow.h compiled to WebAssembly, page in build/web/
+web:
+	bash web/build.sh
+
+# the lesson page in headless Chromium (QUICK=1: fewer steps)
+test-web:
+	bash tests/web/run.sh $(if $(QUICK),--quick,)
+
+# data-parallel training on Open MPI (2 processes)
+test-mpi:
+	bash tests/mpi/run.sh
+
+# model files and a quick unit-test subset on 32-bit, ARM and big-endian targets (qemu-user)
+test-cross:
+	bash tests/cross/run.sh
 
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -43,12 +59,13 @@ mcu-example: $(BUILD)/mcu_export
 	arm-none-eabi-size $(BUILD)/firmware.elf
 	qemu-system-arm -M mps2-an386 -nographic -monitor none -semihosting-config enable=on,target=native -kernel $(BUILD)/firmware.elf
 
-# regenerate the pictures in docs/
+# regenerate the pictures in docs/ (DOCS_OUT=dir DOCS_FLAGS=--quick: elsewhere, fast)
+DOCS_OUT ?= docs
 docs: examples
-	./$(BUILD)/two_moons --out docs
-	./$(BUILD)/bimodal_1d --out docs
-	./$(BUILD)/variational --out docs
-	./$(BUILD)/gw_posterior examples/data/gw170814_posterior.csv --out docs
+	./$(BUILD)/two_moons --out $(DOCS_OUT) $(DOCS_FLAGS)
+	./$(BUILD)/bimodal_1d --out $(DOCS_OUT) $(DOCS_FLAGS)
+	./$(BUILD)/variational --out $(DOCS_OUT) $(DOCS_FLAGS)
+	./$(BUILD)/gw_posterior examples/data/gw170814_posterior.csv --out $(DOCS_OUT) $(DOCS_FLAGS)
 
 $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)

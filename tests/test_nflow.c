@@ -616,8 +616,10 @@ static void test_bad_input(void) {
     CHECK(strcmp(nf_result_string(NF_ERR_NOMEM), "out of memory") == 0 && strcmp(nf_result_string((nf_result)999), "unknown error") == 0, "result_strings");
 }
 
-int main(void) {
-    printf("# nflow tests, nf_real = %s\n", IS_DOUBLE ? "double" : "float");
+int main(int argc, char **argv) {
+    /* --quick: skips the training runs (for emulated targets, where they take minutes) */
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    printf("# nflow tests, nf_real = %s%s\n", IS_DOUBLE ? "double" : "float", quick ? " (quick)" : "");
     test_rng();
     test_arena();
     test_gemm();
@@ -628,8 +630,7 @@ int main(void) {
     test_density_normalised();
     test_loss_gradient();
     test_adam();
-    test_training();
-    test_fit();
+    if (!quick) { test_training(); test_fit(); }
     test_weights_and_clipping();
     test_bad_input();
     printf("# %d passed, %d failed\n", g_pass, g_fail);
