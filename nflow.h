@@ -130,11 +130,33 @@ typedef float nf_real;
 #endif
 
 #ifndef NF_MAX_LAYERS
-#define NF_MAX_LAYERS 64
+#define NF_MAX_LAYERS 64   /* a plain decimal number: it is pasted into a symbol name below */
 #endif
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Every unit that includes this header refers to a symbol named after its configuration,
+   and the implementation defines the one for its own: units built with another
+   NFLOW_DOUBLE or NF_MAX_LAYERS (which change nf_real and nf_flow_desc) fail to link with
+   "undefined reference to nflow_config_double_max_layers_64" or the like, instead of
+   corrupting memory at run time. */
+#ifdef NFLOW_DOUBLE
+#define NF__CONFIG_PREC double
+#else
+#define NF__CONFIG_PREC float
+#endif
+#define NF__CONFIG_SYM2(p, n) nflow_config_##p##_max_layers_##n
+#define NF__CONFIG_SYM1(p, n) NF__CONFIG_SYM2(p, n)
+#define NF__CONFIG_SYMBOL NF__CONFIG_SYM1(NF__CONFIG_PREC, NF_MAX_LAYERS)
+#ifndef NFLOW_STATIC
+extern const char NF__CONFIG_SYMBOL;
+#if defined(__GNUC__) || defined(__clang__)
+static const char *const nf__config_check __attribute__((used)) = &NF__CONFIG_SYMBOL;
+#else
+static const char *const nf__config_check = &NF__CONFIG_SYMBOL;
+#endif
 #endif
 
 /* ---- errors --------------------------------------------------------------- */
@@ -155,7 +177,9 @@ extern "C" {
     X(NF_ERR_CHECKSUM,    "model checksum mismatch") \
     X(NF_ERR_CORRUPT,     "model architecture inconsistent") \
     X(NF_ERR_IO,          "i/o error") \
-    X(NF_ERR_READONLY,    "flow weights are read-only")
+    X(NF_ERR_READONLY,    "flow weights are read-only") \
+    X(NF_ERR_RANGE,       "value not representable in this build's precision") \
+    X(NF_ERR_PRECISION,   "data have lost the precision a fit needs")
 
 typedef enum nf_result {
 #define NF__ENUM(name, msg) name,
@@ -273,6 +297,7 @@ struct nf_flow {
     int *iota;              /* 0, 1, ..., 2 dim - 1 (column indices for the tape) */
     nf_real *ws;            /* inference workspace: chunk rows of scratch */
     int owned, readonly;
+    int fitted;             /* standardisation and periodic cuts estimated (nf_fit does it once) */
     void *block;
     long err_row;
     char err[192];
@@ -559,6 +584,10 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
 #ifndef NFLOW_IMPLEMENTATION_DONE
 #define NFLOW_IMPLEMENTATION_DONE
 
+#ifndef NFLOW_STATIC
+const char NF__CONFIG_SYMBOL = 0;   /* see nf__config_check */
+#endif
+
 #include <string.h>
 #include <math.h>
 
@@ -610,14 +639,26 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
 #define NF__LOG_2PI 1.8378770664093453
 #define NF__MAXDIM (1 << 20)
 
-#if defined(__cplusplus)
-#define NF__RESTRICT __restrict
+#if defined(__cplusplus) || defined(_MSC_VER)
+#define NF__RESTRICT __restrict   /* C++ and MSVC's C (before /std:c11) have no restrict */
 #else
 #define NF__RESTRICT restrict
 #endif
 
-/* x - x is 0 for finite x and NaN for Inf and NaN; no isfinite needed (C++98 safe) */
-static int nf__isfinite(nf_real x) { return x == x && x - x == x - x; }
+/* Finite = exponent bits not all ones. Read from the bits, not from comparisons, so that
+   -ffast-math (which may assume no NaN or Inf and fold x != x away) cannot remove it. */
+static int nf__isfinite_d(double x) {
+    uint64_t u; memcpy(&u, &x, sizeof u);
+    return ((u >> 52) & 0x7ffu) != 0x7ffu;
+}
+static int nf__isfinite(nf_real x) {
+#ifdef NFLOW_DOUBLE
+    return nf__isfinite_d(x);
+#else
+    uint32_t u; memcpy(&u, &x, sizeof u);
+    return ((u >> 23) & 0xffu) != 0xffu;
+#endif
+}
 
 /* ---- errors ---------------------------------------------------------------- */
 NFDEF const char *nf_result_string(nf_result r) {
@@ -639,6 +680,12 @@ static int nf__add(size_t a, size_t b, size_t *out) {
     if (b > (size_t)-1 - a) return 0;
     *out = a + b; return 1;
 }
+/* acc + a * b, checked: *ok drops to 0 on overflow */
+static size_t nf__madd(size_t acc, size_t a, size_t b, int *ok) {
+    size_t t;
+    if (!nf__mul(a, b, &t) || !nf__add(acc, t, &t)) { *ok = 0; return 0; }
+    return t;
+}
 
 /* A tiny message builder (no snprintf: it lives in stdio). */
 typedef struct nf__msgbuf { char *s; size_t n, cap; } nf__msgbuf;
@@ -652,6 +699,24 @@ static void nf__msg_long(nf__msgbuf *m, long v) {
     if (v < 0) tmp[i++] = '-';
     while (i > 0 && m->n + 1 < m->cap) m->s[m->n++] = tmp[--i];
     m->s[m->n] = 0;
+}
+
+/* a number: integer part, then 6 decimals if it has a fraction (enough to tell fields apart) */
+static void nf__msg_num(nf__msgbuf *m, double v) {
+    char d[32]; int i = 0; unsigned long long ip, fr;
+    if (!nf__isfinite_d(v)) { nf__msg_str(m, "non-finite"); return; }
+    if (v < 0) { nf__msg_str(m, "-"); v = -v; }
+    if (v >= 1.8e19) { nf__msg_str(m, "huge"); return; }
+    ip = (unsigned long long)v;
+    fr = (unsigned long long)((v - (double)ip) * 1e6 + 0.5);
+    if (fr >= 1000000ull) { fr = 0; ++ip; }
+    do { d[i++] = (char)('0' + ip % 10); ip /= 10; } while (ip);
+    while (i > 0 && m->n + 1 < m->cap) m->s[m->n++] = d[--i];
+    m->s[m->n] = 0;
+    if (fr) {
+        for (i = 0; i < 6; ++i) { d[5 - i] = (char)('0' + fr % 10); fr /= 10; }
+        d[6] = 0; nf__msg_str(m, "."); nf__msg_str(m, d);
+    }
 }
 
 /* ---- arena ----------------------------------------------------------------- */
@@ -727,28 +792,82 @@ NFDEF nf_real nf_rng_uniform(nf_rng *r) {
     return (float)(nf_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
 #endif
 }
-/* log(x) for x > 0 from +, -, *, / and exact scaling only, so the normal stream does
-   not depend on the platform's libm. x = m 2^e with m in [sqrt(1/2), sqrt(2)),
-   log m = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172: the series converges fast. */
-static nf_real nf__portable_log(nf_real x) {
-    int e = 0; nf_real m = x, s, s2, term, sum; int k;
-    while (m >= NF__R(1.4142135623730951)) { m *= NF__R(0.5); ++e; }
-    while (m < NF__R(0.70710678118654752)) { m *= NF__R(2.0); --e; }
-    s = (m - 1) / (m + 1); s2 = s * s; term = s; sum = 0;
-    for (k = 1; k <= 19; k += 2) { sum += term / (nf_real)k; term *= s2; }
-    return 2 * sum + (nf_real)e * NF__R(0.69314718055994531);
+/* The normal stream is the same, bit for bit, on every platform: Marsaglia's polar
+   method in integer arithmetic. Floating point enters only at the end, as one rounding of
+   an exact integer, so excess precision (x87, FLT_EVAL_METHOD != 0), FMA contraction and
+   the platform's libm cannot change it. Precision: about 30 significant bits. */
+#define NF__SQRT1_2_Q62 3260954456333195553ull   /* 2^62 / sqrt(2) */
+#define NF__LN2_Q32 2977044472ull                 /* ln 2 in Q32 */
+/* floor(sqrt(n)), n < 2^62: a floating-point guess, one Newton step, an exact fix-up */
+static uint64_t nf__isqrt(uint64_t n) {
+    uint64_t g;
+    if (n < 2) return n;
+    g = (uint64_t)NF_SQRT((nf_real)n);
+    if (g == 0) g = 1;
+    g = (g + n / g) >> 1;
+    while (g * g > n) --g;
+    while ((g + 1) * (g + 1) <= n) ++g;
+    return g;
+}
+/* shifts v right until it is below 2^31; *e loses the shifts (v 2^-e keeps its value) */
+static uint64_t nf__fit31(uint64_t v, int *e) {
+    int sh;
+    for (sh = 32; sh > 0; sh >>= 1) if (v >= ((uint64_t)1 << (31 + sh - 1))) { v >>= sh; *e -= sh; }
+    while (v >= ((uint64_t)1 << 31)) { v >>= 1; --*e; }
+    return v;
+}
+/* -2 ln(s / 2^62) = q 2^-e for 0 < s < 2^62, with ~31 significant bits even near s = 2^62.
+   s / 2^62 = m 2^-E, m in [1/sqrt 2, sqrt 2); ln m = 2 atanh(t), t = (m - 1) / (m + 1),
+   |t| < 0.172: t = tm 2^-(32 + L) with 31 significant bits, then seven terms of
+   atanh(t) / t = 1 + t^2 / 3 + t^4 / 5 + ... in Q32. */
+static uint64_t nf__neg2ln(uint64_t s, int *e) {
+    static const uint64_t c[7] = {4294967296ull, 1431655765ull, 858993459ull, 613566757ull,
+                                  477218588ull, 390451572ull, 330382100ull};   /* 2^32 / (2k + 1) */
+    uint64_t E = 0, num, tm, t2, p, am; int k, L = 0, neg;
+    while (s < ((uint64_t)1 << 61)) { s <<= 1; ++E; }
+    if (s < NF__SQRT1_2_Q62) { s <<= 1; ++E; }            /* now s / 2^62 = m */
+    neg = s < ((uint64_t)1 << 62);
+    num = neg ? ((uint64_t)1 << 62) - s : s - ((uint64_t)1 << 62);
+    if (num == 0) { *e = 32; return 2 * E * NF__LN2_Q32; }
+    while (num < ((uint64_t)1 << 61)) { num <<= 1; ++L; }
+    tm = num / ((s + ((uint64_t)1 << 62)) >> 32);           /* t 2^(32 + L), < 2^31.3 */
+    t2 = ((tm * tm) >> 32) >> (L < 63 ? 2 * L < 63 ? 2 * L : 63 : 63);   /* t^2 in Q32 */
+    for (p = c[6], k = 5; k >= 0; --k) p = c[k] + ((p * t2) >> 32);
+    am = (tm * p) >> 32;                                    /* atanh|t| = am 2^-(32 + L) */
+    if (E == 0) { *e = 30 + L; return am; }                 /* -2 ln m = 4 atanh|t|, m < 1 */
+    *e = 32;
+    return neg ? 2 * E * NF__LN2_Q32 + ((am << 2) >> L) : 2 * E * NF__LN2_Q32 - ((am << 2) >> L);
+}
+/* 2^-n as an exact nf_real (n <= 126) */
+static nf_real nf__pow2m(int n) {
+    nf_real v = 1;
+    while (n >= 32) { v *= NF__R(1.0 / 4294967296.0); n -= 32; }
+    return v / (nf_real)((uint64_t)1 << n);
 }
 NFDEF nf_real nf_rng_normal(nf_rng *r) {
-    nf_real u, v, s, f;
+    int64_t a, b; uint64_t s, s2, q, inv, rr, ca, cb; int k = 0, j = 0, eq, ea = 62, eb = 62;
+    nf_real x;
     if (r->has_spare) { r->has_spare = 0; return r->spare; }
-    do {   /* Marsaglia's polar method: only sqrt (correctly rounded by IEEE) and log */
-        u = 2 * nf_rng_uniform(r) - 1;
-        v = 2 * nf_rng_uniform(r) - 1;
-        s = u * u + v * v;
-    } while (s >= 1 || s == 0);
-    f = NF_SQRT(NF__R(-2.0) * nf__portable_log(s) / s);
-    r->spare = v * f; r->has_spare = 1;
-    return u * f;
+    do {   /* (a, b) uniform in the square [-2^31, 2^31)^2, kept inside the disc */
+        a = (int64_t)nf_rng_u32(r) - 2147483648LL;
+        b = (int64_t)nf_rng_u32(r) - 2147483648LL;
+        s = (uint64_t)(a * a) + (uint64_t)(b * b);
+    } while (s >= ((uint64_t)1 << 62) || s == 0);
+    /* (cos, sin) = (a, b) / sqrt(s) = ca 2^-ea, cb 2^-eb: s normalised so its root has 31 bits */
+    for (s2 = s; s2 < ((uint64_t)1 << 60); s2 <<= 2) ++k;
+    inv = ((uint64_t)1 << 62) / nf__isqrt(s2);                /* 2^(62 - k) / sqrt(s) */
+    ca = nf__fit31(((uint64_t)(a < 0 ? -a : a) << k) * inv, &ea);
+    cb = nf__fit31(((uint64_t)(b < 0 ? -b : b) << k) * inv, &eb);
+    /* radius sqrt(-2 ln s) = sqrt(q 2^-eq) = isqrt(q 2^2j) 2^-(j + eq / 2) */
+    q = nf__neg2ln(s, &eq);
+    if (eq & 1) { q <<= 1; ++eq; }
+    if (q) for (; q < ((uint64_t)1 << 60); q <<= 2) ++j;
+    rr = nf__isqrt(q);                                        /* < 2^31 */
+    x = (nf_real)(int64_t)(cb * rr) * nf__pow2m(eb + j + eq / 2);   /* one rounding of an exact product */
+    r->spare = b < 0 ? -x : x;
+    r->has_spare = 1;
+    x = (nf_real)(int64_t)(ca * rr) * nf__pow2m(ea + j + eq / 2);
+    return a < 0 ? -x : x;
 }
 
 /* ---- matrix kernel ---------------------------------------------------------
@@ -1028,9 +1147,23 @@ NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, in
     return NF_OK;
 }
 
+/* A domain: NF_OK, NF_ERR_ARG if invalid, NF_ERR_RANGE if valid but not computable in
+   this build's nf_real (a float build cannot tell 1e9 from 1e9 + 1). */
+static nf_result nf__domain_check(const nf_domain *m) {
+    if (m->kind < NF_DOMAIN_REAL || m->kind >= NF_DOMAIN_KIND_COUNT || (m->fixed_cut != 0 && m->fixed_cut != 1)) return NF_ERR_ARG;
+    if (m->kind == NF_DOMAIN_REAL) return NF_OK;
+    if (!nf__isfinite_d(m->lo)) return NF_ERR_ARG;
+    if (m->kind != NF_DOMAIN_LOWER && !(nf__isfinite_d(m->hi) && m->hi > m->lo)) return NF_ERR_ARG;
+    if (m->kind == NF_DOMAIN_PERIODIC && !nf__isfinite_d(m->cut)) return NF_ERR_ARG;
+    if (!nf__isfinite(NF__R(m->lo))) return NF_ERR_RANGE;
+    if (m->kind == NF_DOMAIN_LOWER) return NF_OK;
+    if (!(NF__R(m->hi) > NF__R(m->lo)) || !nf__isfinite(NF__R(m->hi) - NF__R(m->lo))) return NF_ERR_RANGE;
+    return m->kind != NF_DOMAIN_PERIODIC || nf__isfinite(NF__R(m->cut)) ? NF_OK : NF_ERR_RANGE;
+}
+
 /* Resolve defaults and check a description; fills the layer shapes of f when given. */
 static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, size_t *n_ints, int *max_width) {
-    size_t np = 0, ni = 0; int i, D, mw;
+    size_t np = 0, ni = 0; int i, D, mw, ok = 1;
     if (!d) return NF_ERR_NULL;
     D = d->dim;
     if (D < 1 || D > NF__MAXDIM) return NF_ERR_SHAPE;
@@ -1038,15 +1171,7 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
     if (d->base != NF_BASE_STD_NORMAL && d->base != NF_BASE_DIAG_GAUSSIAN) return NF_ERR_ARG;
     if (d->chunk < 0 || d->chunk > (1 << 20)) return NF_ERR_ARG;
     if (d->context_dim < 0 || d->context_dim > (1 << 16)) return NF_ERR_ARG;
-    if (d->domains) {
-        for (i = 0; i < D; ++i) {
-            const nf_domain *m = &d->domains[i];
-            if (m->kind < NF_DOMAIN_REAL || m->kind >= NF_DOMAIN_KIND_COUNT) return NF_ERR_ARG;
-            if (m->kind != NF_DOMAIN_REAL && !(m->lo - m->lo == 0)) return NF_ERR_ARG;
-            if ((m->kind == NF_DOMAIN_INTERVAL || m->kind == NF_DOMAIN_PERIODIC) && !(m->hi - m->hi == 0 && m->hi > m->lo)) return NF_ERR_ARG;
-            if (m->kind == NF_DOMAIN_PERIODIC && !(m->cut - m->cut == 0)) return NF_ERR_ARG;
-        }
-    }
+    if (d->domains) for (i = 0; i < D; ++i) { nf_result r = nf__domain_check(&d->domains[i]); if (r != NF_OK) return r; }
     mw = 2 * D;
     ni = 2 * (size_t)D;   /* iota */
     for (i = 0; i < d->n_layers; ++i) {
@@ -1074,9 +1199,9 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
             L.nout = ld->kind == NF_LAYER_AFFINE_COUPLING ? 2 * L.nt : L.nt;
             L.nin = L.nk + d->context_dim;   /* the context enters every conditioner */
             in = L.nin; h = L.hidden;
-            p = (size_t)in * h + h;
-            for (dep = 1; dep < L.depth; ++dep) p += (size_t)h * h + h;
-            p += (size_t)h * L.nout + L.nout;
+            p = nf__madd((size_t)h, (size_t)in, (size_t)h, &ok);           /* in x h + h */
+            for (dep = 1; dep < L.depth; ++dep) p = nf__madd(nf__madd(p, 1, (size_t)h, &ok), (size_t)h, (size_t)h, &ok);
+            p = nf__madd(nf__madd(p, 1, (size_t)L.nout, &ok), (size_t)h, (size_t)L.nout, &ok);
             if (h > mw) mw = h;
             ni += (size_t)D;
             break; }
@@ -1098,11 +1223,13 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
             return NF_ERR_ARG;
         }
         L.poff = np; L.np = p;
-        np += p;
+        np = nf__madd(np, p, 1, &ok);
+        if (!ok) return NF_ERR_OVERFLOW;
         if (f) f->layers[i] = L;
     }
     if (f) f->base_off = np;
-    if (d->base == NF_BASE_DIAG_GAUSSIAN) np += 2 * (size_t)D;
+    if (d->base == NF_BASE_DIAG_GAUSSIAN) np = nf__madd(np, 2, (size_t)D, &ok);
+    if (!ok || np > ((size_t)-1) / 64) return NF_ERR_OVERFLOW;   /* room for 3 arrays of doubles and more */
     if (n_params) *n_params = np;
     if (n_ints) *n_ints = ni;
     if (max_width) *max_width = mw;
@@ -1113,9 +1240,9 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
    two hidden buffers, the conditioner output (2D), the log-det (1) and the
    standardised context (C). */
 static int nf__ws_reals(int D, int mw, int R, int C, size_t *out) {
-    size_t per;
-    per = 4 * (size_t)D + 2 * (size_t)mw + 2 * (size_t)D + 1 + 2 * (size_t)C;
-    return nf__mul(per, (size_t)R, out);
+    int ok = 1;
+    size_t per = nf__madd(nf__madd(nf__madd(1, 6, (size_t)D, &ok), 2, (size_t)mw, &ok), 2, (size_t)C, &ok);
+    return ok && nf__mul(per, (size_t)R, out);
 }
 
 static size_t nf__al(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -1310,6 +1437,7 @@ NFDEF nf_result nf_flow_set_standardization(nf_flow *f, const nf_real *mean, con
             return nf__fail(f, NF_ERR_ARG, "standardisation needs finite mean and positive std", -1);
     }
     for (j = 0; j < f->dim + f->ctx_dim; ++j) { f->mean[j] = mean ? mean[j] : 0; f->std[j] = std ? std[j] : 1; }
+    f->fitted = mean != NULL;   /* set by hand counts as fitted: nf_fit keeps it */
     return NF_OK;
 }
 NFDEF void nf_flow_get_standardization(const nf_flow *f, nf_real *mean, nf_real *std) {
@@ -1834,8 +1962,11 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
     return r;
 }
 
+#endif /* NFLOW_NO_TRAINING: logdet check */
+
 /* ---- model files --------------------------------------------------------------- */
-#define NF__FORMAT_VERSION 1u
+#define NF__FORMAT_VERSION 2u   /* written; version 1 files load too */
+#define NF__FLAG_FITTED 1u        /* header flags: standardisation and periodic cuts are fitted */
 #define NF__HDR_BYTES 56u
 #define NF__LAYER_BYTES 36u
 #define NF__DOMAIN_BYTES 28u
@@ -1866,6 +1997,11 @@ static uint32_t nf__get_u32(const unsigned char *p) { return (uint32_t)p[0] | (u
 static uint64_t nf__get_u64(const unsigned char *p) { return (uint64_t)nf__get_u32(p) | (uint64_t)nf__get_u32(p + 4) << 32; }
 static float nf__get_f32(const unsigned char *p) { uint32_t u = nf__get_u32(p); float v; memcpy(&v, &u, 4); return v; }
 static double nf__get_f64(const unsigned char *p) { uint64_t u = nf__get_u64(p); double v; memcpy(&v, &u, 8); return v; }
+static void nf__get_domain(const unsigned char *p, nf_domain *m) {
+    uint32_t kf = nf__get_u32(p);
+    m->kind = (int)(kf & 0xffffu); m->fixed_cut = (int)(kf >> 16);
+    m->lo = nf__get_f64(p + 4); m->hi = nf__get_f64(p + 12); m->cut = nf__get_f64(p + 20);
+}
 
 #ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes) {
@@ -1889,7 +2025,7 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
     nf__put_u64(&w, (uint64_t)need);
     nf__put_u32(&w, (uint32_t)f->dim); nf__put_u32(&w, (uint32_t)f->desc.base);
     nf__put_u32(&w, (uint32_t)f->n_layers); nf__put_u32(&w, (uint32_t)f->desc.chunk);
-    nf__put_u32(&w, (uint32_t)f->ctx_dim); nf__put_u32(&w, 0);
+    nf__put_u32(&w, (uint32_t)f->ctx_dim); nf__put_u32(&w, f->fitted ? NF__FLAG_FITTED : 0u);
     nf__put_u64(&w, f->desc.seed);
     for (j = 0; j < f->n_layers; ++j) {
         const nf_layer_desc *l = &f->desc.layers[j];
@@ -1915,101 +2051,191 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
 }
 
 #endif
-/* Checks everything but the weights' count against a plan; fills d and where the reals start. */
-static nf_result nf__parse(const void *buf, size_t len, nf_flow_desc *d, const unsigned char **reals,
-                           size_t *rsize, size_t *n_params, int *init_flags, const unsigned char **doms) {
-    const unsigned char *p = (const unsigned char *)buf; uint64_t total, np64; size_t off, np, need, k;
-    uint32_t rb, nl, dim, cdim, j; nf_result r;
-    if (!buf || !d) return NF_ERR_NULL;
+/* A model file's contents, checked: its description, state flags and where its
+   domains and reals are. */
+typedef struct nf__model {
+    nf_flow_desc d;
+    uint32_t version, flags;
+    int init[NF_MAX_LAYERS];          /* per layer: ActNorm initialised */
+    const unsigned char *doms, *reals;
+    size_t rsize, n_params, len;
+} nf__model;
+
+/* A layer description with its kind's defaults filled in and the fields its kind does not
+   use zeroed: two descriptions of the same layer compare equal field by field. */
+static nf_layer_desc nf__layer_canon(const nf_layer_desc *l) {
+    nf_layer_desc c; memset(&c, 0, sizeof c);
+    c.kind = l->kind;
+    switch (l->kind) {
+    case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING:
+        c.hidden = l->hidden ? l->hidden : 64; c.depth = l->depth ? l->depth : 2;
+        c.activation = l->activation ? l->activation : NF_ACT_RELU;
+        c.clamp = l->kind == NF_LAYER_AFFINE_COUPLING ? (l->clamp != 0 ? l->clamp : 3.0f) : 0.0f;
+        c.mask = l->mask; c.parity = l->parity;
+        break;
+    case NF_LAYER_PERMUTE: case NF_LAYER_LU_LINEAR: c.seed = l->seed; break;
+    case NF_LAYER_MONOTONE: c.hidden = l->hidden ? l->hidden : 8; break;
+    default: break;
+    }
+    return c;
+}
+
+/* The loader never allocates more than NF__LOAD_FACTOR times the model's bytes plus
+   NF__LOAD_SLACK, whatever the file says: the stored chunk (a runtime knob) is lowered
+   until the flow fits. Returns 0 when not even one row fits. */
+#define NF__LOAD_FACTOR 32u
+#define NF__LOAD_SLACK 65536u
+static int nf__load_chunk(nf_flow_desc *d, size_t len) {
+    size_t bytes, cap = len > ((size_t)-1 - NF__LOAD_SLACK) / NF__LOAD_FACTOR ? (size_t)-1 : len * NF__LOAD_FACTOR + NF__LOAD_SLACK;
+    if (d->chunk < 0 || d->chunk > 256) d->chunk = 256;   /* 0 (the default) stays 0, that is 256 */
+    for (;;) {
+        if (nf_flow_size(d, &bytes) == NF_OK && bytes <= cap) return 1;
+        if (d->chunk == 1) return 0;
+        d->chunk = d->chunk ? d->chunk / 2 : 128;
+    }
+}
+
+/* Checks a whole model: magic, version, size, checksum, then every count against the
+   plan its description implies, and every value (finite, representable in nf_real,
+   standard deviations positive). */
+static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
+    const unsigned char *p = (const unsigned char *)buf; uint64_t total, np64; size_t off, np, need, k, ns;
+    uint32_t rb, nl, dim, cdim, j, lb; nf_result r;
+    nf_flow_desc *d = &m->d;
+    if (!buf) return NF_ERR_NULL;
     if (memcmp(p, nf__magic, len < 8 ? len : 8) != 0) return NF_ERR_BAD_MAGIC;
     if (len < NF__HDR_BYTES) return NF_ERR_TRUNCATED;
-    if (nf__get_u32(p + 8) != NF__FORMAT_VERSION) return NF_ERR_VERSION;
+    m->version = nf__get_u32(p + 8);
+    if (m->version < 1 || m->version > NF__FORMAT_VERSION) return NF_ERR_VERSION;
     total = nf__get_u64(p + 16);
     if (total > (uint64_t)len) return NF_ERR_TRUNCATED;
     if (total < NF__HDR_BYTES + 12) return NF_ERR_CORRUPT;
-    len = (size_t)total;   /* bytes after the model are not ours */
+    len = m->len = (size_t)total;   /* bytes after the model are not ours */
     if (nf_crc32(0, p, len - 4) != nf__get_u32(p + len - 4)) return NF_ERR_CHECKSUM;
     rb = nf__get_u32(p + 12);
     if (rb != 4 && rb != 8) return NF_ERR_CORRUPT;
-    dim = nf__get_u32(p + 24); nl = nf__get_u32(p + 32);
-    if (dim < 1 || dim > NF__MAXDIM || nl > NF_MAX_LAYERS) return NF_ERR_CORRUPT;
-    cdim = nf__get_u32(p + 40);
-    if (cdim > (1u << 16) || nf__get_u32(p + 44) != 0) return NF_ERR_CORRUPT;   /* context, flags */
+    dim = nf__get_u32(p + 24); nl = nf__get_u32(p + 32); cdim = nf__get_u32(p + 40); m->flags = nf__get_u32(p + 44);
+    if (dim < 1 || dim > NF__MAXDIM || nl > NF_MAX_LAYERS || cdim > (1u << 16)) return NF_ERR_CORRUPT;
+    if (m->flags & ~(m->version >= 2 ? NF__FLAG_FITTED : 0u)) return NF_ERR_CORRUPT;
     memset(d, 0, sizeof *d);
     d->dim = (int)dim; d->base = (int)nf__get_u32(p + 28); d->n_layers = (int)nl; d->context_dim = (int)cdim;
     d->chunk = (int)(nf__get_u32(p + 36) & 0x7fffffffu); d->seed = nf__get_u64(p + 48);
     off = NF__HDR_BYTES;
-    /* sizes below are bounded by dim <= 2^20 and nl <= NF_MAX_LAYERS: no overflow */
-    if (len - 4 < off + (size_t)nl * NF__LAYER_BYTES + (size_t)dim * NF__DOMAIN_BYTES + 8) return NF_ERR_CORRUPT;
-    for (j = 0; j < nl; ++j, off += NF__LAYER_BYTES) {
+    lb = NF__LAYER_BYTES;
+    /* bounded by dim <= 2^20 and nl <= NF_MAX_LAYERS: no overflow */
+    if (len - 4 < off + (size_t)nl * lb + (size_t)dim * NF__DOMAIN_BYTES + 8) return NF_ERR_CORRUPT;
+    for (j = 0; j < nl; ++j, off += lb) {
         nf_layer_desc *l = &d->layers[j]; uint32_t v[8]; int q;
         for (q = 0; q < 8; ++q) v[q] = nf__get_u32(p + off + 4 * q);
         for (q = 0; q < 6; ++q) if (v[q] > 0x7fffffffu) return NF_ERR_CORRUPT;
         l->kind = (int)v[0]; l->hidden = (int)v[1]; l->depth = (int)v[2]; l->activation = (int)v[3];
         l->mask = (int)v[4]; l->parity = (int)v[5]; l->seed = v[6];
         if (v[7] > 1) return NF_ERR_CORRUPT;
-        if (init_flags) init_flags[j] = (int)v[7];
+        m->init[j] = (int)v[7];
         l->clamp = nf__get_f32(p + off + 32);
-        if (!(l->clamp >= 0 && l->clamp < 1e30f)) return NF_ERR_CORRUPT;
+        if (!nf__isfinite_d((double)l->clamp) || l->clamp < 0) return NF_ERR_CORRUPT;
     }
-    if (doms) *doms = p + off;
-    for (j = 0; j < dim; ++j, off += NF__DOMAIN_BYTES) {   /* checked as nf__plan checks a description */
-        uint32_t k = nf__get_u32(p + off); nf_domain m;
-        m.kind = (int)(k & 0xffffu); m.fixed_cut = (int)(k >> 16);
-        m.lo = nf__get_f64(p + off + 4); m.hi = nf__get_f64(p + off + 12); m.cut = nf__get_f64(p + off + 20);
-        if (m.kind >= NF_DOMAIN_KIND_COUNT || m.fixed_cut > 1) return NF_ERR_CORRUPT;
-        if (m.kind != NF_DOMAIN_REAL && !(m.lo - m.lo == 0)) return NF_ERR_CORRUPT;
-        if ((m.kind == NF_DOMAIN_INTERVAL || m.kind == NF_DOMAIN_PERIODIC) && !(m.hi - m.hi == 0 && m.hi > m.lo)) return NF_ERR_CORRUPT;
-        if (m.kind == NF_DOMAIN_PERIODIC && !(m.cut - m.cut == 0)) return NF_ERR_CORRUPT;
+    m->doms = p + off;
+    for (j = 0; j < dim; ++j, off += NF__DOMAIN_BYTES) {
+        nf_domain dm; nf__get_domain(p + off, &dm);
+        if ((r = nf__domain_check(&dm)) != NF_OK) return r == NF_ERR_RANGE ? r : NF_ERR_CORRUPT;
     }
     if ((r = nf__plan(d, NULL, &np, NULL, NULL)) != NF_OK) return NF_ERR_CORRUPT;
     np64 = nf__get_u64(p + off); off += 8;
     if (np64 != (uint64_t)np) return NF_ERR_CORRUPT;
     /* the reals must fill exactly what is left before the checksum */
-    if (np > ((size_t)-1) / 8 - 2 * ((size_t)dim + cdim)) return NF_ERR_CORRUPT;
-    need = (2 * ((size_t)dim + cdim) + np) * rb;
+    ns = 2 * ((size_t)dim + cdim);
+    if (np > ((size_t)-1) / 8 - ns) return NF_ERR_CORRUPT;
+    need = (ns + np) * rb;
     if (len - 4 - off != need) return NF_ERR_CORRUPT;
-    for (k = 0; k < 2 * ((size_t)dim + cdim) + np; ++k) {   /* finite values; std > 0 */
+    for (k = 0; k < ns + np; ++k) {   /* finite, and finite and nonzero where zero is invalid (std) */
         double v = rb == 4 ? (double)nf__get_f32(p + off + 4 * k) : nf__get_f64(p + off + 8 * k);
-        if (!(v - v == 0)) return NF_ERR_CORRUPT;
-        if (k >= (size_t)dim + cdim && k < 2 * ((size_t)dim + cdim) && !(v > 0)) return NF_ERR_CORRUPT;
-        if (sizeof(nf_real) == 4 && (v > 3.4e38 || v < -3.4e38)) return NF_ERR_CORRUPT;  /* would be Inf */
+        int is_std = k >= ns / 2 && k < ns;
+        if (!nf__isfinite_d(v) || (is_std && !(v > 0))) return NF_ERR_CORRUPT;
+        if (!nf__isfinite(NF__R(v)) || (is_std && !(NF__R(v) > 0))) return NF_ERR_RANGE;   /* e.g. 1e-300 in float */
     }
-    *reals = p + off; *rsize = rb; *n_params = np;
+    m->reals = p + off; m->rsize = rb; m->n_params = np;
+    if (!nf__load_chunk(d, len)) return NF_ERR_CORRUPT;
     return NF_OK;
 }
 
 NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d) {
-    const unsigned char *reals; size_t rs, np;
-    return nf__parse(buf, len, d, &reals, &rs, &np, NULL, NULL);
+    nf__model m; nf_result r;
+    if (!d) return NF_ERR_NULL;
+    if ((r = nf__parse(buf, len, &m)) == NF_OK) *d = m.d;
+    return r;
 }
 
-NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len) {
-    nf_flow_desc d; const unsigned char *q, *dm; size_t rs, np, k; int j, flags[NF_MAX_LAYERS], C;
-    nf_result r;
-    if (!f) return NF_ERR_NULL;
-    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
-    if ((r = nf__parse(buf, len, &d, &q, &rs, &np, flags, &dm)) != NF_OK) return nf__fail(f, r, "loading model", -1);
-    if (d.dim != f->dim || d.n_layers != f->n_layers || np != f->n_params || d.base != f->desc.base || d.context_dim != f->ctx_dim)
-        return nf__fail(f, NF_ERR_SHAPE, "model does not match this flow's description", -1);
-    for (j = 0; j < d.n_layers; ++j)
-        if (d.layers[j].kind != f->desc.layers[j].kind)
-            return nf__fail(f, NF_ERR_SHAPE, "model does not match this flow's description", -1);
-#define NF__RD(i) (rs == 4 ? (nf_real)nf__get_f32(q + 4 * (i)) : (nf_real)nf__get_f64(q + 8 * (i)))
-    C = f->ctx_dim;
-    for (j = 0; j < f->dim + C; ++j) { f->mean[j] = NF__RD(j); f->std[j] = NF__RD(f->dim + C + j); }
-    for (k = 0; k < np; ++k) f->params[k] = NF__RD(2 * ((size_t)f->dim + C) + k);
-#undef NF__RD
-    for (j = 0; j < d.n_layers; ++j) f->layers[j].initialized = flags[j];
-    f->has_dom = 0;
-    for (j = 0; j < f->dim; ++j, dm += NF__DOMAIN_BYTES) {
-        nf_domain *m = &f->dom[j]; uint32_t kk = nf__get_u32(dm);
-        m->kind = (int)(kk & 0xffffu); m->fixed_cut = (int)(kk >> 16);
-        m->lo = nf__get_f64(dm + 4); m->hi = nf__get_f64(dm + 12); m->cut = nf__get_f64(dm + 20);
-        if (m->kind != NF_DOMAIN_REAL) f->has_dom = 1;
+/* The first difference between the model's architecture and the flow's, named. */
+static nf_result nf__mismatch(nf_flow *f, const char *field, long layer, double in_file, double in_flow) {
+    nf__msgbuf mb; char *e = f->err;
+    mb.s = e; mb.n = 0; mb.cap = sizeof f->err;
+    nf__msg_str(&mb, "model does not match this flow: ");
+    if (layer >= 0) { nf__msg_str(&mb, "layer "); nf__msg_long(&mb, layer); nf__msg_str(&mb, " "); }
+    nf__msg_str(&mb, field); nf__msg_str(&mb, " (file ");
+    nf__msg_num(&mb, in_file); nf__msg_str(&mb, ", flow "); nf__msg_num(&mb, in_flow); nf__msg_str(&mb, ")");
+    f->err_row = -1;
+    return NF_ERR_SHAPE;
+}
+static nf_result nf__compare_arch(nf_flow *f, const nf__model *m, int domains) {
+    const nf_flow_desc *a = &m->d, *b = &f->desc; int j; const unsigned char *dp = m->doms;
+#define NF__CMP(fa, fb, name, layer) if ((fa) != (fb)) return nf__mismatch(f, name, layer, (double)(fa), (double)(fb))
+    NF__CMP(a->dim, b->dim, "dim", -1);
+    NF__CMP(a->base, b->base, "base", -1);
+    NF__CMP(a->context_dim, b->context_dim, "context_dim", -1);
+    NF__CMP(a->n_layers, b->n_layers, "n_layers", -1);
+    for (j = 0; j < a->n_layers; ++j) {
+        nf_layer_desc x = nf__layer_canon(&a->layers[j]), y = nf__layer_canon(&b->layers[j]);
+        NF__CMP(x.kind, y.kind, "kind", j);
+        NF__CMP(x.hidden, y.hidden, "hidden", j);
+        NF__CMP(x.depth, y.depth, "depth", j);
+        NF__CMP(x.activation, y.activation, "activation", j);
+        NF__CMP(x.clamp, y.clamp, "clamp", j);
+        NF__CMP(x.mask, y.mask, "mask", j);
+        NF__CMP(x.parity, y.parity, "parity", j);
+        NF__CMP(x.seed, y.seed, "seed", j);
     }
+    for (j = 0; domains && j < f->dim; ++j, dp += NF__DOMAIN_BYTES) {   /* the cut is state, unless fixed */
+        nf_domain x, y; nf__get_domain(dp, &x);
+        y = f->dom ? f->dom[j] : x;
+        if (!f->dom) { y.kind = NF_DOMAIN_REAL; }
+        NF__CMP(x.kind, y.kind, "domain kind of dimension", j);
+        if (x.kind == NF_DOMAIN_REAL) continue;
+        NF__CMP(x.lo, y.lo, "domain lo of dimension", j);
+        if (x.kind != NF_DOMAIN_LOWER) NF__CMP(x.hi, y.hi, "domain hi of dimension", j);
+        if (x.kind == NF_DOMAIN_PERIODIC) {
+            NF__CMP(x.fixed_cut, y.fixed_cut, "fixed_cut of dimension", j);
+            if (x.fixed_cut) NF__CMP(x.cut, y.cut, "cut of dimension", j);
+        }
+    }
+#undef NF__CMP
     return NF_OK;
 }
+
+/* domains = 0: the flow was made from the file's own description (nf_flow_load), whose
+   domain table lives in the file and is copied in here */
+static nf_result nf__load_into(nf_flow *f, const void *buf, size_t len, int domains) {
+    nf__model m; const unsigned char *q, *dm; size_t k; int j, C, D; nf_result r;
+    if (!f) return NF_ERR_NULL;
+    f->err[0] = 0; f->err_row = -1;
+    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
+    if ((r = nf__parse(buf, len, &m)) != NF_OK) return nf__fail(f, r, "loading model", -1);
+    if ((r = nf__compare_arch(f, &m, domains)) != NF_OK) return r;
+    q = m.reals; C = f->ctx_dim; D = f->dim;
+#define NF__RD(i) (m.rsize == 4 ? (nf_real)nf__get_f32(q + 4 * (i)) : (nf_real)nf__get_f64(q + 8 * (i)))
+    for (j = 0; j < D + C; ++j) { f->mean[j] = NF__RD(j); f->std[j] = NF__RD(D + C + j); }
+    for (k = 0; k < m.n_params; ++k) f->params[k] = NF__RD(2 * ((size_t)D + C) + k);
+#undef NF__RD
+    for (j = 0; j < f->n_layers; ++j) f->layers[j].initialized = m.init[j];
+    for (f->has_dom = 0, j = 0, dm = m.doms; j < D; ++j, dm += NF__DOMAIN_BYTES) {
+        nf__get_domain(dm, &f->dom[j]);
+        f->has_dom |= f->dom[j].kind != NF_DOMAIN_REAL;
+    }
+    if (m.version >= 2) f->fitted = (m.flags & NF__FLAG_FITTED) != 0;
+    else for (f->fitted = 0, j = 0; j < D + C; ++j) f->fitted |= f->mean[j] != 0 || f->std[j] != 1;   /* version 1 had no flag */
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len) { return nf__load_into(f, buf, len, 1); }
 
 NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len) {
     nf_flow_desc d; nf_result r;
@@ -2017,7 +2243,7 @@ NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len) {
     *out = NULL;
     if ((r = nf_flow_load_desc(buf, len, &d)) != NF_OK) return r;
     if ((r = nf_flow_create(out, &d)) != NF_OK) return r;
-    if ((r = nf_flow_load_into(*out, buf, len)) != NF_OK) { nf_flow_destroy(*out); *out = NULL; }
+    if ((r = nf__load_into(*out, buf, len, 0)) != NF_OK) { nf_flow_destroy(*out); *out = NULL; }
     return r;
 }
 
@@ -2122,7 +2348,6 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
 #endif
 #endif /* NFLOW_NO_STDIO */
 
-#endif
 NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, nf_is_report *rep) {
     double *lw, mx = -HUGE_VAL, s1 = 0, s2 = 0; size_t i, k, bytes; nf_result r = NF_OK;
     nf_real x[64 * 16], lq[64], lp[64]; int D;
@@ -2796,7 +3021,10 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
     if (!f) return NF_ERR_NULL;
     if (max_batch == 0 || max_batch > (size_t)INT32_MAX / (size_t)f->dim)
         return nf__fail(f, NF_ERR_ARG, "max_batch must be in 1 .. 2^31 / dim", -1);
-    if (!nf__mul(f->n_params ? f->n_params : 1, 3 * sizeof(nf_real), &bytes)) return NF_ERR_OVERFLOW;
+    /* a step's per-row arrays (data, context, weights) must be addressable */
+    if (!nf__mul(max_batch, ((size_t)f->dim + (size_t)f->ctx_dim + 1) * sizeof(nf_real), &bytes) ||
+        !nf__mul(f->n_params ? f->n_params : 1, 3 * sizeof(nf_real), &bytes))
+        return nf__fail(f, NF_ERR_OVERFLOW, "trainer sizes", -1);
     t = (nf_trainer *)NF_MALLOC(sizeof(nf_trainer), NULL);
     if (!t) return nf__fail(f, NF_ERR_NOMEM, "trainer", -1);
     memset(t, 0, sizeof *t);
@@ -2829,8 +3057,8 @@ static void nf__actnorm_init(nf_flow *f, const nf_real *y, const nf_real *ctx, s
                 for (j = 0; j < D; ++j) {
                     double acc = 0;
                     for (rr = 0; rr < R; ++rr) {
-                        double v = cur[(size_t)rr * D + j];
-                        acc += pass == 0 ? v : (v - b[j]) * (v - b[j]);
+                        double v = (double)cur[(size_t)rr * D + j];
+                        acc += pass == 0 ? v : (v - (double)b[j]) * (v - (double)b[j]);
                     }
                     if (pass == 0) b[j] += (nf_real)(acc / (double)n); else s[j] += (nf_real)(acc / (double)n);
                 }
@@ -2907,7 +3135,7 @@ static void nf__clip_and_update(nf_trainer *t) {
     size_t i, np = t->f->n_params;
     if (t->cfg.clip_norm > 0) {
         double s = 0;
-        for (i = 0; i < np; ++i) s += (double)t->grad[i] * t->grad[i];
+        for (i = 0; i < np; ++i) s += (double)t->grad[i] * (double)t->grad[i];
         s = sqrt(s);
         if (s > t->cfg.clip_norm) {
             nf_real k = (nf_real)(t->cfg.clip_norm / s);
@@ -3152,16 +3380,16 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
     B = (size_t)o.batch < n_tr ? (size_t)o.batch : n_tr;
     /* one block: indices | batch rows | batch contexts | batch weights | best params | log-probs | mean | std */
     {
-        size_t parts[8], k; bytes = 0;
-        if (n > ((size_t)-1) / sizeof(size_t) / 2) return nf__fail(f, NF_ERR_OVERFLOW, "n too large", -1);
-        parts[0] = n * sizeof(size_t);
-        parts[1] = B * D * sizeof(nf_real);     /* also the evaluation chunk's rows */
-        parts[2] = (B * C + 1) * sizeof(nf_real);
+        size_t parts[8], k; int ok = 1; bytes = 0;
+        parts[0] = nf__madd(0, n, sizeof(size_t), &ok);
+        parts[1] = nf__madd(0, B * sizeof(nf_real), (size_t)D, &ok);   /* also the evaluation chunk's rows */
+        parts[2] = nf__madd(sizeof(nf_real), B * sizeof(nf_real), (size_t)C, &ok);
         parts[3] = B * sizeof(nf_real);
-        parts[4] = (np ? np : 1) * sizeof(nf_real);
+        parts[4] = nf__madd(0, np ? np : 1, sizeof(nf_real), &ok);
         parts[5] = B * sizeof(nf_real);
         parts[6] = parts[7] = ((size_t)D + C) * sizeof(nf_real);
-        for (k = 0; k < 8; ++k) if (!nf__add(bytes, nf__al(parts[k]), &bytes)) return nf__fail(f, NF_ERR_OVERFLOW, "fit buffers", -1);
+        for (k = 0; k < 8; ++k) bytes = nf__madd(bytes, nf__al(parts[k]), 1, &ok);
+        if (!ok || bytes > ((size_t)-1) - 64) return nf__fail(f, NF_ERR_OVERFLOW, "fit buffers", -1);
         block = NF_MALLOC(bytes, NULL);
         if (!block) return nf__fail(f, NF_ERR_NOMEM, "fit buffers", -1);
         idx = (size_t *)block;

@@ -51,6 +51,145 @@ static unsigned char *reencode(const unsigned char *src, size_t n, int width, si
     return dst;
 }
 
+/* ---- hand-made model files (the format, written out here) ---------------------- */
+typedef struct { unsigned char *p; size_t n, cap; } wbuf;
+static void w8(wbuf *b, unsigned v) { if (b->n < b->cap) b->p[b->n] = (unsigned char)v; b->n++; }
+static void w32(wbuf *b, uint32_t v) { int i; for (i = 0; i < 4; ++i) w8(b, (v >> (8 * i)) & 255u); }
+static void w64(wbuf *b, uint64_t v) { w32(b, (uint32_t)v); w32(b, (uint32_t)(v >> 32)); }
+static void wf32(wbuf *b, float v) { uint32_t u; memcpy(&u, &v, 4); w32(b, u); }
+static void wf64(wbuf *b, double v) { uint64_t u; memcpy(&u, &v, 8); w64(b, u); }
+/* patches the total size and appends the CRC */
+static size_t finish(wbuf *b) {
+    int i; uint32_t crc;
+    for (i = 0; i < 8; ++i) b->p[16 + i] = (unsigned char)((uint64_t)(b->n + 4) >> (8 * i));
+    crc = nf_crc32(0, b->p, b->n); w32(b, crc);
+    return b->n;
+}
+static void header(wbuf *b, uint32_t version, uint32_t rb, uint32_t dim, uint32_t nl, uint32_t chunk) {
+    static const unsigned char magic[8] = {'N', 'F', 'L', 'W', '\r', '\n', 0x1a, '\n'};
+    int i; for (i = 0; i < 8; ++i) w8(b, magic[i]);
+    w32(b, version); w32(b, rb); w64(b, 0);
+    w32(b, dim); w32(b, 0); w32(b, nl); w32(b, chunk); w32(b, 0); w32(b, 0); w64(b, 1);
+}
+static void layer(wbuf *b, uint32_t kind, uint32_t hidden, uint32_t depth) {
+    w32(b, kind); w32(b, hidden); w32(b, depth); w32(b, 0); w32(b, 0); w32(b, 0); w32(b, 0); w32(b, 0); wf32(b, 0);
+}
+
+/* Every value-level and size-level attack on the loader, and files of format version 1. */
+static void test_hostile_files(void) {
+    static unsigned char big[(2 * 2 + 262146) * 4 + 4096];
+    wbuf b; size_t n, k; nf_flow *g = NULL; nf_result r; char msg[200];
+    /* 1. A coupling of width 65536 and depth 2 on 2-D data has 4,295,229,442 parameters;
+          a 32-bit build that multiplied unchecked computed 262,146 and accepted a file of
+          that many weights. Must be refused on every platform. */
+    b.p = big; b.n = 0; b.cap = sizeof big;
+    header(&b, 2, 4, 2, 1, 0); layer(&b, NF_LAYER_AFFINE_COUPLING, 65536, 2);
+    for (k = 0; k < 2; ++k) { w32(&b, 0); wf64(&b, 0); wf64(&b, 0); wf64(&b, 0); }
+    w64(&b, 262146);
+    for (k = 0; k < 2; ++k) wf32(&b, 0);
+    for (k = 0; k < 2; ++k) wf32(&b, 1);
+    for (k = 0; k < 262146; ++k) wf32(&b, 0);
+    n = finish(&b);
+    r = nf_flow_load(&g, big, n);
+    snprintf(msg, sizeof msg, "got %s (size_t is %u bytes)", nf_result_string(r), (unsigned)sizeof(size_t));
+    check(r == NF_ERR_CORRUPT && g == NULL, "crafted_size_overflow_file_refused", msg);
+    /* 2. A small valid model whose stored chunk is 2^20 rows: the loader must not allocate
+          for it (the old loader allocated and zeroed 32 GiB for a 49 KB file) */
+    b.n = 0;
+    header(&b, 2, 4, 2, 1, 1u << 20); layer(&b, NF_LAYER_AFFINE_COUPLING, 64, 2);
+    for (k = 0; k < 2; ++k) { w32(&b, 0); wf64(&b, 0); wf64(&b, 0); wf64(&b, 0); }
+    w64(&b, 1 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2);
+    for (k = 0; k < 2; ++k) wf32(&b, 0);
+    for (k = 0; k < 2; ++k) wf32(&b, 1);
+    for (k = 0; k < 1 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2; ++k) wf32(&b, 0.01f);
+    n = finish(&b);
+    r = nf_flow_load(&g, big, n);
+    if (r == NF_OK) {
+        size_t bytes = 0; nf_flow_size(nf_flow_get_desc(g), &bytes);
+        snprintf(msg, sizeof msg, "chunk %d, flow %lu bytes for a %lu-byte file", nf_flow_get_desc(g)->chunk, (unsigned long)bytes, (unsigned long)n);
+        check(bytes <= 32 * n + 65536 && nf_flow_get_desc(g)->chunk <= 256, "stored_chunk_cannot_inflate_allocation", msg);
+        printf("# huge stored chunk: %s\n", msg);
+        nf_flow_destroy(g);
+    } else check(0, "stored_chunk_cannot_inflate_allocation", nf_result_string(r));
+    /* 3. Values this build cannot hold: a standard deviation of 1e-300 (0 in float) and a
+          weight of 1e300 (Inf in float) are load errors there; a double build takes them. */
+    for (k = 0; k < 2; ++k) {
+        b.n = 0;
+        header(&b, 2, 8, 1, 0, 0);
+        w32(&b, 0); wf64(&b, 0); wf64(&b, 0); wf64(&b, 0);
+        w64(&b, 0);
+        wf64(&b, k == 0 ? 0.0 : 1e300); wf64(&b, k == 0 ? 1e-300 : 1.0);   /* mean, std */
+        n = finish(&b);
+        r = nf_flow_load(&g, big, n);
+        snprintf(msg, sizeof msg, "got %s", nf_result_string(r));
+        if (sizeof(nf_real) == 4) check(r == NF_ERR_RANGE && g == NULL, k == 0 ? "double_file_tiny_std_is_range_error_in_float" : "double_file_huge_value_is_range_error_in_float", msg);
+        else { check(r == NF_OK, k == 0 ? "double_file_tiny_std_loads_in_double" : "double_file_huge_value_loads_in_double", msg); nf_flow_destroy(g); }
+    }
+    /* 4. Files written by nflow 0.1.0 (format version 1; tests/data/README.md) still load
+          and give the log-densities recorded when they were written. */
+    {
+        static const double want_f[5] = {-24.649667739868164, -27.463382720947266, -13.095578193664551, -4.096381664276123, -6.9768190383911133};
+        static const double want_d[5] = {-34.188130283213845, -24.143681461011361, -13.76840589008531, -5.8918208293138212, -14.175748297554241};
+        const char *files[2] = {"tests/data/model_v1_float.nfl", "tests/data/model_v1_double.nfl"};
+        int w;
+        for (w = 0; w < 2; ++w) {
+            FILE *fp = fopen(files[w], "rb"); nf_real y[15], c[10], lp[5]; int i; double e = 0;
+            const double *want = w ? want_d : want_f;
+            if (!fp) { check(0, w ? "version1_double_file_loads" : "version1_float_file_loads", files[w]); continue; }
+            n = fread(big, 1, sizeof big, fp); fclose(fp);
+            r = nf_flow_load(&g, big, n);
+            check(r == NF_OK, w ? "version1_double_file_loads" : "version1_float_file_loads", nf_result_string(r));
+            if (r != NF_OK) continue;
+            for (i = 0; i < 5; ++i) {
+                y[3*i] = (nf_real)(-2.0 + i); y[3*i+1] = (nf_real)(0.3 + i); y[3*i+2] = (nf_real)(0.5 * i - 1);
+                c[2*i] = (nf_real)(0.2 * i); c[2*i+1] = (nf_real)(1 - 0.3 * i);
+            }
+            nf_flow_log_prob_ctx(g, y, 5, c, 5, lp);
+            for (i = 0; i < 5; ++i) if (fabs((double)lp[i] - want[i]) / fabs(want[i]) > e) e = fabs((double)lp[i] - want[i]) / fabs(want[i]);
+            snprintf(msg, sizeof msg, "max rel diff %g", e);
+            /* same precision: the same arithmetic; the other precision: its rounding */
+            check(e < ((sizeof(nf_real) == 8) == (w == 1) ? 1e-6 : 1e-4), w ? "version1_double_file_same_log_prob" : "version1_float_file_same_log_prob", msg);
+            nf_flow_destroy(g);
+        }
+    }
+}
+
+/* nf_flow_load_into refuses a model of another architecture and names the field. */
+static void test_load_into_mismatch(void) {
+    nf_flow_desc d; nf_layer_desc l; nf_flow *f, *h; unsigned char *buf; size_t n; nf_domain dom[2]; int c;
+    static const char *names[6] = {"activation", "parity", "seed", "clamp", "domain hi", "hidden"};
+    memset(dom, 0, sizeof dom); dom[1].kind = NF_DOMAIN_INTERVAL; dom[1].lo = 0; dom[1].hi = 1;
+    nf_flow_desc_init(&d, 2); d.domains = dom;
+    memset(&l, 0, sizeof l);
+    l.kind = NF_LAYER_AFFINE_COUPLING; l.hidden = 8; l.activation = NF_ACT_TANH; nf_flow_desc_add(&d, &l);
+    l.kind = NF_LAYER_PERMUTE; l.seed = 3; nf_flow_desc_add(&d, &l);
+    nf_flow_create(&f, &d);
+    nf_flow_save_size(f, &n); buf = (unsigned char *)malloc(n); nf_flow_save(f, buf, n, &n);
+    {   /* the same architecture written with explicit defaults loads */
+        nf_flow_desc e2 = d; e2.layers[0].depth = 2;
+        nf_flow_create(&h, &e2);
+        check(nf_flow_load_into(h, buf, n) == NF_OK, "load_into_same_architecture_explicit_defaults", nf_flow_error(h));
+        nf_flow_destroy(h);
+    }
+    for (c = 0; c < 6; ++c) {
+        nf_flow_desc e2 = d; nf_domain dom2[2]; char nm[80]; nf_result r;
+        memcpy(dom2, dom, sizeof dom); e2.domains = dom2;
+        if (c == 0) e2.layers[0].activation = NF_ACT_RELU;
+        if (c == 1) e2.layers[0].parity = 1;
+        if (c == 2) e2.layers[1].seed = 4;
+        if (c == 3) e2.layers[0].clamp = 2;
+        if (c == 4) dom2[1].hi = 2;
+        if (c == 5) e2.layers[0].hidden = 8, e2.layers[0].depth = 3;
+        nf_flow_create(&h, &e2);
+        r = nf_flow_load_into(h, buf, n);
+        snprintf(nm, sizeof nm, "load_into_refuses_other_%s", names[c]);
+        check(r == NF_ERR_SHAPE && strstr(nf_flow_error(h), c == 5 ? "depth" : names[c]) != NULL, nm, nf_flow_error(h));
+        if (c == 0) printf("# %s\n", nf_flow_error(h));
+        nf_flow_destroy(h);
+    }
+    free(buf); nf_flow_destroy(f);
+}
+
 int main(void) {
     nf_rng rng; nf_flow *f, *g = NULL; size_t n, wr, k, i; unsigned char *buf; nf_result r;
     nf_real y[50 * 3], lp1[50], lp2[50]; int ok, D = 3; char msg[160];
@@ -139,7 +278,7 @@ int main(void) {
         unsigned char *b = (unsigned char *)malloc(n); uint32_t crc; int q;
         memcpy(b, buf, n); b[0] = 'X';
         check(nf_flow_load(&g, b, n) == NF_ERR_BAD_MAGIC, "bad_magic_code", NULL);
-        memcpy(b, buf, n); b[8] = 2;
+        memcpy(b, buf, n); b[8] = 99;
         check(nf_flow_load(&g, b, n) == NF_ERR_VERSION, "future_version_code", NULL);
         memcpy(b, buf, n); b[8] = 0;
         check(nf_flow_load(&g, b, n) == NF_ERR_VERSION, "version_zero_code", NULL);
@@ -186,6 +325,8 @@ int main(void) {
     }
     free(buf);
     nf_flow_destroy(f);
+    test_hostile_files();
+    test_load_into_mismatch();
     printf("# %d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }
