@@ -25,7 +25,7 @@ test:
 
 # flows exported from the host, run on emulated Cortex-M4F, Cortex-M0 and RISC-V (QEMU)
 test-mcu:
-	bash tests/mcu/run.sh
+	bash tests/mcu/run.sh; a=$$?; bash tests/mcu/run_riscv.sh; b=$$?; [ $$a -eq 0 ] && [ $$b -eq 0 ]
 
 # the browser lesson: nflow.h compiled to WebAssembly, page in build/web/
 web:
