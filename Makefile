@@ -62,6 +62,7 @@ mcu-example: $(BUILD)/mcu_export
 # regenerate the pictures in docs/ (DOCS_OUT=dir DOCS_FLAGS=--quick: elsewhere, fast)
 DOCS_OUT ?= docs
 docs: examples
+	mkdir -p $(DOCS_OUT)
 	./$(BUILD)/two_moons --out $(DOCS_OUT) $(DOCS_FLAGS)
 	./$(BUILD)/bimodal_1d --out $(DOCS_OUT) $(DOCS_FLAGS)
 	./$(BUILD)/variational --out $(DOCS_OUT) $(DOCS_FLAGS)

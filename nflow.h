@@ -265,7 +265,7 @@ typedef struct nf_flow_desc {
     int dim;
     int base;        /* NF_BASE_STD_NORMAL (default) or NF_BASE_DIAG_GAUSSIAN (learnable) */
     int n_layers;
-    uint64_t seed;   /* weight initialisation seed (0 means 1) */
+    uint64_t seed;   /* weight initialisation seed (every value, 0 too, is its own seed) */
     int chunk;       /* rows per inference chunk, sizes the workspace (256) */
     nf_layer_desc layers[NF_MAX_LAYERS];
     int context_dim;             /* conditional flows: p(y | c), c of this length (0: none) */
@@ -282,7 +282,9 @@ typedef struct nf__layer {
     size_t poff, np;        /* parameters: offset into the flat array, count */
     int *keep, *trans;      /* coupling column indices */
     int *perm, *iperm;      /* permutation (PERMUTE, REVERSE, LU) and its inverse */
-    int initialized;        /* ActNorm: data-dependent initialisation done */
+    int initialized;        /* data-dependent initialisation done (ActNorm) */
+    size_t ni;              /* index ints the layer uses */
+    int width;              /* widest workspace row it needs (conditioner width) */
 } nf__layer;
 
 struct nf_flow {
@@ -369,7 +371,10 @@ NFDEF int       nf_flow_in_domain(const nf_flow *f, const nf_real *y);
 /* Self-checks. max |g(g^-1(y)) - y| over the batch. */
 NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, double *max_err);
 #ifndef NFLOW_NO_TRAINING
-/* max over rows of |logdet(forward) - log|det J_numerical||, central differences with step h.
+/* max over rows of |logdet(forward) - log|det J_numerical||, central differences. Dimension
+   j moves by h times its scale: its standardisation sd (1 before fitting), mapped through
+   its domain at y, so data in natural units (ms next to Mpc) get fitting steps; use
+   h ~ 1e-6 in double, ~ 1e-2 in float.
    Allocates a dim x dim scratch through NF_MALLOC. */
 NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, double h, double *max_err);
 #endif
@@ -425,6 +430,8 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
    logp[i] = log p~(x_i) and, when grad is not NULL, grad[i * dim + j] = d log p~ / d x_ij;
    return 0 on success (anything else stops the call with NF_ERR_ARG). */
 typedef int (*nf_log_density_fn)(const nf_real *x, size_t n, int dim, nf_real *logp, nf_real *grad, void *user);
+/* The same for a conditional density p~(x | c): ctx holds one context row per x row. */
+typedef int (*nf_log_density_ctx_fn)(const nf_real *x, const nf_real *ctx, size_t n, int dim, nf_real *logp, nf_real *grad, void *user);
 /* Importance sampling with the flow as proposal for an unnormalised density p~:
    weights w = p~(x) / q(x) over n samples. log_z estimates log of p~'s normaliser,
    log_z_se its standard error (delta method), ess the effective sample size
@@ -444,7 +451,9 @@ struct nf_tensor {
     nf_real *grad;         /* same shape; parameters: the caller's array. Intermediate nodes get
                               theirs during backward and give it back when done with it */
     int needs;             /* 1 if a gradient flows to this node */
-    int op;                /* which op made it (internal) */
+    int op;                /* which variant of its op (internal) */
+    void (*back)(nf_tensor *self);   /* the op's backward step; NULL for leaves */
+    const void *aux;       /* op-specific data (internal) */
     int iarg;              /* small integer argument (transposes, activation) */
     nf_real k;             /* scalar argument */
     nf_tensor *a, *b, *c;  /* inputs */
@@ -522,10 +531,21 @@ NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w,
 /* Loss and gradient (into the trainer's gradient array) without updating. */
 NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss);
 /* Reverse-KL (variational) fitting to an unnormalised density p~ (nf_log_density_fn,
-   with gradient). One step draws n points x = g(z) from the flow on the tape
-   and minimises E_q[log q(x) - log p~(x)] (= -ELBO; log Z at the optimum). Flows made of
-   couplings, permutations and ActNorm (no LU, monotone, domains or context). */
+   with gradient). One step draws n points x = g(z) from the flow on the tape (every layer
+   kind, domains included) and minimises E_q[log q(x) - log p~(x)] (= -ELBO; log Z at the
+   optimum). A target value or gradient that is not finite rejects the step
+   (NF_ERR_DIVERGED). */
 NFDEF nf_result nf_train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, double *loss);
+/* Amortized variational fitting of a conditional flow q(x | c) to p~(x | c): ctx holds
+   ctx_rows (1: shared, or n) context rows; the target gets one row per draw. */
+NFDEF nf_result nf_train_step_kl_ctx(nf_trainer *t, nf_rng *rng, size_t n, const nf_real *ctx, size_t ctx_rows,
+                                     nf_log_density_ctx_fn target, void *user, double *loss);
+/* Data-dependent initialisation (Glow's ActNorm): every ActNorm layer not yet initialised
+   gets the scale and shift that make its input over these rows zero-mean and unit-variance
+   per feature. nf_fit does it with its first batch; call it before a hand-written training
+   loop. Training steps and loss evaluations never do (they have no side effects beyond
+   the step). The initialised state is saved in model files. */
+NFDEF nf_result nf_flow_data_init(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n);
 /* Conditional flows: ctx holds one context row per data row. */
 NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss);
 NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss);
@@ -538,32 +558,43 @@ NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n,
                                       size_t max_params, double *max_rel_err);
 
 typedef struct nf_fit_progress {
-    long step, epoch;
+    long step, epoch;                            /* steps taken; the epoch just finished (1-based) */
     double train_loss, val_loss, best_val_loss;  /* epoch means, nats per row */
     double lr;
 } nf_fit_progress;
 /* Return nonzero to stop training. */
 typedef int (*nf_fit_callback)(const nf_fit_progress *p, void *user);
 
+/* Zero is not "default" for every field: start from nf_fit_options_default. */
 typedef struct nf_fit_options {
-    int batch;              /* minibatch rows (256) */
-    int max_epochs;         /* (100) */
-    int patience;           /* epochs without validation improvement before stopping (10) */
+    int batch;              /* minibatch rows (256); every row is used each epoch */
+    int max_epochs;         /* (200) */
+    int patience;           /* stop after this many epochs without a better validation loss
+                               (20); 0 never stops early */
     double val_fraction;    /* held-out fraction (0.1); 0 disables validation */
     int standardize;        /* 1: fit standardisation statistics from the data (1) */
-    uint64_t seed;          /* shuffling and split seed */
+    int refit;              /* 1: re-estimate standardisation and periodic cuts even if the
+                               flow has them (0: only a flow never fitted gets them, so
+                               fine-tuning does not move the model under trained layers) */
+    uint64_t seed;          /* shuffling and split seed (1) */
     nf_adam_config adam;
     nf_fit_callback callback; void *user;
 } nf_fit_options;
 
 typedef struct nf_fit_report {
-    long steps, epochs, best_epoch, rejected_steps;
+    long steps, epochs;     /* steps taken, epochs run */
+    long best_epoch;        /* epoch (1-based) whose parameters were kept; 0 if none */
+    long rejected_steps;    /* steps whose loss or gradient was not finite (not applied) */
+    long skipped_batches;   /* minibatches whose weights were all zero (no step) */
     double train_loss, val_loss, best_val_loss;
 } nf_fit_report;
 
 NFDEF void      nf_fit_options_default(nf_fit_options *o);
-/* Fit by maximum likelihood on n rows (w: optional per-row weights). Keeps the best
-   validation parameters. Allocates its buffers through NF_MALLOC and frees them. */
+/* Fit by maximum likelihood on n rows (w: optional per-row weights). The first fit of a
+   flow estimates its standardisation and periodic cuts (o->refit to redo it); every exit
+   leaves the best validation epoch's parameters in place. A column whose spread is lost
+   in the precision of its values (a GPS time in float) is NF_ERR_PRECISION, naming the
+   column. Allocates its buffers through NF_MALLOC and frees them. */
 NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
                        const nf_fit_options *o, nf_fit_report *rep);
 /* The same for a conditional flow: (y, ctx) pairs, one context row per data row. The
@@ -1111,6 +1142,369 @@ static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT 
     }
 }
 
+#ifndef NFLOW_NO_TRAINING
+/* ---- tape ------------------------------------------------------------------------ */
+/* Each node carries its op's backward step (n->back); op picks a variant within a family
+   (which unary function, which binary op, which reduction). Layer kinds add ops of their
+   own in their sections the same way. */
+enum { NF__OP_ADD = 1, NF__OP_SUB, NF__OP_MUL, NF__OP_SCALE, NF__OP_EXP, NF__OP_LOG, NF__OP_TANH,
+       NF__OP_SIGMOID, NF__OP_RELU, NF__OP_LEAKY, NF__OP_SOFTPLUS, NF__OP_SQUARE, NF__OP_SUM,
+       NF__OP_SUM_ROWS, NF__OP_MEAN, NF__OP_MEAN_ROWS, NF__OP_GATHER, NF__OP_SCATTER };
+
+NFDEF void nf_tape_init(nf_tape *t, nf_arena *arena) {
+    if (!t) return;
+    t->arena = arena; t->last = NULL; t->err = arena ? NF_OK : NF_ERR_NULL; t->free_grads = NULL;
+}
+
+static nf_tensor *nf__node(nf_tape *t, int op, void (*back)(nf_tensor *), int rows, int cols, nf_tensor *a, nf_tensor *b) {
+    nf_tensor *n; nf_real *val; size_t cnt, bytes;
+    if (t->err != NF_OK) return NULL;
+    if (rows < 0 || cols < 0 || !nf__mul((size_t)rows, (size_t)cols, &cnt) || !nf__mul(cnt, sizeof(nf_real), &bytes)) {
+        t->err = NF_ERR_OVERFLOW; return NULL;
+    }
+    n = (nf_tensor *)nf_arena_alloc(t->arena, sizeof(nf_tensor));
+    val = (nf_real *)nf_arena_alloc(t->arena, bytes);
+    if (!n || !val) { t->err = NF_ERR_ARENA_FULL; return NULL; }
+    memset(n, 0, sizeof *n);
+    n->rows = rows; n->cols = cols; n->op = op; n->back = back; n->a = a; n->b = b;
+    n->needs = (a && a->needs) || (b && b->needs);
+    n->val = val; n->prev = t->last;
+    t->last = n;
+    return n;
+}
+
+/* Gradient buffers for intermediate nodes, during backward only: a node's gradient is
+   needed from the first backward step that writes into it (its last consumer's) until
+   its own backward step, so buffers recycle through an exact-size free list kept in the
+   freed blocks themselves (tensor shapes repeat layer after layer). */
+typedef struct nf__freeblock { size_t bytes; struct nf__freeblock *next; } nf__freeblock;
+static nf_real *nf__grad_get(nf_tape *t, size_t cnt) {
+    size_t bytes = nf_arena_align(cnt * sizeof(nf_real) > sizeof(nf__freeblock) ? cnt * sizeof(nf_real) : sizeof(nf__freeblock));
+    nf__freeblock **p = (nf__freeblock **)&t->free_grads; void *m;
+    while (*p && (*p)->bytes != bytes) p = &(*p)->next;
+    if (*p) { m = *p; *p = (*p)->next; }
+    else m = nf_arena_alloc(t->arena, bytes);
+    if (m) memset(m, 0, cnt * sizeof(nf_real));
+    return (nf_real *)m;
+}
+static void nf__grad_put(nf_tape *t, nf_tensor *n) {
+    size_t cnt = (size_t)n->rows * n->cols;
+    nf__freeblock *b = (nf__freeblock *)(void *)n->grad;
+    b->bytes = nf_arena_align(cnt * sizeof(nf_real) > sizeof(nf__freeblock) ? cnt * sizeof(nf_real) : sizeof(nf__freeblock));
+    b->next = (nf__freeblock *)t->free_grads;
+    t->free_grads = b;
+    n->grad = NULL;
+}
+/* gives every input of n that wants a gradient a zeroed buffer to accumulate into */
+static int nf__grad_inputs(nf_tape *t, nf_tensor *n) {
+    nf_tensor *in[3]; int i;
+    in[0] = n->a; in[1] = n->b; in[2] = n->c;
+    for (i = 0; i < 3; ++i)
+        if (in[i] && in[i]->needs && !in[i]->grad) {
+            in[i]->grad = nf__grad_get(t, (size_t)in[i]->rows * in[i]->cols);
+            if (!in[i]->grad) { t->err = NF_ERR_ARENA_FULL; return 0; }
+        }
+    return 1;
+}
+
+NFDEF nf_tensor *nf_tape_param(nf_tape *t, nf_real *val, nf_real *grad, int rows, int cols) {
+    nf_tensor *n;
+    if (!t || !t->arena) return NULL;
+    if (t->err != NF_OK) return NULL;
+    if (!val || rows < 0 || cols < 0) { t->err = NF_ERR_ARG; return NULL; }
+    n = (nf_tensor *)nf_arena_alloc(t->arena, sizeof(nf_tensor));
+    if (!n) { t->err = NF_ERR_ARENA_FULL; return NULL; }
+    memset(n, 0, sizeof *n);
+    n->rows = rows; n->cols = cols;
+    n->val = val; n->grad = grad; n->needs = grad != NULL; n->prev = t->last;   /* grad accumulates in place */
+    t->last = n;
+    return n;
+}
+NFDEF nf_tensor *nf_tape_input(nf_tape *t, const nf_real *val, int rows, int cols) {
+    /* inputs are never written: the cast only lets them share the tensor type */
+    return nf_tape_param(t, (nf_real *)(uintptr_t)val, NULL, rows, cols);
+}
+NFDEF nf_tensor *nf_tape_new(nf_tape *t, int rows, int cols) {
+    nf_tensor *n;
+    if (!t || !t->arena) return NULL;
+    n = nf__node(t, 0, NULL, rows, cols, NULL, NULL);
+    if (n) memset(n->val, 0, (size_t)rows * cols * sizeof(nf_real));
+    return n;
+}
+
+static int nf__bad(nf_tape *t, const nf_tensor *a, const nf_tensor *b, int need_b) {
+    if (!t || !t->arena) return 1;
+    if (t->err != NF_OK) return 1;
+    if (!a || (need_b && !b)) { t->err = NF_ERR_NULL; return 1; }
+    return 0;
+}
+
+static void nf__matmul_back(nf_tensor *c);
+static void nf__binary_back(nf_tensor *c);
+static void nf__unary_back(nf_tensor *c);
+static void nf__reduce_back(nf_tensor *c);
+static void nf__gather_scatter_back(nf_tensor *c);
+static void nf__concat_back(nf_tensor *c);
+static void nf__linear_back(nf_tensor *y);
+/* C = op(A) op(B).  dA += dC op(B)^T (suitably transposed), dB += op(A)^T dC */
+NFDEF nf_tensor *nf_t_matmul(nf_tape *t, nf_tensor *a, nf_tensor *b, int ta, int tb) {
+    int M, K, K2, N; nf_tensor *c;
+    if (nf__bad(t, a, b, 1)) return NULL;
+    M = ta ? a->cols : a->rows; K = ta ? a->rows : a->cols;
+    K2 = tb ? b->cols : b->rows; N = tb ? b->rows : b->cols;
+    if (K != K2 || (ta && tb)) { t->err = NF_ERR_SHAPE; return NULL; }
+    c = nf__node(t, 0, nf__matmul_back, M, N, a, b);
+    if (!c) return NULL;
+    c->iarg = (ta ? 1 : 0) | (tb ? 2 : 0);
+    nf_gemm(ta, tb, M, N, K, a->val, a->cols, b->val, b->cols, c->val, N, 0);
+    return c;
+}
+static void nf__matmul_back(nf_tensor *c) {
+    nf_tensor *a = c->a, *b = c->b;
+    int ta = c->iarg & 1, tb = (c->iarg >> 1) & 1;
+    int M = c->rows, N = c->cols, K = ta ? a->rows : a->cols;
+    if (a->grad) {
+        if (!ta) nf_gemm(0, !tb, M, K, N, c->grad, N, b->val, b->cols, a->grad, a->cols, 1); /* dA = dC op(B)^T */
+        else     nf_gemm(tb, 1, K, M, N, b->val, b->cols, c->grad, N, a->grad, a->cols, 1); /* dA = op(B) dC^T */
+    }
+    if (b->grad) {
+        if (!tb) nf_gemm(!ta, 0, K, N, M, a->val, a->cols, c->grad, N, b->grad, b->cols, 1); /* dB = op(A)^T dC */
+        else     nf_gemm(1, ta, N, K, M, c->grad, N, a->val, a->cols, b->grad, b->cols, 1); /* dB = dC^T op(A) */
+    }
+}
+
+/* Elementwise binary ops with broadcasting of b over rows and/or columns. */
+static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
+    nf_tensor *c; int i, j;
+    if (nf__bad(t, a, b, 1)) return NULL;
+    if (!((b->rows == a->rows || b->rows == 1) && (b->cols == a->cols || b->cols == 1))) {
+        t->err = NF_ERR_SHAPE; return NULL;
+    }
+    c = nf__node(t, op, nf__binary_back, a->rows, a->cols, a, b);
+    if (!c) return NULL;
+    for (i = 0; i < a->rows; ++i) {
+        const nf_real *x = a->val + (size_t)i * a->cols;
+        const nf_real *y = b->val + (size_t)(b->rows == 1 ? 0 : i) * b->cols;
+        nf_real *z = c->val + (size_t)i * c->cols;
+        int bs = b->cols == 1 ? 0 : 1;
+        if (op == NF__OP_ADD)      for (j = 0; j < a->cols; ++j) z[j] = x[j] + y[j * bs];
+        else if (op == NF__OP_SUB) for (j = 0; j < a->cols; ++j) z[j] = x[j] - y[j * bs];
+        else                       for (j = 0; j < a->cols; ++j) z[j] = x[j] * y[j * bs];
+    }
+    return c;
+}
+/* d(a+b) = dc, d(a-b) = (dc, -dc), d(a*b) = (dc*b, dc*a); b's gradient sums over
+   the broadcast axes. */
+static void nf__binary_back(nf_tensor *c) {
+    nf_tensor *a = c->a, *b = c->b; int i, j, op = c->op;
+    for (i = 0; i < c->rows; ++i) {
+        const nf_real *g = c->grad + (size_t)i * c->cols;
+        const nf_real *x = a->val + (size_t)i * a->cols;
+        size_t boff = (size_t)(b->rows == 1 ? 0 : i) * b->cols;
+        const nf_real *y = b->val + boff;
+        int bs = b->cols == 1 ? 0 : 1;
+        if (a->grad) {
+            nf_real *ga = a->grad + (size_t)i * a->cols;
+            if (op == NF__OP_MUL) for (j = 0; j < c->cols; ++j) ga[j] += g[j] * y[j * bs];
+            else                  for (j = 0; j < c->cols; ++j) ga[j] += g[j];
+        }
+        if (b->grad) {
+            nf_real *gb = b->grad + boff;
+            if (op == NF__OP_MUL)      for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j] * x[j];
+            else if (op == NF__OP_SUB) for (j = 0; j < c->cols; ++j) gb[j * bs] -= g[j];
+            else                       for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j];
+        }
+    }
+}
+NFDEF nf_tensor *nf_t_add(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_ADD, a, b); }
+NFDEF nf_tensor *nf_t_sub(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_SUB, a, b); }
+NFDEF nf_tensor *nf_t_mul(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_MUL, a, b); }
+
+/* Elementwise unary ops: y = f(x), dx += dy f'(x), f' written from x and y. */
+static nf_real nf__unary_f(int op, nf_real x, nf_real k) {
+    switch (op) {
+    case NF__OP_SCALE:    return k * x;
+    case NF__OP_EXP:      return NF_EXP(x);
+    case NF__OP_LOG:      return NF_LOG(x);
+    case NF__OP_TANH:     return NF_TANH(x);
+    case NF__OP_SIGMOID:  return nf__act(NF_ACT_SIGMOID, x);
+    case NF__OP_RELU:     return x > 0 ? x : 0;
+    case NF__OP_LEAKY:    return x > 0 ? x : k * x;
+    case NF__OP_SOFTPLUS: return nf__act(NF_ACT_SOFTPLUS, x);
+    default:              return x * x;   /* NF__OP_SQUARE */
+    }
+}
+static nf_real nf__unary_df(int op, nf_real x, nf_real y, nf_real k) {
+    switch (op) {
+    case NF__OP_SCALE:    return k;
+    case NF__OP_EXP:      return y;               /* (e^x)' = e^x */
+    case NF__OP_LOG:      return 1 / x;
+    case NF__OP_TANH:     return 1 - y * y;
+    case NF__OP_SIGMOID:  return y * (1 - y);
+    case NF__OP_RELU:     return x > 0 ? NF__R(1) : NF__R(0);
+    case NF__OP_LEAKY:    return x > 0 ? NF__R(1) : k;
+    case NF__OP_SOFTPLUS: return nf__act(NF_ACT_SIGMOID, x);
+    default:              return 2 * x;
+    }
+}
+static nf_tensor *nf__unary(nf_tape *t, int op, nf_tensor *a, nf_real k) {
+    nf_tensor *c; size_t i, n;
+    if (nf__bad(t, a, NULL, 0)) return NULL;
+    c = nf__node(t, op, nf__unary_back, a->rows, a->cols, a, NULL);
+    if (!c) return NULL;
+    c->k = k; n = (size_t)a->rows * a->cols;
+    for (i = 0; i < n; ++i) c->val[i] = nf__unary_f(op, a->val[i], k);
+    return c;
+}
+static void nf__unary_back(nf_tensor *c) {
+    size_t i, n = (size_t)c->rows * c->cols;
+    if (!c->a->grad) return;
+    for (i = 0; i < n; ++i) c->a->grad[i] += c->grad[i] * nf__unary_df(c->op, c->a->val[i], c->val[i], c->k);
+}
+NFDEF nf_tensor *nf_t_scale(nf_tape *t, nf_tensor *a, nf_real k)      { return nf__unary(t, NF__OP_SCALE, a, k); }
+NFDEF nf_tensor *nf_t_exp(nf_tape *t, nf_tensor *a)                   { return nf__unary(t, NF__OP_EXP, a, 0); }
+NFDEF nf_tensor *nf_t_log(nf_tape *t, nf_tensor *a)                   { return nf__unary(t, NF__OP_LOG, a, 0); }
+NFDEF nf_tensor *nf_t_tanh(nf_tape *t, nf_tensor *a)                  { return nf__unary(t, NF__OP_TANH, a, 0); }
+NFDEF nf_tensor *nf_t_sigmoid(nf_tape *t, nf_tensor *a)               { return nf__unary(t, NF__OP_SIGMOID, a, 0); }
+NFDEF nf_tensor *nf_t_relu(nf_tape *t, nf_tensor *a)                  { return nf__unary(t, NF__OP_RELU, a, 0); }
+NFDEF nf_tensor *nf_t_leaky_relu(nf_tape *t, nf_tensor *a, nf_real s) { return nf__unary(t, NF__OP_LEAKY, a, s); }
+NFDEF nf_tensor *nf_t_softplus(nf_tape *t, nf_tensor *a)              { return nf__unary(t, NF__OP_SOFTPLUS, a, 0); }
+NFDEF nf_tensor *nf_t_square(nf_tape *t, nf_tensor *a)                { return nf__unary(t, NF__OP_SQUARE, a, 0); }
+
+/* Reductions: s = k * sum over all (1 x 1) or over each row (rows x 1); k = 1 or 1/count.
+   ds/dx = k everywhere. */
+static nf_tensor *nf__reduce(nf_tape *t, int op, nf_tensor *a) {
+    nf_tensor *c; int i, j, rows = op == NF__OP_SUM || op == NF__OP_MEAN ? 1 : a ? a->rows : 0;
+    if (nf__bad(t, a, NULL, 0)) return NULL;
+    c = nf__node(t, op, nf__reduce_back, rows, 1, a, NULL);
+    if (!c) return NULL;
+    if (op == NF__OP_SUM || op == NF__OP_SUM_ROWS) c->k = 1;
+    else if (op == NF__OP_MEAN) c->k = (nf_real)(1.0 / ((double)a->rows * a->cols));
+    else c->k = (nf_real)(1.0 / a->cols);
+    memset(c->val, 0, (size_t)rows * sizeof(nf_real));
+    for (i = 0; i < a->rows; ++i) {
+        const nf_real *x = a->val + (size_t)i * a->cols; nf_real s = 0;
+        for (j = 0; j < a->cols; ++j) s += x[j];
+        c->val[rows == 1 ? 0 : i] += s * c->k;
+    }
+    return c;
+}
+static void nf__reduce_back(nf_tensor *c) {
+    nf_tensor *a = c->a; int i, j;
+    if (!a->grad) return;
+    for (i = 0; i < a->rows; ++i) {
+        nf_real g = c->grad[c->rows == 1 ? 0 : i] * c->k, *ga = a->grad + (size_t)i * a->cols;
+        for (j = 0; j < a->cols; ++j) ga[j] += g;
+    }
+}
+NFDEF nf_tensor *nf_t_sum(nf_tape *t, nf_tensor *a)       { return nf__reduce(t, NF__OP_SUM, a); }
+NFDEF nf_tensor *nf_t_sum_rows(nf_tape *t, nf_tensor *a)  { return nf__reduce(t, NF__OP_SUM_ROWS, a); }
+NFDEF nf_tensor *nf_t_mean(nf_tape *t, nf_tensor *a)      { return nf__reduce(t, NF__OP_MEAN, a); }
+NFDEF nf_tensor *nf_t_mean_rows(nf_tape *t, nf_tensor *a) { return nf__reduce(t, NF__OP_MEAN_ROWS, a); }
+
+/* Column moves: gather out[:, j] = a[:, idx[j]]; scatter out[:, idx[j]] = a[:, j];
+   concat [a | b]. Backward moves the gradient the other way. */
+NFDEF nf_tensor *nf_t_gather_cols(nf_tape *t, nf_tensor *a, const int *idx, int n) {
+    nf_tensor *c; int i, j;
+    if (nf__bad(t, a, NULL, 0)) return NULL;
+    if (n < 0 || (n > 0 && !idx)) { t->err = NF_ERR_ARG; return NULL; }
+    for (j = 0; j < n; ++j) if (idx[j] < 0 || idx[j] >= a->cols) { t->err = NF_ERR_SHAPE; return NULL; }
+    c = nf__node(t, NF__OP_GATHER, nf__gather_scatter_back, a->rows, n, a, NULL);
+    if (!c) return NULL;
+    c->idx = idx;
+    for (i = 0; i < a->rows; ++i)
+        for (j = 0; j < n; ++j) c->val[(size_t)i * n + j] = a->val[(size_t)i * a->cols + idx[j]];
+    return c;
+}
+NFDEF nf_tensor *nf_t_scatter_cols(nf_tape *t, nf_tensor *a, const int *idx, int cols) {
+    nf_tensor *c; int i, j;
+    if (nf__bad(t, a, NULL, 0)) return NULL;
+    if (a->cols > 0 && !idx) { t->err = NF_ERR_ARG; return NULL; }
+    for (j = 0; j < a->cols; ++j) if (idx[j] < 0 || idx[j] >= cols) { t->err = NF_ERR_SHAPE; return NULL; }
+    c = nf__node(t, NF__OP_SCATTER, nf__gather_scatter_back, a->rows, cols, a, NULL);
+    if (!c) return NULL;
+    c->idx = idx;
+    memset(c->val, 0, (size_t)a->rows * cols * sizeof(nf_real));
+    for (i = 0; i < a->rows; ++i)
+        for (j = 0; j < a->cols; ++j) c->val[(size_t)i * cols + idx[j]] = a->val[(size_t)i * a->cols + j];
+    return c;
+}
+static void nf__gather_scatter_back(nf_tensor *c) {
+    nf_tensor *a = c->a; int i, j;
+    if (!a->grad) return;
+    for (i = 0; i < a->rows; ++i) {
+        if (c->op == NF__OP_GATHER)
+            for (j = 0; j < c->cols; ++j) a->grad[(size_t)i * a->cols + c->idx[j]] += c->grad[(size_t)i * c->cols + j];
+        else
+            for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * a->cols + j] += c->grad[(size_t)i * c->cols + c->idx[j]];
+    }
+}
+NFDEF nf_tensor *nf_t_concat_cols(nf_tape *t, nf_tensor *a, nf_tensor *b) {
+    nf_tensor *c; int i;
+    if (nf__bad(t, a, b, 1)) return NULL;
+    if (a->rows != b->rows || a->cols > INT32_MAX - b->cols) { t->err = NF_ERR_SHAPE; return NULL; }
+    c = nf__node(t, 0, nf__concat_back, a->rows, a->cols + b->cols, a, b);
+    if (!c) return NULL;
+    for (i = 0; i < a->rows; ++i) {
+        memcpy(c->val + (size_t)i * c->cols, a->val + (size_t)i * a->cols, (size_t)a->cols * sizeof(nf_real));
+        memcpy(c->val + (size_t)i * c->cols + a->cols, b->val + (size_t)i * b->cols, (size_t)b->cols * sizeof(nf_real));
+    }
+    return c;
+}
+static void nf__concat_back(nf_tensor *c) {
+    nf_tensor *a = c->a, *b = c->b; int i, j;
+    for (i = 0; i < c->rows; ++i) {
+        const nf_real *g = c->grad + (size_t)i * c->cols;
+        if (a->grad) for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * a->cols + j] += g[j];
+        if (b->grad) for (j = 0; j < b->cols; ++j) b->grad[(size_t)i * b->cols + j] += g[a->cols + j];
+    }
+}
+
+/* Dense layer y = act(x W + b).  dz = dy act'(z) (from y, in place in y's gradient),
+   dx += dz W^T, dW += x^T dz, db += column sums of dz. */
+NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *b, int act) {
+    nf_tensor *y;
+    if (nf__bad(t, x, w, 1) || nf__bad(t, b, NULL, 0)) return NULL;
+    if (x->cols != w->rows || b->rows != 1 || b->cols != w->cols || act < NF_ACT_RELU || act > NF_ACT_IDENTITY) {
+        t->err = NF_ERR_SHAPE; return NULL;
+    }
+    y = nf__node(t, 0, nf__linear_back, x->rows, w->cols, x, w);
+    if (!y) return NULL;
+    y->c = b; y->iarg = act;
+    y->needs |= b->needs;   /* the bias is an input too */
+    nf_gemm(0, 0, x->rows, w->cols, x->cols, x->val, x->cols, w->val, w->cols, y->val, w->cols, 0);
+    nf__bias_act(y->val, b->val, y->rows, y->cols, act);
+    return y;
+}
+static void nf__linear_back(nf_tensor *y) {
+    nf_tensor *x = y->a, *w = y->b, *b = y->c; int i, j, N = y->rows, O = y->cols, I = x->cols;
+    nf__act_backward(y->iarg, y->val, y->grad, (size_t)N * O);
+    if (x->grad) nf_gemm(0, 1, N, I, O, y->grad, O, w->val, O, x->grad, I, 1);
+    if (w->grad) nf_gemm(1, 0, I, O, N, x->val, I, y->grad, O, w->grad, O, 1);
+    if (b->grad)
+        for (i = 0; i < N; ++i) for (j = 0; j < O; ++j) b->grad[j] += y->grad[(size_t)i * O + j];
+}
+
+NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
+    nf_tensor *n;
+    if (!t) return NF_ERR_NULL;
+    if (t->err != NF_OK) return t->err;
+    if (!loss) return NF_ERR_NULL;
+    if (loss->rows != 1 || loss->cols != 1) return NF_ERR_SHAPE;
+    if (!loss->needs) return NF_OK;   /* nothing on the tape needs a gradient */
+    if (!loss->grad && !(loss->grad = nf__grad_get(t, 1))) return t->err = NF_ERR_ARENA_FULL;
+    loss->grad[0] += 1;
+    for (n = loss; n; n = n->prev) {
+        if (!n->grad) continue;   /* nothing flowed here */
+        if (!n->back) continue;   /* a leaf: its gradient stays */
+        if (!nf__grad_inputs(t, n)) return t->err;
+        n->back(n);
+        nf__grad_put(t, n);       /* done with it: recycle */
+    }
+    return NF_OK;
+}
+#endif /* NFLOW_NO_TRAINING: tape */
+
 /* ---- flows ------------------------------------------------------------------- */
 static nf_result nf__fail(nf_flow *f, nf_result r, const char *what, long row) {
     if (f) {
@@ -1147,6 +1541,615 @@ NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, in
     return NF_OK;
 }
 
+/* Inference scratch for one chunk of R rows (carved from the flow's workspace): */
+typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *oob, *z, *ctx; } nf__ws;
+
+/* ==== layer kinds: the interface ============================================================
+   Each kind of layer is one section below, holding side by side its settings and their
+   defaults, parameter count, initialisation, forward and inverse with log-det (inference),
+   its two tape paths (data -> latent for maximum likelihood, latent -> data for reverse
+   KL) and, where it has one, a data-dependent initialisation. The shared machinery (plan,
+   workspace, tape, model files) reaches a kind only through its row of nf__kinds; model
+   files and exported C store each layer's nf_layer_desc as it is, so a kind adds nothing
+   there. Adding a kind is one section and one table row. */
+#ifndef NFLOW_NO_TRAINING
+typedef struct nf__tctx {
+    nf_tape *tp; nf_flow *f; nf_real *grad;
+    nf_tensor *ctx;            /* standardised context rows (R x C), or NULL */
+    nf_tensor *ldr, *ldc;      /* log|det| so far: per row (R x 1) and constant (1 x 1) */
+} nf__tctx;
+/* parameters [off, off + rows cols) as a tape leaf whose gradient is the trainer's */
+static nf_tensor *nf__tparam(nf__tctx *c, size_t off, int rows, int cols) {
+    return nf_tape_param(c->tp, c->f->params + off, c->grad + off, rows, cols);
+}
+/* adds a log|det| term: per row (R x 1) or constant (1 x 1) */
+static void nf__add_ld(nf__tctx *c, nf_tensor *t, int per_row) {
+    nf_tensor **acc = per_row ? &c->ldr : &c->ldc;
+    *acc = *acc ? nf_t_add(c->tp, *acc, t) : t;
+}
+#endif
+
+typedef struct nf__kind {
+    const char *name;
+    /* checks the settings and fills the shape: L->np parameters, L->ni index ints,
+       L->width (the widest workspace row it needs); C is the context's length */
+    nf_result (*plan)(const nf_layer_desc *ld, int D, int C, nf__layer *L);
+    void (*canon)(const nf_layer_desc *ld, nf_layer_desc *c);   /* defaults in, unused fields 0 */
+    void (*setup)(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints);
+    void (*init)(const nf__layer *L, nf_real *p, int D, nf_rng *rng);   /* NULL: all zero */
+    /* R rows of x in place; dir +1: data -> latent, -1: latent -> data; w->ld[r] += log|det| */
+    void (*apply)(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w);
+    /* data-dependent start from the mean and sd of the layer's input (NULL: none) */
+    void (*data_init)(const nf__layer *L, nf_real *p, int D, const double *mean, const double *sd);
+#ifndef NFLOW_NO_TRAINING
+    nf_tensor *(*tape)(nf__tctx *c, const nf__layer *L, nf_tensor *x);       /* data -> latent */
+    nf_tensor *(*tape_inv)(nf__tctx *c, const nf__layer *L, nf_tensor *z);   /* latent -> data */
+#endif
+} nf__kind;
+static const nf__kind *nf__kind_of(int kind);   /* NULL: unknown (or compiled out) */
+
+/* The MLP conditioner of couplings: nin inputs, depth hidden layers of width hidden with
+   activation act, nout outputs; weights (in x out, row-major) then bias, layer by layer. */
+static nf_result nf__mlp_plan(nf__layer *L) {
+    int ok = 1, dep; size_t p, h = (size_t)L->hidden;
+    p = nf__madd(h, (size_t)L->nin, h, &ok);                                   /* nin x h + h */
+    for (dep = 1; dep < L->depth; ++dep) p = nf__madd(nf__madd(p, 1, h, &ok), h, h, &ok);
+    p = nf__madd(nf__madd(p, 1, (size_t)L->nout, &ok), h, (size_t)L->nout, &ok);
+    if (!ok) return NF_ERR_OVERFLOW;
+    L->np = p; L->width = L->hidden;
+    return NF_OK;
+}
+/* hidden layers uniform in +-1/sqrt(fan_in) (PyTorch's nn.Linear); the output layer stays
+   zero, so the layer it conditions starts as the identity */
+static void nf__mlp_init(const nf__layer *L, nf_real *p, nf_rng *rng) {
+    int dep, in = L->nin;
+    for (dep = 0; dep < L->depth; ++dep) {
+        size_t k, cnt = (size_t)in * L->hidden + L->hidden;
+        nf_real bound = in > 0 ? 1 / NF_SQRT((nf_real)in) : NF__R(0);
+        for (k = 0; k < cnt; ++k) p[k] = bound * (2 * nf_rng_uniform(rng) - 1);
+        p += cnt; in = L->hidden;
+    }
+}
+/* in (R x nin) -> w->out (R x nout) */
+static void nf__mlp(const nf__layer *L, const nf_real *params, const nf_real *in, int R, nf__ws *w) {
+    const nf_real *p = params + L->poff;
+    const nf_real *x = in; int xin = L->nin, dep;
+    nf_real *h = w->ha;
+    for (dep = 0; dep < L->depth; ++dep) {
+        nf_gemm(0, 0, R, L->hidden, xin, x, xin, p, L->hidden, h, L->hidden, 0);
+        p += (size_t)xin * L->hidden;
+        nf__bias_act(h, p, R, L->hidden, L->act);
+        p += L->hidden;
+        x = h; xin = L->hidden;
+        h = (h == w->ha) ? w->hb : w->ha;
+    }
+    nf_gemm(0, 0, R, L->nout, xin, x, xin, p, L->nout, w->out, L->nout, 0);
+    nf__bias_act(w->out, p + (size_t)xin * L->nout, R, L->nout, NF_ACT_IDENTITY);
+}
+#ifndef NFLOW_NO_TRAINING
+/* the same on the tape: x (R x nin) -> R x nout */
+static nf_tensor *nf__mlp_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
+    size_t off = L->poff; int in = L->nin, dep;
+    for (dep = 0; dep < L->depth; ++dep) {              /* h = act(h W + b) */
+        x = nf_t_linear(c->tp, x, nf__tparam(c, off, in, L->hidden), nf__tparam(c, off + (size_t)in * L->hidden, 1, L->hidden), L->act);
+        off += (size_t)in * L->hidden + L->hidden; in = L->hidden;
+    }
+    return nf_t_linear(c->tp, x, nf__tparam(c, off, in, L->nout), nf__tparam(c, off + (size_t)in * L->nout, 1, L->nout), NF_ACT_IDENTITY);
+}
+#endif
+
+/* ==== coupling layers: affine (RealNVP) and additive (NICE) ===================================
+   The features split into a kept part y_a and a transformed part y_b. A conditioner MLP
+   reads [y_a | context] and gives, per transformed feature, a shift t and (affine) a raw
+   log-scale:
+       z_a = y_a,   z_b = y_b * exp(s) + t,   s = c tanh(raw / c),   log|det| = sum s
+   inverse:  y_b = (z_b - t) * exp(-s). Additive (NICE): s = 0. The Jacobian is triangular,
+   so its determinant is the product of exp(s); neither direction inverts the MLP.
+   Settings: hidden (64), depth (2), activation (ReLU), clamp c (3; affine), mask
+   (checkerboard: feature j is kept when j % 2 == parity; half: the first ceil(D/2) are
+   kept when parity is 0), parity. */
+static int nf__coupling_kept(const nf_layer_desc *ld, int D, int j) {
+    if (D == 1) return 0;   /* a 1-D coupling is an elementwise map with a constant conditioner */
+    return ld->mask == NF_MASK_HALF ? ((j < (D + 1) / 2) == (ld->parity == 0)) : (j % 2 == ld->parity);
+}
+static void nf__coupling_canon(const nf_layer_desc *l, nf_layer_desc *c) {
+    memset(c, 0, sizeof *c);
+    c->kind = l->kind;
+    c->hidden = l->hidden ? l->hidden : 64; c->depth = l->depth ? l->depth : 2;
+    c->activation = l->activation ? l->activation : NF_ACT_RELU;
+    c->clamp = l->kind == NF_LAYER_AFFINE_COUPLING ? (l->clamp != 0 ? l->clamp : 3.0f) : 0.0f;
+    c->mask = l->mask; c->parity = l->parity;
+}
+static nf_result nf__coupling_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+    nf_layer_desc c; int j;
+    nf__coupling_canon(ld, &c);
+    if (c.hidden < 1 || c.hidden > (1 << 16) || c.depth < 1 || c.depth > 64) return NF_ERR_ARG;
+    if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY) return NF_ERR_ARG;
+    if (!(ld->clamp >= 0 && ld->clamp < 1e30f)) return NF_ERR_ARG;
+    if (c.mask != NF_MASK_CHECKER && c.mask != NF_MASK_HALF) return NF_ERR_ARG;
+    if (c.parity != 0 && c.parity != 1) return NF_ERR_ARG;
+    L->hidden = c.hidden; L->depth = c.depth; L->act = c.activation; L->clamp = (nf_real)c.clamp;
+    for (j = 0; j < D; ++j) if (nf__coupling_kept(ld, D, j)) L->nk++; else L->nt++;
+    if (L->nt == 0) return NF_ERR_ARG;
+    L->nout = ld->kind == NF_LAYER_AFFINE_COUPLING ? 2 * L->nt : L->nt;
+    L->nin = L->nk + C;   /* the context enters every conditioner */
+    L->ni = (size_t)D;    /* keep | trans */
+    return nf__mlp_plan(L);
+}
+static void nf__coupling_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints) {
+    int j, a = 0, c = 0;
+    (void)index;
+    L->keep = ints; L->trans = ints + L->nk;
+    for (j = 0; j < D; ++j) if (nf__coupling_kept(ld, D, j)) L->keep[a++] = j; else L->trans[c++] = j;
+}
+static void nf__coupling_init(const nf__layer *L, nf_real *p, int D, nf_rng *rng) { (void)D; nf__mlp_init(L, p, rng); }
+static void nf__coupling_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
+    int D = f->dim, r, j, affine = L->kind == NF_LAYER_AFFINE_COUPLING;
+    nf_real c = L->clamp, ic = affine ? 1 / L->clamp : NF__R(0);
+    for (r = 0; r < R; ++r) {   /* conditioner input: [kept features | context] */
+        nf_real *cr = w->cond + (size_t)r * L->nin;
+        for (j = 0; j < L->nk; ++j) cr[j] = x[(size_t)r * D + L->keep[j]];
+        for (j = 0; j < f->ctx_dim; ++j) cr[L->nk + j] = w->ctx[(size_t)r * f->ctx_dim + j];
+    }
+    nf__mlp(L, f->params, w->cond, R, w);
+    for (r = 0; r < R; ++r) {
+        nf_real *xr = x + (size_t)r * D; const nf_real *o = w->out + (size_t)r * L->nout;
+        nf_real lsum = 0;
+        for (j = 0; j < L->nt; ++j) {
+            nf_real t = o[j], s = affine ? c * NF_TANH(o[L->nt + j] * ic) : NF__R(0);
+            nf_real *v = &xr[L->trans[j]];
+            if (dir > 0) *v = *v * NF_EXP(s) + t;     /* z_b = y_b e^s + t */
+            else         *v = (*v - t) * NF_EXP(-s);  /* y_b = (z_b - t) e^-s */
+            lsum += s;
+        }
+        w->ld[r] += dir > 0 ? lsum : -lsum;
+    }
+}
+#ifndef NFLOW_NO_TRAINING
+/* the conditioner on the tape: [x_a | context] -> shift t and log-scale s (NULL: additive) */
+static void nf__coupling_st(nf__tctx *c, const nf__layer *L, nf_tensor *xa, nf_tensor **t, nf_tensor **s) {
+    nf_tensor *out = nf__mlp_tape(c, L, c->ctx ? nf_t_concat_cols(c->tp, xa, c->ctx) : xa);
+    if (L->kind != NF_LAYER_AFFINE_COUPLING) { *t = out; *s = NULL; return; }
+    *t = nf_t_gather_cols(c->tp, out, c->f->iota, L->nt);
+    *s = nf_t_scale(c->tp, nf_t_tanh(c->tp, nf_t_scale(c->tp, nf_t_gather_cols(c->tp, out, c->f->iota + L->nt, L->nt), 1 / L->clamp)), L->clamp);
+}
+static nf_tensor *nf__coupling_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
+    nf_tape *tp = c->tp; int D = c->f->dim;
+    nf_tensor *xa = nf_t_gather_cols(tp, x, L->keep, L->nk), *xb = nf_t_gather_cols(tp, x, L->trans, L->nt), *t, *s, *zb;
+    nf__coupling_st(c, L, xa, &t, &s);
+    if (s) {
+        zb = nf_t_add(tp, nf_t_mul(tp, xb, nf_t_exp(tp, s)), t);                 /* z_b = y_b e^s + t */
+        nf__add_ld(c, nf_t_sum_rows(tp, s), 1);                                   /* log|det| = sum s */
+    } else {
+        zb = nf_t_add(tp, xb, t);                                                 /* z_b = y_b + t */
+    }
+    return nf_t_add(tp, nf_t_scatter_cols(tp, xa, L->keep, D), nf_t_scatter_cols(tp, zb, L->trans, D));
+}
+static nf_tensor *nf__coupling_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) {
+    nf_tape *tp = c->tp; int D = c->f->dim;
+    nf_tensor *za = nf_t_gather_cols(tp, z, L->keep, L->nk), *zb = nf_t_gather_cols(tp, z, L->trans, L->nt), *t, *s, *yb;
+    nf__coupling_st(c, L, za, &t, &s);
+    if (s) {
+        yb = nf_t_mul(tp, nf_t_sub(tp, zb, t), nf_t_exp(tp, nf_t_scale(tp, s, -1)));   /* y_b = (z_b - t) e^-s */
+        nf__add_ld(c, nf_t_scale(tp, nf_t_sum_rows(tp, s), -1), 1);
+    } else {
+        yb = nf_t_sub(tp, zb, t);                                                     /* y_b = z_b - t */
+    }
+    return nf_t_add(tp, nf_t_scatter_cols(tp, za, L->keep, D), nf_t_scatter_cols(tp, yb, L->trans, D));
+}
+#endif
+
+/* ==== permutations: reversal and a fixed random permutation ===================================
+   z_j = y_perm[j], log|det| = 0. Couplings leave their kept features alone; permutations
+   between them let every feature be transformed. Settings: seed (permute). */
+static void nf__perm_canon(const nf_layer_desc *l, nf_layer_desc *c) {
+    memset(c, 0, sizeof *c);
+    c->kind = l->kind;
+    if (l->kind != NF_LAYER_REVERSE) c->seed = l->seed;
+}
+static nf_result nf__perm_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+    (void)ld; (void)C;
+    L->ni = 2 * (size_t)D;
+    return NF_OK;
+}
+/* perm and its inverse; a seeded shuffle unless reversing (LU uses it too) */
+static void nf__perm_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints) {
+    int j;
+    L->perm = ints; L->iperm = ints + D;
+    for (j = 0; j < D; ++j) L->perm[j] = L->kind == NF_LAYER_REVERSE ? D - 1 - j : j;
+    if (L->kind != NF_LAYER_REVERSE) {
+        nf_rng prng; nf_rng_seed(&prng, (uint64_t)ld->seed * 2654435761u + (uint64_t)index + 1);
+        for (j = D - 1; j > 0; --j) {   /* Fisher-Yates */
+            int k = (int)(nf_rng_u32(&prng) % (uint32_t)(j + 1)), t = L->perm[j];
+            L->perm[j] = L->perm[k]; L->perm[k] = t;
+        }
+    }
+    for (j = 0; j < D; ++j) L->iperm[L->perm[j]] = j;
+}
+static void nf__perm_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
+    const int *pm = dir > 0 ? L->perm : L->iperm;   /* z[j] = y[perm[j]] */
+    int r, j, D = f->dim;
+    for (r = 0; r < R; ++r) {
+        nf_real *xr = x + (size_t)r * D, *t = w->tmp;
+        for (j = 0; j < D; ++j) t[j] = xr[pm[j]];
+        memcpy(xr, t, (size_t)D * sizeof(nf_real));
+    }
+}
+#ifndef NFLOW_NO_TRAINING
+static nf_tensor *nf__perm_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) { return nf_t_gather_cols(c->tp, x, L->perm, c->f->dim); }
+static nf_tensor *nf__perm_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) { return nf_t_gather_cols(c->tp, z, L->iperm, c->f->dim); }
+#endif
+
+/* ==== ActNorm (Glow) ===========================================================================
+   Per-feature scale and shift, z = y exp(s) + b, log|det| = sum s; inverse
+   y = (z - b) exp(-s). Parameters s (D), then b (D). Starts as the identity; nf_fit (or
+   nf_flow_data_init) sets s and b once from data, so the layer's output starts
+   zero-mean and unit-variance. */
+static void nf__actnorm_canon(const nf_layer_desc *l, nf_layer_desc *c) { memset(c, 0, sizeof *c); c->kind = l->kind; }
+static nf_result nf__actnorm_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+    (void)ld; (void)C;
+    L->np = 2 * (size_t)D;
+    return NF_OK;
+}
+static void nf__actnorm_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
+    const nf_real *p = f->params + L->poff; int r, j, D = f->dim; nf_real lsum = 0;
+    for (j = 0; j < D; ++j) lsum += p[j];
+    for (r = 0; r < R; ++r) {
+        nf_real *xr = x + (size_t)r * D;
+        for (j = 0; j < D; ++j)
+            xr[j] = dir > 0 ? xr[j] * NF_EXP(p[j]) + p[D + j] : (xr[j] - p[D + j]) * NF_EXP(-p[j]);
+        w->ld[r] += dir > 0 ? lsum : -lsum;
+    }
+}
+/* e^s = 1/sd, b = -mean/sd: z = (y - mean) / sd */
+static void nf__actnorm_data_init(const nf__layer *L, nf_real *p, int D, const double *mean, const double *sd) {
+    int j; (void)L;
+    for (j = 0; j < D; ++j) {
+        double s = sd[j] > 1e-6 ? sd[j] : 1e-6;
+        p[j] = (nf_real)(-log(s));
+        p[D + j] = (nf_real)(-mean[j] / s);
+    }
+}
+#ifndef NFLOW_NO_TRAINING
+static nf_tensor *nf__actnorm_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
+    int D = c->f->dim; nf_tensor *s = nf__tparam(c, L->poff, 1, D), *b = nf__tparam(c, L->poff + D, 1, D);
+    nf__add_ld(c, nf_t_sum(c->tp, s), 0);
+    return nf_t_add(c->tp, nf_t_mul(c->tp, x, nf_t_exp(c->tp, s)), b);                  /* z = y e^s + b */
+}
+static nf_tensor *nf__actnorm_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) {
+    int D = c->f->dim; nf_tensor *s = nf__tparam(c, L->poff, 1, D), *b = nf__tparam(c, L->poff + D, 1, D);
+    nf__add_ld(c, nf_t_scale(c->tp, nf_t_sum(c->tp, s), -1), 0);
+    return nf_t_mul(c->tp, nf_t_sub(c->tp, z, b), nf_t_exp(c->tp, nf_t_scale(c->tp, s, -1)));   /* y = (z - b) e^-s */
+}
+#endif
+
+/* ==== LU-parameterised linear layer (Glow's invertible 1x1 convolution, for vectors) ===========
+   z = W y with W = P L U: P a fixed random permutation (seed), L unit lower triangular,
+   U upper triangular with diagonal e^s. log|det| = sum s; the inverse is two triangular
+   solves. Parameters: a D x D block M holding L's strict lower and U's strict upper part,
+   then s (D). Starts as W = P. */
+static void nf__lu_canon(const nf_layer_desc *l, nf_layer_desc *c) { memset(c, 0, sizeof *c); c->kind = l->kind; c->seed = l->seed; }
+static nf_result nf__lu_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+    (void)ld; (void)C;
+    if (D > 4096) return NF_ERR_SHAPE;
+    L->np = (size_t)D * D + D; L->ni = 2 * (size_t)D;
+    return NF_OK;
+}
+static void nf__lu_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
+    int D = f->dim, r, j, k;
+    const nf_real *M = f->params + L->poff, *s = M + (size_t)D * D;
+    nf_real lsum = 0;
+    for (j = 0; j < D; ++j) lsum += s[j];
+    for (r = 0; r < R; ++r) {
+        nf_real *xr = x + (size_t)r * D, *t = w->tmp;
+        if (dir > 0) {
+            for (j = 0; j < D; ++j) {       /* t = U y */
+                nf_real acc = NF_EXP(s[j]) * xr[j];
+                for (k = j + 1; k < D; ++k) acc += M[(size_t)j * D + k] * xr[k];
+                t[j] = acc;
+            }
+            for (j = D - 1; j >= 0; --j) {  /* t = L t, bottom-up so t stays readable */
+                nf_real acc = t[j];
+                for (k = 0; k < j; ++k) acc += M[(size_t)j * D + k] * t[k];
+                t[j] = acc;
+            }
+            for (j = 0; j < D; ++j) xr[j] = t[L->perm[j]];   /* z = P t */
+        } else {
+            for (j = 0; j < D; ++j) t[L->perm[j]] = xr[j];   /* t = P^T z */
+            for (j = 0; j < D; ++j) {       /* solve L u = t (forward substitution) */
+                nf_real acc = t[j];
+                for (k = 0; k < j; ++k) acc -= M[(size_t)j * D + k] * t[k];
+                t[j] = acc;
+            }
+            for (j = D - 1; j >= 0; --j) {  /* solve U y = u (back substitution) */
+                nf_real acc = t[j];
+                for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * D + k] * xr[k];
+                xr[j] = acc * NF_EXP(-s[j]);
+            }
+        }
+        w->ld[r] += dir > 0 ? lsum : -lsum;
+    }
+}
+#ifndef NFLOW_NO_TRAINING
+/* W = P L U as a tape op, from M and s. Rows of W are permuted: W[i, :] = (L U)[perm[i], :].
+   Backward: with G = P^T dW, dL = G U^T (strict lower), dU = L^T G (upper),
+   ds = diag(dU) e^s. */
+static void nf__luw_back(nf_tensor *w) {
+    nf_tensor *m = w->a, *s = w->b; int D = w->rows, i, j, k;
+    for (i = 0; i < D; ++i) {
+        int r = w->idx[i]; const nf_real *g = w->grad + (size_t)i * D;   /* G[r, :] */
+        for (j = 0; j < r && m->grad; ++j) {   /* dL[r, j] = sum_c G[r, c] U[j, c], c >= j */
+            nf_real acc = 0; int c;
+            for (c = j; c < D; ++c) acc += g[c] * (c == j ? NF_EXP(s->val[j]) : m->val[(size_t)j * D + c]);
+            m->grad[(size_t)r * D + j] += acc;
+        }
+        for (k = 0; k <= r; ++k) {   /* dU[k, c] += L[r, k] G[r, c] for c >= k */
+            nf_real l = k == r ? NF__R(1) : m->val[(size_t)r * D + k];
+            for (j = k; j < D; ++j) {
+                nf_real gu = l * g[j];
+                if (j == k) { if (s->grad) s->grad[k] += gu * NF_EXP(s->val[k]); }
+                else if (m->grad) m->grad[(size_t)k * D + j] += gu;
+            }
+        }
+    }
+}
+static nf_tensor *nf__t_luw(nf_tape *t, nf_tensor *m, nf_tensor *s, const int *perm) {
+    nf_tensor *w; int D, i, j, k;
+    if (nf__bad(t, m, s, 1)) return NULL;
+    D = m->rows;
+    if (m->cols != D || s->rows != 1 || s->cols != D) { t->err = NF_ERR_SHAPE; return NULL; }
+    w = nf__node(t, 0, nf__luw_back, D, D, m, s);
+    if (!w) return NULL;
+    w->idx = perm;
+    for (i = 0; i < D; ++i) {
+        const nf_real *Mi = m->val + (size_t)perm[i] * D; int r = perm[i];
+        for (j = 0; j < D; ++j) {   /* (L U)[r, j] = sum_{k <= min(r, j)} L[r, k] U[k, j] */
+            nf_real acc = 0; int kmax = r < j ? r : j;
+            for (k = 0; k <= kmax; ++k) {
+                nf_real l = k == r ? NF__R(1) : Mi[k];
+                nf_real u = k == j ? NF_EXP(s->val[k]) : m->val[(size_t)k * D + j];
+                acc += l * u;
+            }
+            w->val[(size_t)i * D + j] = acc;
+        }
+    }
+    return w;
+}
+/* Y = Z W^-T (each row y = W^-1 z = U^-1 L^-1 P^T z) for W made by nf__t_luw, solved with
+   its factors. Backward with G = dLoss/dY: each row of dZ is x = W^-T g = P L^-T U^-T g,
+   and dW = -dZ^T Y, which W's own op turns into dM and ds. */
+static void nf__lu_solve_back(nf_tensor *y) {
+    nf_tensor *z = y->a, *W = y->b; const nf_real *M = W->a->val, *s = W->b->val; const int *perm = W->idx;
+    int D = y->cols, r, j, k; nf_real *a = (nf_real *)(uintptr_t)y->aux;   /* D scratch reals */
+    for (r = 0; r < y->rows; ++r) {
+        const nf_real *g = y->grad + (size_t)r * D, *yr = y->val + (size_t)r * D;
+        for (j = 0; j < D; ++j) {           /* U^T a = g (U^T lower, diagonal e^s) */
+            nf_real acc = g[j];
+            for (k = 0; k < j; ++k) acc -= M[(size_t)k * D + j] * a[k];
+            a[j] = acc * NF_EXP(-s[j]);
+        }
+        for (j = D - 1; j >= 0; --j) {      /* L^T b = a (unit upper), in place */
+            nf_real acc = a[j];
+            for (k = j + 1; k < D; ++k) acc -= M[(size_t)k * D + j] * a[k];
+            a[j] = acc;
+        }
+        for (j = 0; j < D; ++j) {           /* x = P b: x[j] = b[perm[j]] */
+            nf_real xj = a[perm[j]];
+            if (z->grad) z->grad[(size_t)r * D + j] += xj;
+            if (W->grad) for (k = 0; k < D; ++k) W->grad[(size_t)j * D + k] -= xj * yr[k];
+        }
+    }
+}
+static nf_tensor *nf__t_lu_solve(nf_tape *t, nf_tensor *z, nf_tensor *W) {
+    nf_tensor *y; int D, r, j, k; const nf_real *M, *s; const int *perm; nf_real *tmp;
+    if (nf__bad(t, z, W, 1)) return NULL;
+    D = W->rows;
+    if (z->cols != D || W->back != nf__luw_back) { t->err = NF_ERR_SHAPE; return NULL; }
+    y = nf__node(t, 0, nf__lu_solve_back, z->rows, D, z, W);
+    tmp = (nf_real *)nf_arena_alloc(t->arena, (size_t)D * sizeof(nf_real));
+    if (!y || !tmp) { t->err = NF_ERR_ARENA_FULL; return NULL; }
+    y->aux = tmp;
+    M = W->a->val; s = W->b->val; perm = W->idx;
+    for (r = 0; r < z->rows; ++r) {
+        const nf_real *zr = z->val + (size_t)r * D; nf_real *yr = y->val + (size_t)r * D;
+        for (j = 0; j < D; ++j) tmp[perm[j]] = zr[j];             /* t = P^T z */
+        for (j = 0; j < D; ++j)                                   /* L u = t */
+            for (k = 0; k < j; ++k) tmp[j] -= M[(size_t)j * D + k] * tmp[k];
+        for (j = D - 1; j >= 0; --j) {                            /* U y = u */
+            nf_real acc = tmp[j];
+            for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * D + k] * yr[k];
+            yr[j] = acc * NF_EXP(-s[j]);
+        }
+    }
+    return y;
+}
+static nf_tensor *nf__lu_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
+    int D = c->f->dim; nf_tensor *M = nf__tparam(c, L->poff, D, D), *s = nf__tparam(c, L->poff + (size_t)D * D, 1, D);
+    nf__add_ld(c, nf_t_sum(c->tp, s), 0);
+    return nf_t_matmul(c->tp, x, nf__t_luw(c->tp, M, s, L->perm), 0, 1);                  /* z = W y per row */
+}
+static nf_tensor *nf__lu_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) {
+    int D = c->f->dim; nf_tensor *M = nf__tparam(c, L->poff, D, D), *s = nf__tparam(c, L->poff + (size_t)D * D, 1, D);
+    nf__add_ld(c, nf_t_scale(c->tp, nf_t_sum(c->tp, s), -1), 0);
+    return nf__t_lu_solve(c->tp, z, nf__t_luw(c->tp, M, s, L->perm));                     /* y = W^-1 z per row */
+}
+#endif
+
+/* ==== monotone elementwise layer ===============================================================
+   Each feature through its own strictly increasing map
+       z = e^a y + sum_k e^b_k tanh(e^c_k y + d_k),   dz/dy = e^a + sum_k e^(b_k + c_k) (1 - tanh^2)
+   log|det| = sum_j log dz_j/dy_j. The inverse is a safeguarded Newton iteration in the
+   bracket y in [(z - S) / e^a, (z + S) / e^a], S = sum_k e^b_k, which always holds the
+   root. What affine couplings cannot do in 1-D (make a Gaussian bimodal), this does.
+   Parameters a (D), then b, c, d (D x K each). Settings: hidden = K (8). */
+static void nf__mono_canon(const nf_layer_desc *l, nf_layer_desc *c) { memset(c, 0, sizeof *c); c->kind = l->kind; c->hidden = l->hidden ? l->hidden : 8; }
+static nf_result nf__mono_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+    (void)C;
+    L->hidden = ld->hidden ? ld->hidden : 8;
+    if (L->hidden < 1 || L->hidden > 256) return NF_ERR_ARG;
+    L->np = (size_t)D + 3 * (size_t)D * L->hidden;
+    L->ni = 2 * (size_t)D * L->hidden;
+    L->width = 2 * L->hidden;
+    return NF_OK;
+}
+static void nf__mono_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints) {
+    int K = L->hidden, j, k; (void)ld; (void)index;
+    L->keep = ints; L->trans = ints + D * K;
+    for (j = 0; j < D; ++j) for (k = 0; k < K; ++k) {
+        L->keep[j * K + k] = j;          /* repeat each feature K times */
+        L->trans[k * D + j] = j * K + k; /* group k's column of feature j */
+    }
+}
+/* near the identity: small bumps (b = e^-3) centred across [-2, 2] */
+static void nf__mono_init(const nf__layer *L, nf_real *p, int D, nf_rng *rng) {
+    nf_real *b = p + D, *d = b + 2 * (size_t)D * L->hidden; size_t k, cnt = (size_t)D * L->hidden;
+    for (k = 0; k < cnt; ++k) { b[k] = NF__R(-3); d[k] = 2 * (2 * nf_rng_uniform(rng) - 1); }
+}
+/* z and dz/dy of feature j at v (its K terms: b, c, d) */
+static nf_real nf__mono_eval(nf_real a, const nf_real *b, const nf_real *c, const nf_real *d, int K, nf_real v, nf_real *dz) {
+    nf_real z = a * v, s = a; int k;
+    for (k = 0; k < K; ++k) {
+        nf_real th = NF_TANH(NF_EXP(c[k]) * v + d[k]);
+        z += NF_EXP(b[k]) * th; s += NF_EXP(b[k] + c[k]) * (1 - th * th);
+    }
+    *dz = s;
+    return z;
+}
+/* y with z = g(y), safeguarded Newton in the bracket */
+static nf_real nf__mono_solve(nf_real a, const nf_real *b, const nf_real *c, const nf_real *d, int K, nf_real target) {
+    nf_real S = 0, lo, hi, v, prev = NF__R(-1), dz; int it, k;
+    for (k = 0; k < K; ++k) S += NF_EXP(b[k]);
+    lo = (target - S) / a; hi = (target + S) / a; v = (lo + hi) / 2;
+    for (it = 0; it < 300; ++it) {
+        nf_real fv = nf__mono_eval(a, b, c, d, K, v, &dz) - target, nv;
+        if (fv > 0) hi = v; else if (fv < 0) lo = v; else break;
+        nv = v - fv / dz;
+        /* bisect when Newton leaves the bracket or stalls (|f| not halved) */
+        if (!(nv > lo && nv < hi) || (prev >= 0 && NF_FABS(fv) > NF__R(0.5) * prev)) nv = (lo + hi) / 2;
+        prev = NF_FABS(fv);
+        if (NF_FABS(nv - v) <= NF__R(2) * (nf_real)NF__EPS * (NF_FABS(v) + 1) || hi - lo <= (nf_real)NF__EPS * (NF_FABS(v) + 1)) { v = nv; break; }
+        v = nv;
+    }
+    return v;
+}
+static void nf__mono_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
+    int D = f->dim, K = L->hidden, r, j;
+    const nf_real *la = f->params + L->poff, *lb = la + D, *lc = lb + (size_t)D * K, *dd = lc + (size_t)D * K;
+    for (r = 0; r < R; ++r) {
+        nf_real *xr = x + (size_t)r * D, lsum = 0, dz;
+        for (j = 0; j < D; ++j) {
+            const nf_real *b = lb + (size_t)j * K, *c = lc + (size_t)j * K, *d = dd + (size_t)j * K;
+            nf_real a = NF_EXP(la[j]);
+            if (dir > 0) xr[j] = nf__mono_eval(a, b, c, d, K, xr[j], &dz);
+            else { xr[j] = nf__mono_solve(a, b, c, d, K, xr[j]); nf__mono_eval(a, b, c, d, K, xr[j], &dz); }   /* slope at the solution */
+            lsum += NF_LOG(dz);
+        }
+        w->ld[r] += dir > 0 ? lsum : -lsum;
+    }
+}
+#ifndef NFLOW_NO_TRAINING
+/* the map and its slope from generic ops (each feature's K terms gathered and summed);
+   *slope gets dz/dy */
+static nf_tensor *nf__mono_graph(nf__tctx *c, const nf__layer *L, nf_tensor *x, nf_tensor **slope) {
+    nf_tape *tp = c->tp; int D = c->f->dim, K = L->hidden, DK = D * K, k;
+    nf_tensor *la = nf__tparam(c, L->poff, 1, D), *lb = nf__tparam(c, L->poff + D, 1, DK);
+    nf_tensor *lc = nf__tparam(c, L->poff + D + (size_t)DK, 1, DK), *dd = nf__tparam(c, L->poff + D + 2 * (size_t)DK, 1, DK);
+    nf_tensor *xr = nf_t_gather_cols(tp, x, L->keep, DK);                     /* y repeated K times */
+    nf_tensor *th = nf_t_tanh(tp, nf_t_add(tp, nf_t_mul(tp, xr, nf_t_exp(tp, lc)), dd));
+    nf_tensor *terms = nf_t_mul(tp, th, nf_t_exp(tp, lb));                    /* e^b tanh(.) */
+    nf_tensor *one = nf_tape_new(tp, 1, 1), *bumps, *z;
+    if (one) one->val[0] = 1;
+    bumps = nf_t_mul(tp, nf_t_add(tp, nf_t_scale(tp, nf_t_square(tp, th), -1), one),
+                     nf_t_exp(tp, nf_t_add(tp, lb, lc)));                     /* e^(b+c) (1 - tanh^2) */
+    z = nf_t_mul(tp, x, nf_t_exp(tp, la));                                    /* e^a y */
+    *slope = nf_t_add(tp, nf_t_gather_cols(tp, bumps, L->trans, D), nf_t_exp(tp, la));
+    for (k = 0; k < K; ++k) {
+        z = nf_t_add(tp, z, nf_t_gather_cols(tp, terms, L->trans + (size_t)k * D, D));
+        if (k > 0) *slope = nf_t_add(tp, *slope, nf_t_gather_cols(tp, bumps, L->trans + (size_t)k * D, D));
+    }
+    return z;
+}
+static nf_tensor *nf__mono_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
+    nf_tensor *slope, *z = nf__mono_graph(c, L, x, &slope);
+    nf__add_ld(c, nf_t_sum_rows(c->tp, nf_t_log(c->tp, slope)), 1);
+    return z;
+}
+/* y = g^-1(z) per feature as a tape op (Newton forward). Backward by the implicit function
+   theorem: dy/dz = 1 / g'(y) and dy/dtheta = -(dg/dtheta) / g'(y), with
+   dg/da = e^a y, dg/db_k = e^b_k t_k, dg/dc_k = e^(b_k + c_k) (1 - t_k^2) y,
+   dg/dd_k = e^b_k (1 - t_k^2), t_k = tanh(e^c_k y + d_k). The params tensor p holds a, b,
+   c, d contiguously (1 x (D + 3DK)); iarg is K. */
+static void nf__mono_inv_back(nf_tensor *y) {
+    nf_tensor *z = y->a, *p = y->b; int D = y->cols, K = y->iarg, r, j, k;
+    const nf_real *la = p->val, *lb = la + D, *lc = lb + (size_t)D * K, *dd = lc + (size_t)D * K;
+    for (r = 0; r < y->rows; ++r)
+        for (j = 0; j < D; ++j) {
+            const nf_real *b = lb + (size_t)j * K, *c = lc + (size_t)j * K, *d = dd + (size_t)j * K;
+            nf_real v = y->val[(size_t)r * D + j], a = NF_EXP(la[j]), g = y->grad[(size_t)r * D + j], dz, q;
+            nf__mono_eval(a, b, c, d, K, v, &dz);
+            q = g / dz;
+            if (z->grad) z->grad[(size_t)r * D + j] += q;
+            if (!p->grad) continue;
+            p->grad[j] -= q * a * v;
+            for (k = 0; k < K; ++k) {
+                nf_real eb = NF_EXP(b[k]), ec = NF_EXP(c[k]), th = NF_TANH(ec * v + d[k]), sech2 = 1 - th * th;
+                p->grad[D + (size_t)j * K + k] -= q * eb * th;
+                p->grad[D + (size_t)D * K + (size_t)j * K + k] -= q * eb * ec * sech2 * v;
+                p->grad[D + 2 * (size_t)D * K + (size_t)j * K + k] -= q * eb * sech2;
+            }
+        }
+}
+static nf_tensor *nf__t_mono_inv(nf_tape *t, nf_tensor *z, nf_tensor *p, int K) {
+    nf_tensor *y; int D, r, j; const nf_real *la, *lb, *lc, *dd;
+    if (nf__bad(t, z, p, 1)) return NULL;
+    D = z->cols;
+    if (p->rows != 1 || (size_t)p->cols != (size_t)D + 3 * (size_t)D * K) { t->err = NF_ERR_SHAPE; return NULL; }
+    y = nf__node(t, 0, nf__mono_inv_back, z->rows, D, z, p);
+    if (!y) return NULL;
+    y->iarg = K;
+    la = p->val; lb = la + D; lc = lb + (size_t)D * K; dd = lc + (size_t)D * K;
+    for (r = 0; r < z->rows; ++r)
+        for (j = 0; j < D; ++j)
+            y->val[(size_t)r * D + j] = nf__mono_solve(NF_EXP(la[j]), lb + (size_t)j * K, lc + (size_t)j * K, dd + (size_t)j * K, K, z->val[(size_t)r * D + j]);
+    return y;
+}
+/* log|det dy/dz| = -sum log g'(y): the slope graph evaluated at the solved y, so the
+   gradient reaches the parameters both directly and through y */
+static nf_tensor *nf__mono_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) {
+    int D = c->f->dim; nf_tensor *slope, *y = nf__t_mono_inv(c->tp, z, nf__tparam(c, L->poff, 1, (int)L->np), L->hidden);
+    (void)D;
+    nf__mono_graph(c, L, y, &slope);
+    nf__add_ld(c, nf_t_scale(c->tp, nf_t_sum_rows(c->tp, nf_t_log(c->tp, slope)), -1), 1);
+    return y;
+}
+#endif
+
+/* ==== the table ================================================================================
+   One row per kind, in the order of NF_LAYER_*. */
+#ifndef NFLOW_NO_TRAINING
+#define NF__TAPES(f, i) , f, i
+#else
+#define NF__TAPES(f, i)
+#endif
+static const nf__kind nf__kinds[NF_LAYER_KIND_COUNT] = {
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL NF__TAPES(NULL, NULL)},
+    {"affine coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
+    {"additive coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
+    {"reverse", nf__perm_plan, nf__perm_canon, nf__perm_setup, NULL, nf__perm_apply, NULL NF__TAPES(nf__perm_tape, nf__perm_tape_inv)},
+    {"permute", nf__perm_plan, nf__perm_canon, nf__perm_setup, NULL, nf__perm_apply, NULL NF__TAPES(nf__perm_tape, nf__perm_tape_inv)},
+    {"actnorm", nf__actnorm_plan, nf__actnorm_canon, NULL, NULL, nf__actnorm_apply, nf__actnorm_data_init NF__TAPES(nf__actnorm_tape, nf__actnorm_tape_inv)},
+    {"lu linear", nf__lu_plan, nf__lu_canon, nf__perm_setup, NULL, nf__lu_apply, NULL NF__TAPES(nf__lu_tape, nf__lu_tape_inv)},
+    {"monotone", nf__mono_plan, nf__mono_canon, nf__mono_setup, nf__mono_init, nf__mono_apply, NULL NF__TAPES(nf__mono_tape, nf__mono_tape_inv)},
+};
+#undef NF__TAPES
+static const nf__kind *nf__kind_of(int kind) {
+    return kind > 0 && kind < NF_LAYER_KIND_COUNT && nf__kinds[kind].plan ? &nf__kinds[kind] : NULL;
+}
+
+static void nf__layer_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
+    nf__kinds[L->kind].apply(f, L, x, R, dir, w);
+}
+
 /* A domain: NF_OK, NF_ERR_ARG if invalid, NF_ERR_RANGE if valid but not computable in
    this build's nf_real (a float build cannot tell 1e9 from 1e9 + 1). */
 static nf_result nf__domain_check(const nf_domain *m) {
@@ -1175,55 +2178,16 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
     mw = 2 * D;
     ni = 2 * (size_t)D;   /* iota */
     for (i = 0; i < d->n_layers; ++i) {
-        const nf_layer_desc *ld = &d->layers[i];
-        nf__layer L; size_t p = 0;
+        const nf_layer_desc *ld = &d->layers[i]; const nf__kind *k = nf__kind_of(ld->kind);
+        nf__layer L; nf_result r;
+        if (!k) return NF_ERR_ARG;
         memset(&L, 0, sizeof L);
         L.kind = ld->kind;
-        switch (ld->kind) {
-        case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
-            int j, in, h, dep;
-            L.hidden = ld->hidden ? ld->hidden : 64;
-            L.depth = ld->depth ? ld->depth : 2;
-            L.act = ld->activation ? ld->activation : NF_ACT_RELU;
-            L.clamp = ld->clamp != 0 ? (nf_real)ld->clamp : NF__R(3);
-            if (L.hidden < 1 || L.hidden > (1 << 16) || L.depth < 1 || L.depth > 64) return NF_ERR_ARG;
-            if (L.act < NF_ACT_RELU || L.act > NF_ACT_IDENTITY || !(L.clamp > 0)) return NF_ERR_ARG;
-            if (ld->mask != NF_MASK_CHECKER && ld->mask != NF_MASK_HALF) return NF_ERR_ARG;
-            if (ld->parity != 0 && ld->parity != 1) return NF_ERR_ARG;
-            for (j = 0; j < D; ++j) {
-                int kept = ld->mask == NF_MASK_HALF ? ((j < (D + 1) / 2) == (ld->parity == 0)) : (j % 2 == ld->parity);
-                if (D == 1) kept = 0;   /* a 1-D coupling is an elementwise affine map */
-                if (kept) L.nk++; else L.nt++;
-            }
-            if (L.nt == 0) return NF_ERR_ARG;
-            L.nout = ld->kind == NF_LAYER_AFFINE_COUPLING ? 2 * L.nt : L.nt;
-            L.nin = L.nk + d->context_dim;   /* the context enters every conditioner */
-            in = L.nin; h = L.hidden;
-            p = nf__madd((size_t)h, (size_t)in, (size_t)h, &ok);           /* in x h + h */
-            for (dep = 1; dep < L.depth; ++dep) p = nf__madd(nf__madd(p, 1, (size_t)h, &ok), (size_t)h, (size_t)h, &ok);
-            p = nf__madd(nf__madd(p, 1, (size_t)L.nout, &ok), (size_t)h, (size_t)L.nout, &ok);
-            if (h > mw) mw = h;
-            ni += (size_t)D;
-            break; }
-        case NF_LAYER_REVERSE: case NF_LAYER_PERMUTE:
-            ni += 2 * (size_t)D; break;
-        case NF_LAYER_ACTNORM:
-            p = 2 * (size_t)D; break;
-        case NF_LAYER_LU_LINEAR:
-            if (D > 4096) return NF_ERR_SHAPE;
-            p = (size_t)D * D + D; ni += 2 * (size_t)D; break;
-        case NF_LAYER_MONOTONE:   /* a[D], then b, c, d: D x K each */
-            L.hidden = ld->hidden ? ld->hidden : 8;
-            if (L.hidden < 1 || L.hidden > 256) return NF_ERR_ARG;
-            p = (size_t)D + 3 * (size_t)D * L.hidden;
-            ni += 2 * (size_t)D * L.hidden;
-            if (L.hidden * 2 > mw) mw = 2 * L.hidden;
-            break;
-        default:
-            return NF_ERR_ARG;
-        }
-        L.poff = np; L.np = p;
-        np = nf__madd(np, p, 1, &ok);
+        if ((r = k->plan(ld, D, d->context_dim, &L)) != NF_OK) return r;
+        if (L.width > mw) mw = L.width;
+        L.poff = np;
+        np = nf__madd(np, L.np, 1, &ok);
+        ni = nf__madd(ni, L.ni, 1, &ok);
         if (!ok) return NF_ERR_OVERFLOW;
         if (f) f->layers[i] = L;
     }
@@ -1237,11 +2201,11 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
 }
 
 /* Workspace reals for R rows: cur, tmp, z (D each), the conditioner input (D + C),
-   two hidden buffers, the conditioner output (2D), the log-det (1) and the
-   standardised context (C). */
+   two hidden buffers, the conditioner output (2D), the log-det and outside-the-domain
+   flag (1 each) and the standardised context (C). */
 static int nf__ws_reals(int D, int mw, int R, int C, size_t *out) {
     int ok = 1;
-    size_t per = nf__madd(nf__madd(nf__madd(1, 6, (size_t)D, &ok), 2, (size_t)mw, &ok), 2, (size_t)C, &ok);
+    size_t per = nf__madd(nf__madd(nf__madd(2, 6, (size_t)D, &ok), 2, (size_t)mw, &ok), 2, (size_t)C, &ok);
     return ok && nf__mul(per, (size_t)R, out);
 }
 
@@ -1279,38 +2243,14 @@ static nf_result nf__size(const nf_flow_desc *d, int own, size_t *bytes) {
 NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes) { return nf__size(d, 1, bytes); }
 NFDEF nf_result nf_flow_size_const(const nf_flow_desc *d, size_t *bytes) { return nf__size(d, 0, bytes); }
 
-static void nf__shuffle(int *p, int n, nf_rng *rng) {
-    int i;
-    for (i = n - 1; i > 0; --i) {
-        int j = (int)(nf_rng_u32(rng) % (uint32_t)(i + 1)), t = p[i];
-        p[i] = p[j]; p[j] = t;
-    }
-}
-
-/* Weights: conditioner layers uniform in +-1/sqrt(fan_in) (PyTorch's nn.Linear);
-   the last layer zero, so every coupling starts as the identity. */
+/* Every kind initialises its own parameters, in layer order from one stream. */
 static void nf__init_params(nf_flow *f) {
-    int i, D = f->dim;
-    nf_rng rng;
-    nf_rng_seed(&rng, f->desc.seed ? f->desc.seed : 1);
+    int i; nf_rng rng;
+    nf_rng_seed(&rng, f->desc.seed);
     memset(f->params, 0, f->n_params * sizeof(nf_real));
     for (i = 0; i < f->n_layers; ++i) {
-        nf__layer *L = &f->layers[i];
-        if (L->kind == NF_LAYER_AFFINE_COUPLING || L->kind == NF_LAYER_ADDITIVE_COUPLING) {
-            nf_real *p = f->params + L->poff;
-            int dep, in = L->nin;
-            for (dep = 0; dep < L->depth; ++dep) {
-                size_t k, cnt = (size_t)in * L->hidden + L->hidden;
-                nf_real bound = in > 0 ? 1 / NF_SQRT((nf_real)in) : NF__R(0);
-                for (k = 0; k < cnt; ++k) p[k] = bound * (2 * nf_rng_uniform(&rng) - 1);
-                p += cnt; in = L->hidden;
-            }
-        } else if (L->kind == NF_LAYER_MONOTONE) {
-            /* near the identity: small bumps (b = e^-3) centred across [-2, 2] */
-            nf_real *b = f->params + L->poff + D, *d = b + 2 * (size_t)D * L->hidden;
-            size_t k, cnt = (size_t)D * L->hidden;
-            for (k = 0; k < cnt; ++k) { b[k] = NF__R(-3); d[k] = 2 * (2 * nf_rng_uniform(&rng) - 1); }
-        }
+        const nf__kind *k = nf__kind_of(f->layers[i].kind);
+        if (k->init) k->init(&f->layers[i], f->params + f->layers[i].poff, f->dim, &rng);
     }
 }
 
@@ -1349,33 +2289,10 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     if (own) for (j = 0; j < D + f->ctx_dim; ++j) { f->mean[j] = 0; f->std[j] = 1; }
     f->iota = ints; for (j = 0; j < 2 * D; ++j) ints[j] = j;
     ints += 2 * D;
-    for (i = 0; i < f->n_layers; ++i) {
-        nf__layer *L = &f->layers[i];
-        const nf_layer_desc *ld = &d->layers[i];
-        if (L->kind == NF_LAYER_AFFINE_COUPLING || L->kind == NF_LAYER_ADDITIVE_COUPLING) {
-            int a = 0, c = 0;
-            L->keep = ints; L->trans = ints + L->nk; ints += D;
-            for (j = 0; j < D; ++j) {
-                int kept = ld->mask == NF_MASK_HALF ? ((j < (D + 1) / 2) == (ld->parity == 0)) : (j % 2 == ld->parity);
-                if (D == 1) kept = 0;
-                if (kept) L->keep[a++] = j; else L->trans[c++] = j;
-            }
-        } else if (L->kind == NF_LAYER_REVERSE || L->kind == NF_LAYER_PERMUTE || L->kind == NF_LAYER_LU_LINEAR) {
-            L->perm = ints; L->iperm = ints + D; ints += 2 * D;
-            for (j = 0; j < D; ++j) L->perm[j] = L->kind == NF_LAYER_REVERSE ? D - 1 - j : j;
-            if (L->kind != NF_LAYER_REVERSE) {
-                nf_rng prng; nf_rng_seed(&prng, (uint64_t)ld->seed * 2654435761u + (uint64_t)i + 1);
-                nf__shuffle(L->perm, D, &prng);
-            }
-            for (j = 0; j < D; ++j) L->iperm[L->perm[j]] = j;
-        } else if (L->kind == NF_LAYER_MONOTONE) {
-            int K = L->hidden, k;
-            L->keep = ints; L->trans = ints + D * K; ints += 2 * D * K;
-            for (j = 0; j < D; ++j) for (k = 0; k < K; ++k) {
-                L->keep[j * K + k] = j;          /* repeat each feature K times */
-                L->trans[k * D + j] = j * K + k; /* group k's column of feature j */
-            }
-        }
+    for (i = 0; i < f->n_layers; ++i) {   /* index arrays: masks, permutations */
+        nf__layer *L = &f->layers[i]; const nf__kind *k = nf__kind_of(L->kind);
+        if (k->setup) k->setup(L, &d->layers[i], D, i, ints);
+        ints += L->ni;
     }
     *out = f;
     return NF_OK;
@@ -1448,7 +2365,6 @@ NFDEF void nf_flow_get_standardization(const nf_flow *f, nf_real *mean, nf_real 
 NFDEF int nf_flow_context_dim(const nf_flow *f) { return f ? f->ctx_dim : 0; }
 
 /* ---- inference: one layer on R rows, in place on x (R x D) ------------------ */
-typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *z, *ctx; } nf__ws;
 
 static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) {
     size_t R = (size_t)f->chunk, D = (size_t)f->dim, mw = (size_t)f->max_width;
@@ -1461,158 +2377,8 @@ static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) {
     w->hb = p; p += R * mw;
     w->out = p; p += R * 2 * D;
     w->ld = p; p += R;
+    w->oob = p; p += R;
     w->ctx = p;
-}
-
-/* Conditioner MLP on R rows: in (R x nk) -> w->out (R x nout). */
-static void nf__mlp(const nf__layer *L, const nf_real *params, const nf_real *in, int R, nf__ws *w) {
-    const nf_real *p = params + L->poff;
-    const nf_real *x = in; int xin = L->nin, dep;
-    nf_real *h = w->ha;
-    for (dep = 0; dep < L->depth; ++dep) {
-        nf_gemm(0, 0, R, L->hidden, xin, x, xin, p, L->hidden, h, L->hidden, 0);
-        p += (size_t)xin * L->hidden;
-        nf__bias_act(h, p, R, L->hidden, L->act);
-        p += L->hidden;
-        x = h; xin = L->hidden;
-        h = (h == w->ha) ? w->hb : w->ha;
-    }
-    nf_gemm(0, 0, R, L->nout, xin, x, xin, p, L->nout, w->out, L->nout, 0);
-    nf__bias_act(w->out, p + (size_t)xin * L->nout, R, L->nout, NF_ACT_IDENTITY);
-}
-
-/* dir = +1: data -> latent (forward); dir = -1: latent -> data (inverse).
-   ld gets this layer's log|det| of the direction taken added. */
-static void nf__layer_apply(nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
-    int D = f->dim, r, j, k;
-    const nf_real *p = f->params + L->poff;
-    switch (L->kind) {
-    case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
-        int affine = L->kind == NF_LAYER_AFFINE_COUPLING;
-        nf_real c = L->clamp, ic = 1 / L->clamp;
-        for (r = 0; r < R; ++r) {   /* conditioner input: [kept features | context] */
-            nf_real *cr = w->cond + (size_t)r * L->nin;
-            for (j = 0; j < L->nk; ++j) cr[j] = x[(size_t)r * D + L->keep[j]];
-            for (j = 0; j < f->ctx_dim; ++j) cr[L->nk + j] = w->ctx[(size_t)r * f->ctx_dim + j];
-        }
-        nf__mlp(L, f->params, w->cond, R, w);
-        for (r = 0; r < R; ++r) {
-            nf_real *xr = x + (size_t)r * D; const nf_real *o = w->out + (size_t)r * L->nout;
-            nf_real lsum = 0;
-            for (j = 0; j < L->nt; ++j) {
-                nf_real t = o[j], s = affine ? c * NF_TANH(o[L->nt + j] * ic) : NF__R(0);
-                nf_real *v = &xr[L->trans[j]];
-                if (dir > 0) *v = *v * NF_EXP(s) + t;     /* z_b = y_b e^s + t */
-                else         *v = (*v - t) * NF_EXP(-s);  /* y_b = (z_b - t) e^-s */
-                lsum += s;
-            }
-            w->ld[r] += dir > 0 ? lsum : -lsum;
-        }
-        break; }
-    case NF_LAYER_REVERSE: case NF_LAYER_PERMUTE: {
-        const int *pm = dir > 0 ? L->perm : L->iperm;   /* z[j] = y[perm[j]] */
-        for (r = 0; r < R; ++r) {
-            nf_real *xr = x + (size_t)r * D, *t = w->tmp;
-            for (j = 0; j < D; ++j) t[j] = xr[pm[j]];
-            memcpy(xr, t, (size_t)D * sizeof(nf_real));
-        }
-        break; }
-    case NF_LAYER_ACTNORM: {   /* z = y e^s + b, s = p[0..D), b = p[D..2D) */
-        nf_real lsum = 0;
-        for (j = 0; j < D; ++j) lsum += p[j];
-        for (r = 0; r < R; ++r) {
-            nf_real *xr = x + (size_t)r * D;
-            for (j = 0; j < D; ++j)
-                xr[j] = dir > 0 ? xr[j] * NF_EXP(p[j]) + p[D + j] : (xr[j] - p[D + j]) * NF_EXP(-p[j]);
-            w->ld[r] += dir > 0 ? lsum : -lsum;
-        }
-        break; }
-    case NF_LAYER_LU_LINEAR: {
-        /* z = P L U y: L unit lower (strict part p[i D + j], j < i), U upper with
-           strict part p[i D + j], j > i, and diagonal e^{s_i}, s = p[D D ..]. */
-        const nf_real *M = p, *s = p + (size_t)D * D;
-        nf_real lsum = 0;
-        for (j = 0; j < D; ++j) lsum += s[j];
-        for (r = 0; r < R; ++r) {
-            nf_real *xr = x + (size_t)r * D, *t = w->tmp;
-            if (dir > 0) {
-                for (j = 0; j < D; ++j) {       /* t = U y */
-                    nf_real acc = NF_EXP(s[j]) * xr[j];
-                    for (k = j + 1; k < D; ++k) acc += M[(size_t)j * D + k] * xr[k];
-                    t[j] = acc;
-                }
-                for (j = D - 1; j >= 0; --j) {  /* t = L t, bottom-up so t stays readable */
-                    nf_real acc = t[j];
-                    for (k = 0; k < j; ++k) acc += M[(size_t)j * D + k] * t[k];
-                    t[j] = acc;
-                }
-                for (j = 0; j < D; ++j) xr[j] = t[L->perm[j]];   /* z = P t */
-            } else {
-                for (j = 0; j < D; ++j) t[L->perm[j]] = xr[j];   /* t = P^T z */
-                for (j = 0; j < D; ++j) {       /* solve L u = t (forward substitution) */
-                    nf_real acc = t[j];
-                    for (k = 0; k < j; ++k) acc -= M[(size_t)j * D + k] * t[k];
-                    t[j] = acc;
-                }
-                for (j = D - 1; j >= 0; --j) {  /* solve U y = u (back substitution) */
-                    nf_real acc = t[j];
-                    for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * D + k] * xr[k];
-                    xr[j] = acc * NF_EXP(-s[j]);
-                }
-            }
-            w->ld[r] += dir > 0 ? lsum : -lsum;
-        }
-        break; }
-    case NF_LAYER_MONOTONE: {
-        /* z = e^a y + sum_k e^b_k tanh(e^c_k y + d_k), strictly increasing in y.
-           log dz/dy = log(e^a + sum_k e^(b_k + c_k) (1 - tanh^2)). The inverse is a
-           safeguarded Newton iteration inside the bracket y in [(z - S)/e^a, (z + S)/e^a],
-           S = sum_k e^b_k, which always contains the root. */
-        int K = L->hidden;
-        const nf_real *la = p, *lb = p + D, *lc = lb + (size_t)D * K, *dd = lc + (size_t)D * K;
-        for (r = 0; r < R; ++r) {
-            nf_real *xr = x + (size_t)r * D, lsum = 0;
-            for (j = 0; j < D; ++j) {
-                const nf_real *b = lb + (size_t)j * K, *c = lc + (size_t)j * K, *d = dd + (size_t)j * K;
-                nf_real a = NF_EXP(la[j]), zv, dz = 0, v;
-                if (dir > 0) {
-                    v = xr[j]; zv = a * v; dz = a;
-                    for (k = 0; k < K; ++k) {
-                        nf_real th = NF_TANH(NF_EXP(c[k]) * v + d[k]);
-                        zv += NF_EXP(b[k]) * th; dz += NF_EXP(b[k] + c[k]) * (1 - th * th);
-                    }
-                    xr[j] = zv;
-                } else {
-                    nf_real target = xr[j], S = 0, lo, hi, prev = NF__R(-1); int it;
-                    for (k = 0; k < K; ++k) S += NF_EXP(b[k]);
-                    lo = (target - S) / a; hi = (target + S) / a; v = (lo + hi) / 2;
-                    for (it = 0; it < 300; ++it) {
-                        nf_real fv = a * v - target, nv;
-                        dz = a;
-                        for (k = 0; k < K; ++k) {
-                            nf_real th = NF_TANH(NF_EXP(c[k]) * v + d[k]);
-                            fv += NF_EXP(b[k]) * th; dz += NF_EXP(b[k] + c[k]) * (1 - th * th);
-                        }
-                        if (fv > 0) hi = v; else if (fv < 0) lo = v; else break;
-                        nv = v - fv / dz;
-                        /* bisect when Newton leaves the bracket or stalls (|f| not halved) */
-                        if (!(nv > lo && nv < hi) || (prev >= 0 && NF_FABS(fv) > NF__R(0.5) * prev)) nv = (lo + hi) / 2;
-                        prev = NF_FABS(fv);
-                        if (NF_FABS(nv - v) <= NF__R(2) * (nf_real)NF__EPS * (NF_FABS(v) + 1) || hi - lo <= (nf_real)NF__EPS * (NF_FABS(v) + 1)) { v = nv; break; }
-                        v = nv;
-                    }
-                    dz = a;   /* the slope at the solution, for the log-det */
-                    for (k = 0; k < K; ++k) { nf_real th = NF_TANH(NF_EXP(c[k]) * v + d[k]); dz += NF_EXP(b[k] + c[k]) * (1 - th * th); }
-                    xr[j] = v;
-                }
-                lsum += NF_LOG(dz);
-            }
-            w->ld[r] += dir > 0 ? lsum : -lsum;
-        }
-        break; }
-    default:
-        NF_ASSERT(0);
-    }
 }
 
 static nf_result nf__check_rows(nf_flow *f, const nf_real *x, size_t n, int cols, const char *what) {
@@ -1658,28 +2424,36 @@ static nf_real nf__std_logdet(const nf_flow *f) {
 
 /* ---- domains: y (the user's coordinates) <-> u (the real line) ------------------- */
 static nf_real nf__softplus(nf_real x) { return x > 0 ? x + NF_LOG1P(NF_EXP(-x)) : NF_LOG1P(NF_EXP(x)); }
-/* u from y; returns log|du/dy|, or -HUGE_VAL when y is outside the domain */
-static nf_real nf__dom_fwd(const nf_domain *m, nf_real y, nf_real *u) {
-    nf_real lo = (nf_real)m->lo, hi = (nf_real)m->hi, P, t;
+/* u from y and *ld = log|du/dy|; returns 0 when y is outside the domain (a flag, not an
+   infinity: -ffast-math may assume there are none). A periodic dimension has no outside:
+   the cut itself, and a y that rounds onto it, are moved just inside (the density there is
+   ~0, finite). */
+static int nf__dom_fwd(const nf_domain *m, nf_real y, nf_real *u, nf_real *ld) {
+    nf_real lo = (nf_real)m->lo, hi = (nf_real)m->hi, P, t, tmin;
+    *ld = 0;
     switch (m->kind) {
     case NF_DOMAIN_INTERVAL:
-        if (!(y > lo && y < hi)) return (nf_real)-HUGE_VAL;
+        if (!(y > lo && y < hi)) return 0;
         *u = NF_LOG(y - lo) - NF_LOG(hi - y);                 /* logit((y - lo) / (hi - lo)) */
-        return NF_LOG(hi - lo) - NF_LOG(y - lo) - NF_LOG(hi - y);
+        *ld = NF_LOG(hi - lo) - NF_LOG(y - lo) - NF_LOG(hi - y);
+        return 1;
     case NF_DOMAIN_LOWER:
-        if (!(y > lo)) return (nf_real)-HUGE_VAL;
+        if (!(y > lo)) return 0;
         *u = NF_LOG(y - lo);
-        return -*u;
+        *ld = -*u;
+        return 1;
     case NF_DOMAIN_PERIODIC:
-        P = hi - lo;
+        P = hi - lo; tmin = P * (nf_real)NF__EPS;
         t = y - (nf_real)m->cut;
-        t -= P * NF_FLOOR(t / P);                              /* (y - cut) mod P, in [0, P) */
-        if (!(t > 0 && t < P)) return (nf_real)-HUGE_VAL;      /* exactly on the cut: measure zero */
+        t -= P * NF_FLOOR(t / P);                              /* (y - cut) mod P, in [0, P] after rounding */
+        if (!(t >= tmin)) t = tmin;
+        if (!(t <= P - tmin)) t = P - tmin;
         *u = NF_LOG(t) - NF_LOG(P - t);
-        return NF_LOG(P) - NF_LOG(t) - NF_LOG(P - t);
+        *ld = NF_LOG(P) - NF_LOG(t) - NF_LOG(P - t);
+        return 1;
     default:
-        *u = y;
-        return 0;
+        *u = y; *ld = 0;
+        return 1;
     }
 }
 /* y from u, strictly inside the domain; returns log|dy/du| */
@@ -1713,9 +2487,9 @@ static nf_real nf__dom_inv(const nf_domain *m, nf_real u, nf_real *y) {
 }
 NFDEF const nf_domain *nf_flow_domains(const nf_flow *f) { return f ? f->dom : NULL; }
 NFDEF int nf_flow_in_domain(const nf_flow *f, const nf_real *y) {
-    int j; nf_real u;
+    int j; nf_real u, ld;
     if (!f || !y) return 0;
-    if (f->has_dom) for (j = 0; j < f->dim; ++j) if (nf__dom_fwd(&f->dom[j], y[j], &u) == (nf_real)-HUGE_VAL) return 0;
+    if (f->has_dom) for (j = 0; j < f->dim; ++j) if (!nf__dom_fwd(&f->dom[j], y[j], &u, &ld)) return 0;
     return 1;
 }
 
@@ -1729,22 +2503,24 @@ static void nf__chunk_ctx(nf_flow *f, const nf_real *ctx, int shared, int R, nf_
 }
 
 /* Data rows -> latent rows for one chunk, from the user's coordinates: domain map,
-   standardisation, then layers 0 .. upto-1. Rows outside the domain get w->ld = -inf. */
-static void nf__chunk_forward(nf_flow *f, const nf_real *y, int R, const nf_real *ctx, int shared, nf_real *cur, nf__ws *w, int upto) {
-    int r, j, i, D = f->dim;
+   standardisation, then layers 0 .. upto-1. Rows outside the domain get w->oob[r] = 1
+   (and zeros, which keep the layers finite). Returns the number of such rows. */
+static int nf__chunk_forward(nf_flow *f, const nf_real *y, int R, const nf_real *ctx, int shared, nf_real *cur, nf__ws *w, int upto) {
+    int r, j, i, D = f->dim, bad = 0;
     nf_real ld0 = nf__std_logdet(f);
     if (f->ctx_dim) nf__chunk_ctx(f, ctx, shared, R, w);
     for (r = 0; r < R; ++r) {
-        nf_real ld = ld0, *c = cur + (size_t)r * D;
+        nf_real ld = ld0, dl, *c = cur + (size_t)r * D; int in = 1;
         for (j = 0; j < D; ++j) {
             nf_real v = y[(size_t)r * D + j];
-            if (f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) ld += nf__dom_fwd(&f->dom[j], v, &v);
+            if (f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) { in &= nf__dom_fwd(&f->dom[j], v, &v, &dl); ld += dl; }
             c[j] = (v - f->mean[j]) / f->std[j];
         }
-        if (ld == (nf_real)-HUGE_VAL) for (j = 0; j < D; ++j) c[j] = 0;   /* keep the layers finite */
-        w->ld[r] = ld;
+        if (!in) { for (j = 0; j < D; ++j) c[j] = 0; ld = 0; ++bad; }
+        w->ld[r] = ld; w->oob[r] = in ? NF__R(0) : NF__R(1);
     }
     for (i = 0; i < upto; ++i) nf__layer_apply(f, &f->layers[i], cur, R, +1, w);
+    return bad;
 }
 static void nf__chunk_inverse(nf_flow *f, nf_real *cur, int R, const nf_real *ctx, int shared, nf_real *y, nf__ws *w) {
     int r, j, i, D = f->dim;
@@ -1776,9 +2552,9 @@ NFDEF nf_result nf_flow_forward_ctx(nf_flow *f, const nf_real *y, size_t n, cons
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
-        for (r2 = 0; r2 < R; ++r2)
-            if (w.ld[r2] == (nf_real)-HUGE_VAL) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + r2));
+        if (nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers))
+            for (r2 = 0; r2 < R; ++r2)
+                if (w.oob[r2] != 0) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + r2));
         memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
@@ -1847,9 +2623,10 @@ NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, con
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
+        int bad = nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
         nf__base_logp(f, cur, R, logp + i);
         for (r2 = 0; r2 < R; ++r2) logp[i + r2] += w.ld[r2];
+        if (bad) for (r2 = 0; r2 < R; ++r2) if (w.oob[r2] != 0) logp[i + r2] = (nf_real)-HUGE_VAL;
     }
     return NF_OK;
 }
@@ -1899,12 +2676,15 @@ NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, 
     nf__ws_carve(f, &cur, &w);
     for (i = 0; i < n; i += (size_t)f->chunk) {
         int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
-        nf__chunk_forward(f, y + i * D, R, NULL, 0, cur, &w, f->n_layers);
+        if (nf__chunk_forward(f, y + i * D, R, NULL, 0, cur, &w, f->n_layers))
+            for (r2 = 0; r2 < R; ++r2)
+                if (w.oob[r2] != 0) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + r2));
         nf__chunk_inverse(f, cur, R, NULL, 0, w.z, &w);   /* w.z: R x D, unused by the layers */
         for (r2 = 0; r2 < R; ++r2)
             for (j = 0; j < D; ++j) {
                 double e = fabs((double)w.z[(size_t)r2 * D + j] - (double)y[(i + r2) * D + j]);
-                if (!(e <= m)) m = e;   /* NaN propagates as a failure */
+                if (!nf__isfinite_d(e)) e = HUGE_VAL;   /* a non-finite round trip is the worst */
+                if (e > m) m = e;
             }
     }
     *max_err = m;
@@ -1944,17 +2724,22 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
     for (i = 0; i < n && r == NF_OK; ++i) {
         const nf_real *yr = y + i * D;
         for (b = 0; b < D && r == NF_OK; ++b) {       /* column b: dz/dy_b */
+            /* the step follows the dimension's scale: its sd, through its domain map at y */
+            double hb = h * (double)f->std[b], up, dn; nf_real u, dl = 0;
+            if (f->has_dom && f->dom[b].kind != NF_DOMAIN_REAL && nf__dom_fwd(&f->dom[b], yr[b], &u, &dl)) hb *= exp(-(double)dl);
             memcpy(yp, yr, (size_t)D * sizeof(nf_real));
-            yp[b] = (nf_real)((double)yr[b] + h);
+            yp[b] = (nf_real)((double)yr[b] + hb); up = (double)yp[b];
             r = nf_flow_forward(f, yp, 1, zp, NULL);
-            yp[b] = (nf_real)((double)yr[b] - h);
+            yp[b] = (nf_real)((double)yr[b] - hb); dn = (double)yp[b];
+            if (r == NF_OK && !(up > dn)) r = nf__fail(f, NF_ERR_ARG, "step h is below this build's resolution at y", (long)i);
             if (r == NF_OK) r = nf_flow_forward(f, yp, 1, zm, NULL);
-            for (a = 0; a < D; ++a) J[(size_t)a * D + b] = ((double)zp[a] - (double)zm[a]) / (2 * h);
+            for (a = 0; a < D; ++a) J[(size_t)a * D + b] = ((double)zp[a] - (double)zm[a]) / (up - dn);   /* the step taken */
         }
         if (r == NF_OK) r = nf_flow_forward(f, yr, 1, zp, ld);
         if (r == NF_OK) {
             double e = fabs(nf__logabsdet(J, D) - (double)ld[0]);
-            if (!(e <= m)) m = e;
+            if (!nf__isfinite_d(e)) e = HUGE_VAL;
+            if (e > m) m = e;
         }
     }
     NF_FREE(J, NULL);
@@ -2061,25 +2846,6 @@ typedef struct nf__model {
     size_t rsize, n_params, len;
 } nf__model;
 
-/* A layer description with its kind's defaults filled in and the fields its kind does not
-   use zeroed: two descriptions of the same layer compare equal field by field. */
-static nf_layer_desc nf__layer_canon(const nf_layer_desc *l) {
-    nf_layer_desc c; memset(&c, 0, sizeof c);
-    c.kind = l->kind;
-    switch (l->kind) {
-    case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING:
-        c.hidden = l->hidden ? l->hidden : 64; c.depth = l->depth ? l->depth : 2;
-        c.activation = l->activation ? l->activation : NF_ACT_RELU;
-        c.clamp = l->kind == NF_LAYER_AFFINE_COUPLING ? (l->clamp != 0 ? l->clamp : 3.0f) : 0.0f;
-        c.mask = l->mask; c.parity = l->parity;
-        break;
-    case NF_LAYER_PERMUTE: case NF_LAYER_LU_LINEAR: c.seed = l->seed; break;
-    case NF_LAYER_MONOTONE: c.hidden = l->hidden ? l->hidden : 8; break;
-    default: break;
-    }
-    return c;
-}
-
 /* The loader never allocates more than NF__LOAD_FACTOR times the model's bytes plus
    NF__LOAD_SLACK, whatever the file says: the stored chunk (a runtime knob) is lowered
    until the flow fits. Returns 0 when not even one row fits. */
@@ -2185,7 +2951,9 @@ static nf_result nf__compare_arch(nf_flow *f, const nf__model *m, int domains) {
     NF__CMP(a->context_dim, b->context_dim, "context_dim", -1);
     NF__CMP(a->n_layers, b->n_layers, "n_layers", -1);
     for (j = 0; j < a->n_layers; ++j) {
-        nf_layer_desc x = nf__layer_canon(&a->layers[j]), y = nf__layer_canon(&b->layers[j]);
+        nf_layer_desc x, y;
+        nf__kinds[a->layers[j].kind].canon(&a->layers[j], &x);   /* both kinds exist: the file parsed, the flow planned */
+        if (nf__kind_of(b->layers[j].kind)) nf__kinds[b->layers[j].kind].canon(&b->layers[j], &y); else y = b->layers[j];
         NF__CMP(x.kind, y.kind, "kind", j);
         NF__CMP(x.hidden, y.hidden, "hidden", j);
         NF__CMP(x.depth, y.depth, "depth", j);
@@ -2348,8 +3116,14 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
 #endif
 #endif /* NFLOW_NO_STDIO */
 
+/* -inf, from the bits (a zero density is a valid answer of a target; -ffast-math may
+   assume no infinities, so comparisons cannot be trusted to see it) */
+static int nf__is_neg_inf(double x) {
+    uint64_t u; memcpy(&u, &x, sizeof u);
+    return u == 0xfff0000000000000ull;
+}
 NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, nf_is_report *rep) {
-    double *lw, mx = -HUGE_VAL, s1 = 0, s2 = 0; size_t i, k, bytes; nf_result r = NF_OK;
+    double *lw, mx = 0, s1 = 0, s2 = 0, var = 0, mean; size_t i, k, bytes, nz = 0; nf_result r = NF_OK;
     nf_real x[64 * 16], lq[64], lp[64]; int D;
     if (!f || !rng || !target || !rep) return NF_ERR_NULL;
     if (n < 2) return nf__fail(f, NF_ERR_ARG, "need at least 2 samples", -1);
@@ -2364,439 +3138,30 @@ NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_den
         if ((r = nf_flow_sample(f, rng, R, x, lq)) != NF_OK) break;
         if (target(x, R, D, lp, NULL, user) != 0) { r = nf__fail(f, NF_ERR_ARG, "target callback failed", (long)i); break; }
         for (k = 0; k < R; ++k) {
-            lw[i + k] = (double)lp[k] - (double)lq[k];
-            if (!(lw[i + k] - lw[i + k] == 0) && lw[i + k] != -HUGE_VAL) { r = nf__fail(f, NF_ERR_NONFINITE, "non-finite log weight", (long)(i + k)); break; }
-            if (lw[i + k] > mx) mx = lw[i + k];
+            double a = (double)lp[k], v = a - (double)lq[k];
+            if (nf__is_neg_inf(a)) { lw[i + k] = -HUGE_VAL; continue; }   /* p~ = 0 here: weight 0 */
+            if (!nf__isfinite_d(v)) { r = nf__fail(f, NF_ERR_NONFINITE, "non-finite log weight", (long)(i + k)); break; }
+            if (nz == 0 || v > mx) mx = v;
+            lw[i + k] = v; ++nz;
         }
     }
-    if (r == NF_OK) {
-        for (i = 0; i < n; ++i) { double w = exp(lw[i] - mx); s1 += w; s2 += w * w; }   /* weights scaled by e^-mx */
+    if (r == NF_OK && nz == 0) r = nf__fail(f, NF_ERR_ARG, "the target density is zero at every sample", -1);
+    if (r == NF_OK) {   /* weights w = e^(log w - mx); two passes in double for the variance */
+        for (i = 0; i < n; ++i) if (!nf__is_neg_inf(lw[i])) { double w = exp(lw[i] - mx); s1 += w; s2 += w * w; }
+        mean = s1 / (double)n;
+        for (i = 0; i < n; ++i) { double w = nf__is_neg_inf(lw[i]) ? 0 : exp(lw[i] - mx); var += (w - mean) * (w - mean); }
+        var /= (double)n;
         rep->n = n;
-        rep->log_z = mx + log(s1 / (double)n);
+        rep->log_z = mx + log(mean);
         rep->ess = s1 * s1 / s2;
         rep->ess_fraction = rep->ess / (double)n;
-        /* se(Z)/Z with var(w) = E[w^2] - E[w]^2 over the sample */
-        rep->log_z_se = sqrt((s2 / (double)n - (s1 / (double)n) * (s1 / (double)n)) / (double)n) / (s1 / (double)n);
+        rep->log_z_se = sqrt(var / (double)n) / mean;   /* delta method: se(Z) / Z */
     }
     NF_FREE(lw, NULL);
     return r;
 }
 
 #ifndef NFLOW_NO_TRAINING
-/* ---- tape ------------------------------------------------------------------------ */
-enum { NF__OP_LEAF = 0, NF__OP_MATMUL, NF__OP_ADD, NF__OP_SUB, NF__OP_MUL, NF__OP_SCALE,
-       NF__OP_EXP, NF__OP_LOG, NF__OP_TANH, NF__OP_SIGMOID, NF__OP_RELU, NF__OP_LEAKY,
-       NF__OP_SOFTPLUS, NF__OP_SQUARE, NF__OP_SUM, NF__OP_SUM_ROWS, NF__OP_MEAN,
-       NF__OP_MEAN_ROWS, NF__OP_GATHER, NF__OP_SCATTER, NF__OP_CONCAT, NF__OP_LINEAR,
-       NF__OP_LUW, NF__OP_TARGET };
-
-NFDEF void nf_tape_init(nf_tape *t, nf_arena *arena) {
-    if (!t) return;
-    t->arena = arena; t->last = NULL; t->err = arena ? NF_OK : NF_ERR_NULL; t->free_grads = NULL;
-}
-
-static nf_tensor *nf__node(nf_tape *t, int op, int rows, int cols, nf_tensor *a, nf_tensor *b) {
-    nf_tensor *n; nf_real *val; size_t cnt, bytes;
-    if (t->err != NF_OK) return NULL;
-    if (rows < 0 || cols < 0 || !nf__mul((size_t)rows, (size_t)cols, &cnt) || !nf__mul(cnt, sizeof(nf_real), &bytes)) {
-        t->err = NF_ERR_OVERFLOW; return NULL;
-    }
-    n = (nf_tensor *)nf_arena_alloc(t->arena, sizeof(nf_tensor));
-    val = (nf_real *)nf_arena_alloc(t->arena, bytes);
-    if (!n || !val) { t->err = NF_ERR_ARENA_FULL; return NULL; }
-    memset(n, 0, sizeof *n);
-    n->rows = rows; n->cols = cols; n->op = op; n->a = a; n->b = b;
-    n->needs = (a && a->needs) || (b && b->needs);
-    n->val = val; n->prev = t->last;
-    t->last = n;
-    return n;
-}
-
-/* Gradient buffers for intermediate nodes, during backward only: a node's gradient is
-   needed from the first backward step that writes into it (its last consumer's) until
-   its own backward step, so buffers recycle through an exact-size free list kept in the
-   freed blocks themselves (tensor shapes repeat layer after layer). */
-typedef struct nf__freeblock { size_t bytes; struct nf__freeblock *next; } nf__freeblock;
-static nf_real *nf__grad_get(nf_tape *t, size_t cnt) {
-    size_t bytes = nf_arena_align(cnt * sizeof(nf_real) > sizeof(nf__freeblock) ? cnt * sizeof(nf_real) : sizeof(nf__freeblock));
-    nf__freeblock **p = (nf__freeblock **)&t->free_grads; void *m;
-    while (*p && (*p)->bytes != bytes) p = &(*p)->next;
-    if (*p) { m = *p; *p = (*p)->next; }
-    else m = nf_arena_alloc(t->arena, bytes);
-    if (m) memset(m, 0, cnt * sizeof(nf_real));
-    return (nf_real *)m;
-}
-static void nf__grad_put(nf_tape *t, nf_tensor *n) {
-    size_t cnt = (size_t)n->rows * n->cols;
-    nf__freeblock *b = (nf__freeblock *)(void *)n->grad;
-    b->bytes = nf_arena_align(cnt * sizeof(nf_real) > sizeof(nf__freeblock) ? cnt * sizeof(nf_real) : sizeof(nf__freeblock));
-    b->next = (nf__freeblock *)t->free_grads;
-    t->free_grads = b;
-    n->grad = NULL;
-}
-/* gives every input of n that wants a gradient a zeroed buffer to accumulate into */
-static int nf__grad_inputs(nf_tape *t, nf_tensor *n) {
-    nf_tensor *in[3]; int i;
-    in[0] = n->a; in[1] = n->b; in[2] = n->c;
-    for (i = 0; i < 3; ++i)
-        if (in[i] && in[i]->needs && !in[i]->grad) {
-            in[i]->grad = nf__grad_get(t, (size_t)in[i]->rows * in[i]->cols);
-            if (!in[i]->grad) { t->err = NF_ERR_ARENA_FULL; return 0; }
-        }
-    return 1;
-}
-
-NFDEF nf_tensor *nf_tape_param(nf_tape *t, nf_real *val, nf_real *grad, int rows, int cols) {
-    nf_tensor *n;
-    if (!t || !t->arena) return NULL;
-    if (t->err != NF_OK) return NULL;
-    if (!val || rows < 0 || cols < 0) { t->err = NF_ERR_ARG; return NULL; }
-    n = (nf_tensor *)nf_arena_alloc(t->arena, sizeof(nf_tensor));
-    if (!n) { t->err = NF_ERR_ARENA_FULL; return NULL; }
-    memset(n, 0, sizeof *n);
-    n->rows = rows; n->cols = cols; n->op = NF__OP_LEAF;
-    n->val = val; n->grad = grad; n->needs = grad != NULL; n->prev = t->last;   /* grad accumulates in place */
-    t->last = n;
-    return n;
-}
-NFDEF nf_tensor *nf_tape_input(nf_tape *t, const nf_real *val, int rows, int cols) {
-    /* inputs are never written: the cast only lets them share the tensor type */
-    return nf_tape_param(t, (nf_real *)(uintptr_t)val, NULL, rows, cols);
-}
-NFDEF nf_tensor *nf_tape_new(nf_tape *t, int rows, int cols) {
-    nf_tensor *n;
-    if (!t || !t->arena) return NULL;
-    n = nf__node(t, NF__OP_LEAF, rows, cols, NULL, NULL);
-    if (n) memset(n->val, 0, (size_t)rows * cols * sizeof(nf_real));
-    return n;
-}
-
-static int nf__bad(nf_tape *t, const nf_tensor *a, const nf_tensor *b, int need_b) {
-    if (!t || !t->arena) return 1;
-    if (t->err != NF_OK) return 1;
-    if (!a || (need_b && !b)) { t->err = NF_ERR_NULL; return 1; }
-    return 0;
-}
-
-/* C = op(A) op(B).  dA += dC op(B)^T (suitably transposed), dB += op(A)^T dC */
-NFDEF nf_tensor *nf_t_matmul(nf_tape *t, nf_tensor *a, nf_tensor *b, int ta, int tb) {
-    int M, K, K2, N; nf_tensor *c;
-    if (nf__bad(t, a, b, 1)) return NULL;
-    M = ta ? a->cols : a->rows; K = ta ? a->rows : a->cols;
-    K2 = tb ? b->cols : b->rows; N = tb ? b->rows : b->cols;
-    if (K != K2 || (ta && tb)) { t->err = NF_ERR_SHAPE; return NULL; }
-    c = nf__node(t, NF__OP_MATMUL, M, N, a, b);
-    if (!c) return NULL;
-    c->iarg = (ta ? 1 : 0) | (tb ? 2 : 0);
-    nf_gemm(ta, tb, M, N, K, a->val, a->cols, b->val, b->cols, c->val, N, 0);
-    return c;
-}
-static void nf__matmul_back(nf_tensor *c) {
-    nf_tensor *a = c->a, *b = c->b;
-    int ta = c->iarg & 1, tb = (c->iarg >> 1) & 1;
-    int M = c->rows, N = c->cols, K = ta ? a->rows : a->cols;
-    if (a->grad) {
-        if (!ta) nf_gemm(0, !tb, M, K, N, c->grad, N, b->val, b->cols, a->grad, a->cols, 1); /* dA = dC op(B)^T */
-        else     nf_gemm(tb, 1, K, M, N, b->val, b->cols, c->grad, N, a->grad, a->cols, 1); /* dA = op(B) dC^T */
-    }
-    if (b->grad) {
-        if (!tb) nf_gemm(!ta, 0, K, N, M, a->val, a->cols, c->grad, N, b->grad, b->cols, 1); /* dB = op(A)^T dC */
-        else     nf_gemm(1, ta, N, K, M, c->grad, N, a->val, a->cols, b->grad, b->cols, 1); /* dB = dC^T op(A) */
-    }
-}
-
-/* Elementwise binary ops with broadcasting of b over rows and/or columns. */
-static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
-    nf_tensor *c; int i, j;
-    if (nf__bad(t, a, b, 1)) return NULL;
-    if (!((b->rows == a->rows || b->rows == 1) && (b->cols == a->cols || b->cols == 1))) {
-        t->err = NF_ERR_SHAPE; return NULL;
-    }
-    c = nf__node(t, op, a->rows, a->cols, a, b);
-    if (!c) return NULL;
-    for (i = 0; i < a->rows; ++i) {
-        const nf_real *x = a->val + (size_t)i * a->cols;
-        const nf_real *y = b->val + (size_t)(b->rows == 1 ? 0 : i) * b->cols;
-        nf_real *z = c->val + (size_t)i * c->cols;
-        int bs = b->cols == 1 ? 0 : 1;
-        if (op == NF__OP_ADD)      for (j = 0; j < a->cols; ++j) z[j] = x[j] + y[j * bs];
-        else if (op == NF__OP_SUB) for (j = 0; j < a->cols; ++j) z[j] = x[j] - y[j * bs];
-        else                       for (j = 0; j < a->cols; ++j) z[j] = x[j] * y[j * bs];
-    }
-    return c;
-}
-/* d(a+b) = dc, d(a-b) = (dc, -dc), d(a*b) = (dc*b, dc*a); b's gradient sums over
-   the broadcast axes. */
-static void nf__binary_back(nf_tensor *c) {
-    nf_tensor *a = c->a, *b = c->b; int i, j, op = c->op;
-    for (i = 0; i < c->rows; ++i) {
-        const nf_real *g = c->grad + (size_t)i * c->cols;
-        const nf_real *x = a->val + (size_t)i * a->cols;
-        size_t boff = (size_t)(b->rows == 1 ? 0 : i) * b->cols;
-        const nf_real *y = b->val + boff;
-        int bs = b->cols == 1 ? 0 : 1;
-        if (a->grad) {
-            nf_real *ga = a->grad + (size_t)i * a->cols;
-            if (op == NF__OP_MUL) for (j = 0; j < c->cols; ++j) ga[j] += g[j] * y[j * bs];
-            else                  for (j = 0; j < c->cols; ++j) ga[j] += g[j];
-        }
-        if (b->grad) {
-            nf_real *gb = b->grad + boff;
-            if (op == NF__OP_MUL)      for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j] * x[j];
-            else if (op == NF__OP_SUB) for (j = 0; j < c->cols; ++j) gb[j * bs] -= g[j];
-            else                       for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j];
-        }
-    }
-}
-NFDEF nf_tensor *nf_t_add(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_ADD, a, b); }
-NFDEF nf_tensor *nf_t_sub(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_SUB, a, b); }
-NFDEF nf_tensor *nf_t_mul(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_MUL, a, b); }
-
-/* Elementwise unary ops: y = f(x), dx += dy f'(x), f' written from x and y. */
-static nf_real nf__unary_f(int op, nf_real x, nf_real k) {
-    switch (op) {
-    case NF__OP_SCALE:    return k * x;
-    case NF__OP_EXP:      return NF_EXP(x);
-    case NF__OP_LOG:      return NF_LOG(x);
-    case NF__OP_TANH:     return NF_TANH(x);
-    case NF__OP_SIGMOID:  return nf__act(NF_ACT_SIGMOID, x);
-    case NF__OP_RELU:     return x > 0 ? x : 0;
-    case NF__OP_LEAKY:    return x > 0 ? x : k * x;
-    case NF__OP_SOFTPLUS: return nf__act(NF_ACT_SOFTPLUS, x);
-    default:              return x * x;   /* NF__OP_SQUARE */
-    }
-}
-static nf_real nf__unary_df(int op, nf_real x, nf_real y, nf_real k) {
-    switch (op) {
-    case NF__OP_SCALE:    return k;
-    case NF__OP_EXP:      return y;               /* (e^x)' = e^x */
-    case NF__OP_LOG:      return 1 / x;
-    case NF__OP_TANH:     return 1 - y * y;
-    case NF__OP_SIGMOID:  return y * (1 - y);
-    case NF__OP_RELU:     return x > 0 ? NF__R(1) : NF__R(0);
-    case NF__OP_LEAKY:    return x > 0 ? NF__R(1) : k;
-    case NF__OP_SOFTPLUS: return nf__act(NF_ACT_SIGMOID, x);
-    default:              return 2 * x;
-    }
-}
-static nf_tensor *nf__unary(nf_tape *t, int op, nf_tensor *a, nf_real k) {
-    nf_tensor *c; size_t i, n;
-    if (nf__bad(t, a, NULL, 0)) return NULL;
-    c = nf__node(t, op, a->rows, a->cols, a, NULL);
-    if (!c) return NULL;
-    c->k = k; n = (size_t)a->rows * a->cols;
-    for (i = 0; i < n; ++i) c->val[i] = nf__unary_f(op, a->val[i], k);
-    return c;
-}
-static void nf__unary_back(nf_tensor *c) {
-    size_t i, n = (size_t)c->rows * c->cols;
-    if (!c->a->grad) return;
-    for (i = 0; i < n; ++i) c->a->grad[i] += c->grad[i] * nf__unary_df(c->op, c->a->val[i], c->val[i], c->k);
-}
-NFDEF nf_tensor *nf_t_scale(nf_tape *t, nf_tensor *a, nf_real k)      { return nf__unary(t, NF__OP_SCALE, a, k); }
-NFDEF nf_tensor *nf_t_exp(nf_tape *t, nf_tensor *a)                   { return nf__unary(t, NF__OP_EXP, a, 0); }
-NFDEF nf_tensor *nf_t_log(nf_tape *t, nf_tensor *a)                   { return nf__unary(t, NF__OP_LOG, a, 0); }
-NFDEF nf_tensor *nf_t_tanh(nf_tape *t, nf_tensor *a)                  { return nf__unary(t, NF__OP_TANH, a, 0); }
-NFDEF nf_tensor *nf_t_sigmoid(nf_tape *t, nf_tensor *a)               { return nf__unary(t, NF__OP_SIGMOID, a, 0); }
-NFDEF nf_tensor *nf_t_relu(nf_tape *t, nf_tensor *a)                  { return nf__unary(t, NF__OP_RELU, a, 0); }
-NFDEF nf_tensor *nf_t_leaky_relu(nf_tape *t, nf_tensor *a, nf_real s) { return nf__unary(t, NF__OP_LEAKY, a, s); }
-NFDEF nf_tensor *nf_t_softplus(nf_tape *t, nf_tensor *a)              { return nf__unary(t, NF__OP_SOFTPLUS, a, 0); }
-NFDEF nf_tensor *nf_t_square(nf_tape *t, nf_tensor *a)                { return nf__unary(t, NF__OP_SQUARE, a, 0); }
-
-/* Reductions: s = k * sum over all (1 x 1) or over each row (rows x 1); k = 1 or 1/count.
-   ds/dx = k everywhere. */
-static nf_tensor *nf__reduce(nf_tape *t, int op, nf_tensor *a) {
-    nf_tensor *c; int i, j, rows = op == NF__OP_SUM || op == NF__OP_MEAN ? 1 : a ? a->rows : 0;
-    if (nf__bad(t, a, NULL, 0)) return NULL;
-    c = nf__node(t, op, rows, 1, a, NULL);
-    if (!c) return NULL;
-    if (op == NF__OP_SUM || op == NF__OP_SUM_ROWS) c->k = 1;
-    else if (op == NF__OP_MEAN) c->k = (nf_real)(1.0 / ((double)a->rows * a->cols));
-    else c->k = (nf_real)(1.0 / a->cols);
-    memset(c->val, 0, (size_t)rows * sizeof(nf_real));
-    for (i = 0; i < a->rows; ++i) {
-        const nf_real *x = a->val + (size_t)i * a->cols; nf_real s = 0;
-        for (j = 0; j < a->cols; ++j) s += x[j];
-        c->val[rows == 1 ? 0 : i] += s * c->k;
-    }
-    return c;
-}
-static void nf__reduce_back(nf_tensor *c) {
-    nf_tensor *a = c->a; int i, j;
-    if (!a->grad) return;
-    for (i = 0; i < a->rows; ++i) {
-        nf_real g = c->grad[c->rows == 1 ? 0 : i] * c->k, *ga = a->grad + (size_t)i * a->cols;
-        for (j = 0; j < a->cols; ++j) ga[j] += g;
-    }
-}
-NFDEF nf_tensor *nf_t_sum(nf_tape *t, nf_tensor *a)       { return nf__reduce(t, NF__OP_SUM, a); }
-NFDEF nf_tensor *nf_t_sum_rows(nf_tape *t, nf_tensor *a)  { return nf__reduce(t, NF__OP_SUM_ROWS, a); }
-NFDEF nf_tensor *nf_t_mean(nf_tape *t, nf_tensor *a)      { return nf__reduce(t, NF__OP_MEAN, a); }
-NFDEF nf_tensor *nf_t_mean_rows(nf_tape *t, nf_tensor *a) { return nf__reduce(t, NF__OP_MEAN_ROWS, a); }
-
-/* Column moves: gather out[:, j] = a[:, idx[j]]; scatter out[:, idx[j]] = a[:, j];
-   concat [a | b]. Backward moves the gradient the other way. */
-NFDEF nf_tensor *nf_t_gather_cols(nf_tape *t, nf_tensor *a, const int *idx, int n) {
-    nf_tensor *c; int i, j;
-    if (nf__bad(t, a, NULL, 0)) return NULL;
-    if (n < 0 || (n > 0 && !idx)) { t->err = NF_ERR_ARG; return NULL; }
-    for (j = 0; j < n; ++j) if (idx[j] < 0 || idx[j] >= a->cols) { t->err = NF_ERR_SHAPE; return NULL; }
-    c = nf__node(t, NF__OP_GATHER, a->rows, n, a, NULL);
-    if (!c) return NULL;
-    c->idx = idx;
-    for (i = 0; i < a->rows; ++i)
-        for (j = 0; j < n; ++j) c->val[(size_t)i * n + j] = a->val[(size_t)i * a->cols + idx[j]];
-    return c;
-}
-NFDEF nf_tensor *nf_t_scatter_cols(nf_tape *t, nf_tensor *a, const int *idx, int cols) {
-    nf_tensor *c; int i, j;
-    if (nf__bad(t, a, NULL, 0)) return NULL;
-    if (a->cols > 0 && !idx) { t->err = NF_ERR_ARG; return NULL; }
-    for (j = 0; j < a->cols; ++j) if (idx[j] < 0 || idx[j] >= cols) { t->err = NF_ERR_SHAPE; return NULL; }
-    c = nf__node(t, NF__OP_SCATTER, a->rows, cols, a, NULL);
-    if (!c) return NULL;
-    c->idx = idx;
-    memset(c->val, 0, (size_t)a->rows * cols * sizeof(nf_real));
-    for (i = 0; i < a->rows; ++i)
-        for (j = 0; j < a->cols; ++j) c->val[(size_t)i * cols + idx[j]] = a->val[(size_t)i * a->cols + j];
-    return c;
-}
-static void nf__gather_scatter_back(nf_tensor *c) {
-    nf_tensor *a = c->a; int i, j;
-    if (!a->grad) return;
-    for (i = 0; i < a->rows; ++i) {
-        if (c->op == NF__OP_GATHER)
-            for (j = 0; j < c->cols; ++j) a->grad[(size_t)i * a->cols + c->idx[j]] += c->grad[(size_t)i * c->cols + j];
-        else
-            for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * a->cols + j] += c->grad[(size_t)i * c->cols + c->idx[j]];
-    }
-}
-NFDEF nf_tensor *nf_t_concat_cols(nf_tape *t, nf_tensor *a, nf_tensor *b) {
-    nf_tensor *c; int i;
-    if (nf__bad(t, a, b, 1)) return NULL;
-    if (a->rows != b->rows || a->cols > INT32_MAX - b->cols) { t->err = NF_ERR_SHAPE; return NULL; }
-    c = nf__node(t, NF__OP_CONCAT, a->rows, a->cols + b->cols, a, b);
-    if (!c) return NULL;
-    for (i = 0; i < a->rows; ++i) {
-        memcpy(c->val + (size_t)i * c->cols, a->val + (size_t)i * a->cols, (size_t)a->cols * sizeof(nf_real));
-        memcpy(c->val + (size_t)i * c->cols + a->cols, b->val + (size_t)i * b->cols, (size_t)b->cols * sizeof(nf_real));
-    }
-    return c;
-}
-static void nf__concat_back(nf_tensor *c) {
-    nf_tensor *a = c->a, *b = c->b; int i, j;
-    for (i = 0; i < c->rows; ++i) {
-        const nf_real *g = c->grad + (size_t)i * c->cols;
-        if (a->grad) for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * a->cols + j] += g[j];
-        if (b->grad) for (j = 0; j < b->cols; ++j) b->grad[(size_t)i * b->cols + j] += g[a->cols + j];
-    }
-}
-
-/* Dense layer y = act(x W + b).  dz = dy act'(z) (from y, in place in y's gradient),
-   dx += dz W^T, dW += x^T dz, db += column sums of dz. */
-NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *b, int act) {
-    nf_tensor *y;
-    if (nf__bad(t, x, w, 1) || nf__bad(t, b, NULL, 0)) return NULL;
-    if (x->cols != w->rows || b->rows != 1 || b->cols != w->cols || act < NF_ACT_RELU || act > NF_ACT_IDENTITY) {
-        t->err = NF_ERR_SHAPE; return NULL;
-    }
-    y = nf__node(t, NF__OP_LINEAR, x->rows, w->cols, x, w);
-    if (!y) return NULL;
-    y->c = b; y->iarg = act;
-    y->needs |= b->needs;   /* the bias is an input too */
-    nf_gemm(0, 0, x->rows, w->cols, x->cols, x->val, x->cols, w->val, w->cols, y->val, w->cols, 0);
-    nf__bias_act(y->val, b->val, y->rows, y->cols, act);
-    return y;
-}
-static void nf__linear_back(nf_tensor *y) {
-    nf_tensor *x = y->a, *w = y->b, *b = y->c; int i, j, N = y->rows, O = y->cols, I = x->cols;
-    nf__act_backward(y->iarg, y->val, y->grad, (size_t)N * O);
-    if (x->grad) nf_gemm(0, 1, N, I, O, y->grad, O, w->val, O, x->grad, I, 1);
-    if (w->grad) nf_gemm(1, 0, I, O, N, x->val, I, y->grad, O, w->grad, O, 1);
-    if (b->grad)
-        for (i = 0; i < N; ++i) for (j = 0; j < O; ++j) b->grad[j] += y->grad[(size_t)i * O + j];
-}
-
-/* LU weight W = P L U from packed M (strict lower = L, strict upper = U's off-diagonal)
-   and s (U's diagonal is e^s). Rows of W are permuted: W[i, :] = (L U)[perm[i], :].
-   Backward: with G = P^T dW, dL = G U^T (strict lower), dU = L^T G (upper),
-   ds = diag(dU) e^s. */
-static nf_tensor *nf__t_luw(nf_tape *t, nf_tensor *m, nf_tensor *s, const int *perm) {
-    nf_tensor *w; int D, i, j, k;
-    if (nf__bad(t, m, s, 1)) return NULL;
-    D = m->rows;
-    if (m->cols != D || s->rows != 1 || s->cols != D) { t->err = NF_ERR_SHAPE; return NULL; }
-    w = nf__node(t, NF__OP_LUW, D, D, m, s);
-    if (!w) return NULL;
-    w->idx = perm;
-    for (i = 0; i < D; ++i) {
-        const nf_real *Mi = m->val + (size_t)perm[i] * D; int r = perm[i];
-        for (j = 0; j < D; ++j) {
-            /* (L U)[r, j] = sum_{k <= min(r, j)} L[r, k] U[k, j] */
-            nf_real acc = 0; int kmax = r < j ? r : j;
-            for (k = 0; k <= kmax; ++k) {
-                nf_real l = k == r ? NF__R(1) : Mi[k];
-                nf_real u = k == j ? NF_EXP(s->val[k]) : m->val[(size_t)k * D + j];
-                acc += l * u;
-            }
-            w->val[(size_t)i * D + j] = acc;
-        }
-    }
-    return w;
-}
-static void nf__luw_back(nf_tensor *w) {
-    nf_tensor *m = w->a, *s = w->b; int D = w->rows, i, j, k;
-    for (i = 0; i < D; ++i) {
-        int r = w->idx[i]; const nf_real *g = w->grad + (size_t)i * D;   /* G[r, :] */
-        for (j = 0; j < D; ++j) {
-            if (j < r && m->grad) {        /* dL[r, j] = sum_c G[r, c] U[j, c], c >= j */
-                nf_real acc = 0; int c;
-                for (c = j; c < D; ++c) acc += g[c] * (c == j ? NF_EXP(s->val[j]) : m->val[(size_t)j * D + c]);
-                m->grad[(size_t)r * D + j] += acc;
-            }
-        }
-        /* dU[k, c] += L[r, k] G[r, c] for k <= r, c >= k */
-        for (k = 0; k <= r; ++k) {
-            nf_real l = k == r ? NF__R(1) : m->val[(size_t)r * D + k];
-            for (j = k; j < D; ++j) {
-                nf_real gu = l * g[j];
-                if (j == k) { if (s->grad) s->grad[k] += gu * NF_EXP(s->val[k]); }
-                else if (m->grad) m->grad[(size_t)k * D + j] += gu;
-            }
-        }
-    }
-}
-
-static void nf__target_back(nf_tensor *out);
-NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
-    nf_tensor *n;
-    if (!t) return NF_ERR_NULL;
-    if (t->err != NF_OK) return t->err;
-    if (!loss) return NF_ERR_NULL;
-    if (loss->rows != 1 || loss->cols != 1) return NF_ERR_SHAPE;
-    if (!loss->needs) return NF_OK;   /* nothing on the tape needs a gradient */
-    if (!loss->grad && !(loss->grad = nf__grad_get(t, 1))) return t->err = NF_ERR_ARENA_FULL;
-    loss->grad[0] += 1;
-    for (n = loss; n; n = n->prev) {
-        if (!n->grad) continue;   /* nothing flowed here */
-        if (n->op != NF__OP_LEAF && !nf__grad_inputs(t, n)) return t->err;
-        switch (n->op) {
-        case NF__OP_LEAF:   break;
-        case NF__OP_MATMUL: nf__matmul_back(n); break;
-        case NF__OP_ADD: case NF__OP_SUB: case NF__OP_MUL: nf__binary_back(n); break;
-        case NF__OP_SUM: case NF__OP_SUM_ROWS: case NF__OP_MEAN: case NF__OP_MEAN_ROWS: nf__reduce_back(n); break;
-        case NF__OP_GATHER: case NF__OP_SCATTER: nf__gather_scatter_back(n); break;
-        case NF__OP_CONCAT: nf__concat_back(n); break;
-        case NF__OP_LINEAR: nf__linear_back(n); break;
-        case NF__OP_LUW:    nf__luw_back(n); break;
-        case NF__OP_TARGET: nf__target_back(n); break;
-        default:            nf__unary_back(n); break;
-        }
-        if (n->op != NF__OP_LEAF) nf__grad_put(t, n);   /* done with it: recycle */
-    }
-    return NF_OK;
-}
-
 /* ---- Adam(W) ---------------------------------------------------------------------- */
 NFDEF void nf_adam_config_default(nf_adam_config *c) {
     if (!c) return;
@@ -2848,92 +3213,13 @@ NFDEF size_t nf_trainer_bytes(const nf_trainer *t) {
     return t ? 3 * t->f->n_params * sizeof(nf_real) + t->arena.high : 0;
 }
 
-/* A coupling's conditioner on the tape: [kept | context] -> MLP -> the shift t and the
-   clamped log-scale s = c tanh(raw / c) (s is NULL for an additive coupling). */
-static void nf__conditioner_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf_real *grad,
-                                 nf_tensor *xa, nf_tensor *ctx, nf_tensor **t, nf_tensor **s) {
-#define NF__P(off, r, c) nf_tape_param(tp, f->params + (off), grad + (off), (r), (c))
-    nf_tensor *h = ctx ? nf_t_concat_cols(tp, xa, ctx) : xa, *out;
-    size_t off = L->poff; int in = L->nin, dep;
-    for (dep = 0; dep < L->depth; ++dep) {              /* h = act(h W + b) */
-        nf_tensor *W = NF__P(off, in, L->hidden), *b = NF__P(off + (size_t)in * L->hidden, 1, L->hidden);
-        h = nf_t_linear(tp, h, W, b, L->act);
-        off += (size_t)in * L->hidden + L->hidden; in = L->hidden;
-    }
-    out = nf_t_linear(tp, h, NF__P(off, in, L->nout), NF__P(off + (size_t)in * L->nout, 1, L->nout), NF_ACT_IDENTITY);
-#undef NF__P
-    if (L->kind != NF_LAYER_AFFINE_COUPLING) { *t = out; *s = NULL; return; }
-    *t = nf_t_gather_cols(tp, out, f->iota, L->nt);
-    *s = nf_t_scale(tp, nf_t_tanh(tp, nf_t_scale(tp, nf_t_gather_cols(tp, out, f->iota + L->nt, L->nt), 1 / L->clamp)), L->clamp);
-}
-
-/* One layer, data -> latent, on the tape. Per-row log-dets add into *ldr (rows x 1),
-   data-independent ones into *ldc (1 x 1). */
-static nf_tensor *nf__layer_tape(nf_tape *tp, nf_flow *f, const nf__layer *L, nf_real *grad,
-                                 nf_tensor *x, nf_tensor *ctx, nf_tensor **ldr, nf_tensor **ldc) {
-#define NF__P(off, r, c) nf_tape_param(tp, f->params + (off), grad + (off), (r), (c))
-    int D = f->dim;
-    switch (L->kind) {
-    case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
-        nf_tensor *xa = nf_t_gather_cols(tp, x, L->keep, L->nk), *xb = nf_t_gather_cols(tp, x, L->trans, L->nt);
-        nf_tensor *t, *s, *zb;
-        nf__conditioner_tape(tp, f, L, grad, xa, ctx, &t, &s);
-        if (s) {
-            nf_tensor *lds = nf_t_sum_rows(tp, s);
-            zb = nf_t_add(tp, nf_t_mul(tp, xb, nf_t_exp(tp, s)), t);       /* z_b = y_b e^s + t */
-            *ldr = *ldr ? nf_t_add(tp, *ldr, lds) : lds;
-        } else {
-            zb = nf_t_add(tp, xb, t);                                      /* z_b = y_b + t */
-        }
-        return nf_t_add(tp, nf_t_scatter_cols(tp, xa, L->keep, D), nf_t_scatter_cols(tp, zb, L->trans, D));
-    }
-    case NF_LAYER_REVERSE: case NF_LAYER_PERMUTE:
-        return nf_t_gather_cols(tp, x, L->perm, D);
-    case NF_LAYER_ACTNORM: {
-        nf_tensor *ls = NF__P(L->poff, 1, D), *b = NF__P(L->poff + D, 1, D), *lds = nf_t_sum(tp, ls);
-        *ldc = *ldc ? nf_t_add(tp, *ldc, lds) : lds;
-        return nf_t_add(tp, nf_t_mul(tp, x, nf_t_exp(tp, ls)), b);         /* z = y e^s + b */
-    }
-    case NF_LAYER_LU_LINEAR: {
-        nf_tensor *M = NF__P(L->poff, D, D), *s = NF__P(L->poff + (size_t)D * D, 1, D);
-        nf_tensor *W = nf__t_luw(tp, M, s, L->perm), *lds = nf_t_sum(tp, s);
-        *ldc = *ldc ? nf_t_add(tp, *ldc, lds) : lds;
-        return nf_t_matmul(tp, x, W, 0, 1);                                /* z = W y per row */
-    }
-    case NF_LAYER_MONOTONE: {   /* the same map from generic ops; groups summed by gathers */
-        int K = L->hidden, DK = D * K, k;
-        nf_tensor *la = NF__P(L->poff, 1, D), *lb = NF__P(L->poff + D, 1, DK);
-        nf_tensor *lc = NF__P(L->poff + D + (size_t)DK, 1, DK), *dd = NF__P(L->poff + D + 2 * (size_t)DK, 1, DK);
-        nf_tensor *xr = nf_t_gather_cols(tp, x, L->keep, DK);                     /* y repeated K times */
-        nf_tensor *th = nf_t_tanh(tp, nf_t_add(tp, nf_t_mul(tp, xr, nf_t_exp(tp, lc)), dd));
-        nf_tensor *terms = nf_t_mul(tp, th, nf_t_exp(tp, lb));                    /* e^b tanh(.) */
-        nf_tensor *one = nf_tape_new(tp, 1, 1), *slope, *bumps, *z, *lds;
-        if (one) one->val[0] = 1;
-        bumps = nf_t_mul(tp, nf_t_add(tp, nf_t_scale(tp, nf_t_square(tp, th), -1), one),
-                         nf_t_exp(tp, nf_t_add(tp, lb, lc)));                     /* e^(b+c) (1 - tanh^2) */
-        z = nf_t_mul(tp, x, nf_t_exp(tp, la));                                    /* e^a y */
-        slope = nf_t_add(tp, nf_t_gather_cols(tp, bumps, L->trans, D), nf_t_exp(tp, la));
-        for (k = 0; k < K; ++k) {
-            z = nf_t_add(tp, z, nf_t_gather_cols(tp, terms, L->trans + (size_t)k * D, D));
-            if (k > 0) slope = nf_t_add(tp, slope, nf_t_gather_cols(tp, bumps, L->trans + (size_t)k * D, D));
-        }
-        lds = nf_t_sum_rows(tp, nf_t_log(tp, slope));
-        *ldr = *ldr ? nf_t_add(tp, *ldr, lds) : lds;
-        return z;
-    }
-    default:
-        tp->err = NF_ERR_ARG; return NULL;
-    }
-#undef NF__P
-}
-
 /* The mean (or weighted mean) negative log-likelihood of n rows on the tape.
    y NULL builds the graph on zeros (used to size the arena). *constant gets the
    data-independent part of the loss that has no gradient. */
 static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, const nf_real *ctx, const nf_real *w,
                                 int weighted, size_t n, double *constant) {
     nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim, R = (int)n, i, j;
-    nf_tensor *x, *ct = NULL, *ldr = NULL, *ldc = NULL, *logp, *loss;
+    nf_tensor *x, *logp, *loss; nf__tctx c;
     nf_real *ys = (nf_real *)nf_arena_alloc(tp->arena, n * D * sizeof(nf_real));
     nf_real *ws = weighted ? (nf_real *)nf_arena_alloc(tp->arena, n * sizeof(nf_real)) : NULL;
     nf_real *cs = C ? (nf_real *)nf_arena_alloc(tp->arena, n * C * sizeof(nf_real)) : NULL;
@@ -2943,7 +3229,8 @@ static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, c
         double wi = w ? (double)w[i] : 1.0, ldi = 0;
         for (j = 0; j < D; ++j) {
             nf_real v = y ? y[(size_t)i * D + j] : NF__R(0);
-            if (y && f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) ldi += (double)nf__dom_fwd(&f->dom[j], v, &v);
+            nf_real dl = 0;   /* the batch was checked to lie inside the domain */
+            if (y && f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL && nf__dom_fwd(&f->dom[j], v, &v, &dl)) ldi += (double)dl;
             ys[(size_t)i * D + j] = y ? (v - f->mean[j]) / f->std[j] : NF__R(0);
         }
         for (j = 0; j < C; ++j)
@@ -2951,26 +3238,24 @@ static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, c
         if (ws) ws[i] = (nf_real)wi;
         wsum += wi; dom_ld += wi * ldi;
     }
+    c.tp = tp; c.f = f; c.grad = tr->grad; c.ldr = c.ldc = NULL;
+    c.ctx = C ? nf_tape_input(tp, cs, R, C) : NULL;
     x = nf_tape_input(tp, ys, R, D);
-    if (C) ct = nf_tape_input(tp, cs, R, C);
-    for (i = 0; i < f->n_layers; ++i) x = nf__layer_tape(tp, f, &f->layers[i], tr->grad, x, ct, &ldr, &ldc);
+    for (i = 0; i < f->n_layers; ++i) x = nf__kinds[f->layers[i].kind].tape(&c, &f->layers[i], x);
     if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {   /* u = (z - mu) e^-ls, log p = -u^2/2 - ls */
-        nf_tensor *mu = nf_tape_param(tp, f->params + f->base_off, tr->grad + f->base_off, 1, D);
-        nf_tensor *ls = nf_tape_param(tp, f->params + f->base_off + D, tr->grad + f->base_off + D, 1, D);
-        nf_tensor *lss = nf_t_sum(tp, ls);
+        nf_tensor *mu = nf__tparam(&c, f->base_off, 1, D), *ls = nf__tparam(&c, f->base_off + D, 1, D);
         x = nf_t_mul(tp, nf_t_sub(tp, x, mu), nf_t_exp(tp, nf_t_scale(tp, ls, -1)));
-        lss = nf_t_scale(tp, lss, -1);
-        ldc = ldc ? nf_t_add(tp, ldc, lss) : lss;
+        nf__add_ld(&c, nf_t_scale(tp, nf_t_sum(tp, ls), -1), 0);
     }
     logp = nf_t_scale(tp, nf_t_sum_rows(tp, nf_t_square(tp, x)), NF__R(-0.5));
-    if (ldr) logp = nf_t_add(tp, logp, ldr);           /* log p_X(z) + log|det dz/dy| per row */
+    if (c.ldr) logp = nf_t_add(tp, logp, c.ldr);       /* log p_X(z) + log|det dz/dy| per row */
     if (weighted) {
         nf_tensor *wt = nf_tape_input(tp, ws, R, 1);
         loss = nf_t_scale(tp, nf_t_sum(tp, nf_t_mul(tp, logp, wt)), (nf_real)(-1.0 / (wsum > 0 ? wsum : 1)));
     } else {
         loss = nf_t_scale(tp, nf_t_mean(tp, logp), -1);
     }
-    if (ldc) loss = nf_t_sub(tp, loss, ldc);
+    if (c.ldc) loss = nf_t_sub(tp, loss, c.ldc);
     *constant = 0.5 * D * NF__LOG_2PI - (double)nf__std_logdet(f) - (wsum > 0 ? dom_ld / wsum : 0);
     return loss;
 }
@@ -2984,9 +3269,8 @@ NFDEF void nf_trainer_destroy(nf_trainer *t) {
 
 /* Size the arena by building the largest step's graph (weighted, max_batch rows):
    grow until it fits, then keep exactly the high-water mark. Setup only. */
-static int nf__kl_supported(const nf_flow *f);
-static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, nf_log_density_fn target, void *user,
-                              int dry, double *constant);
+struct nf__target;
+static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, const struct nf__target *tg, double *constant);
 static nf_result nf__size_arena(nf_trainer *tr) {
     size_t guess = 1 << 16, need = 0; int tries;
     for (tries = 0; tries < 48; ++tries) {
@@ -2996,10 +3280,11 @@ static nf_result nf__size_arena(nf_trainer *tr) {
         nf_tape_init(&tp, &tr->arena);
         loss = nf__loss_tape(tr, &tp, NULL, NULL, NULL, 1, tr->max_batch, &c);
         if (loss) r = nf_tape_backward(&tp, loss);
-        if (loss && r == NF_OK && nf__kl_supported(tr->f)) {   /* a reverse-KL step must fit too */
+        if (loss && r == NF_OK) {   /* a reverse-KL step must fit too (with a shared context's rows) */
             size_t first = tr->arena.high;
             nf_arena_reset(&tr->arena); nf_tape_init(&tp, &tr->arena);
-            loss = nf__kl_tape(tr, &tp, NULL, tr->max_batch, NULL, NULL, 1, &c);
+            if (tr->f->ctx_dim && !nf_arena_alloc(&tr->arena, tr->max_batch * (size_t)tr->f->ctx_dim * sizeof(nf_real))) tp.err = NF_ERR_ARENA_FULL;
+            loss = nf__kl_tape(tr, &tp, NULL, tr->max_batch, NULL, &c);
             if (loss) r = nf_tape_backward(&tp, loss);
             if (tr->arena.high < first) tr->arena.high = first;
         }
@@ -3040,37 +3325,39 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
     return NF_OK;
 }
 
-/* ActNorm's data-dependent initialisation: each uninitialised ActNorm gets the scale
-   and shift that make its input batch zero-mean, unit-variance per feature. */
-static void nf__actnorm_init(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n) {
-    int a, D = f->dim, j, pass, rr;
+/* Data-dependent initialisation: every layer whose kind has one, not yet initialised, gets
+   the mean and sd (two passes, in double) of its input over the rows (checked: finite,
+   inside the domain), computed through the layers below it. 2D doubles via NF_MALLOC. */
+static nf_result nf__data_init(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n) {
+    int a, D = f->dim, j, pass, rr; double *mean = NULL, *sd;
     for (a = 0; a < f->n_layers; ++a) {
-        nf__layer *L = &f->layers[a];
-        nf_real *cur, *s = f->params + L->poff, *b = s + D; nf__ws w; size_t r0;
-        if (L->kind != NF_LAYER_ACTNORM || L->initialized) continue;
+        nf__layer *L = &f->layers[a]; const nf__kind *k = nf__kind_of(L->kind);
+        nf_real *cur; nf__ws w; size_t r0;
+        if (!k->data_init || L->initialized) continue;
+        if (!mean) {
+            mean = (double *)NF_MALLOC(2 * (size_t)D * sizeof(double), NULL);
+            if (!mean) return nf__fail(f, NF_ERR_NOMEM, "data initialisation", -1);
+        }
+        sd = mean + D;
+        for (j = 0; j < D; ++j) mean[j] = sd[j] = 0;
         nf__ws_carve(f, &cur, &w);
-        for (j = 0; j < D; ++j) { s[j] = 0; b[j] = 0; }
-        for (pass = 0; pass < 2; ++pass) {   /* pass 0: mean into b; pass 1: variance into s */
+        for (pass = 0; pass < 2; ++pass) {
             for (r0 = 0; r0 < n; r0 += (size_t)f->chunk) {
                 int R = (int)(n - r0 < (size_t)f->chunk ? n - r0 : (size_t)f->chunk);
                 nf__chunk_forward(f, y + r0 * D, R, ctx ? ctx + r0 * f->ctx_dim : NULL, 0, cur, &w, a);   /* the layers below */
-                for (j = 0; j < D; ++j) {
-                    double acc = 0;
+                for (j = 0; j < D; ++j)
                     for (rr = 0; rr < R; ++rr) {
                         double v = (double)cur[(size_t)rr * D + j];
-                        acc += pass == 0 ? v : (v - (double)b[j]) * (v - (double)b[j]);
+                        if (pass == 0) mean[j] += v; else sd[j] += (v - mean[j]) * (v - mean[j]);
                     }
-                    if (pass == 0) b[j] += (nf_real)(acc / (double)n); else s[j] += (nf_real)(acc / (double)n);
-                }
             }
+            for (j = 0; j < D; ++j) { if (pass == 0) mean[j] /= (double)n; else sd[j] = sqrt(sd[j] / (double)n); }
         }
-        for (j = 0; j < D; ++j) {   /* e^s = 1/sd, b = -mean/sd: z = (y - mean)/sd */
-            double sd = sqrt((double)s[j] > 1e-12 ? (double)s[j] : 1e-12);
-            s[j] = (nf_real)(-log(sd));
-            b[j] = (nf_real)(-(double)b[j] / sd);
-        }
+        k->data_init(L, f->params + L->poff, D, mean, sd);
         L->initialized = 1;
     }
+    NF_FREE(mean, NULL);
+    return NF_OK;
 }
 
 static nf_result nf__check_domain(nf_flow *f, const nf_real *y, size_t n) {
@@ -3078,6 +3365,14 @@ static nf_result nf__check_domain(nf_flow *f, const nf_real *y, size_t n) {
     if (f->has_dom) for (i = 0; i < n; ++i)
         if (!nf_flow_in_domain(f, y + i * f->dim)) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)i);
     return NF_OK;
+}
+NFDEF nf_result nf_flow_data_init(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n) {
+    nf_result r;
+    if ((r = nf__check_call(f, y, n, y)) != NF_OK) return r;
+    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_domain(f, y, n)) != NF_OK ||
+        (r = nf__check_ctx(f, ctx, n, n)) != NF_OK) return r;
+    return nf__data_init(f, y, ctx, n);
 }
 static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n) {
     nf_flow *f; nf_result r; size_t i;
@@ -3100,10 +3395,10 @@ static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real 
     return NF_OK;
 }
 
-NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
+/* Loss and gradient of a checked batch; the flow is not touched. */
+static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf_tape tp; nf_tensor *l; double c; nf_result r; size_t i;
     if ((r = nf__check_batch(t, y, ctx, w, n)) != NF_OK) return r;
-    nf__actnorm_init(t->f, y, ctx, n);
     memset(t->grad, 0, t->f->n_params * sizeof(nf_real));
     nf_arena_reset(&t->arena);
     nf_tape_init(&tp, &t->arena);
@@ -3118,14 +3413,17 @@ NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const 
 }
 
 static void nf__clip_and_update(nf_trainer *t);
+NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
+    return nf__loss_grad(t, y, ctx, w, n, loss);
+}
 NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
-    return nf_trainer_loss_grad_ctx(t, y, NULL, w, n, loss);
+    return nf__loss_grad(t, y, NULL, w, n, loss);
 }
 NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
     return nf_train_step_ctx(t, y, NULL, w, n, loss);
 }
 NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
-    nf_result r = nf_trainer_loss_grad_ctx(t, y, ctx, w, n, loss);
+    nf_result r = nf__loss_grad(t, y, ctx, w, n, loss);
     if (r != NF_OK) return r;
     nf__clip_and_update(t);
     return NF_OK;
@@ -3182,129 +3480,159 @@ NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n,
 NFDEF void nf_fit_options_default(nf_fit_options *o) {
     if (!o) return;
     memset(o, 0, sizeof *o);
-    o->batch = 256; o->max_epochs = 100; o->patience = 10; o->val_fraction = 0.1;
-    o->standardize = 1; o->seed = 1;
+    o->batch = 256; o->max_epochs = 200; o->patience = 20; o->val_fraction = 0.1;
+    o->standardize = 1; o->refit = 0; o->seed = 1;
     nf_adam_config_default(&o->adam);
 }
 
 /* ---- reverse KL ------------------------------------------------------------------- */
+/* The caller's target: an unconditional or a conditional density, and the raw context
+   rows it is evaluated at (one per draw). */
+typedef struct nf__target { nf_log_density_fn fn; nf_log_density_ctx_fn fn_ctx; const nf_real *ctx; void *user; } nf__target;
 /* The target density as a tape op: value log p~(x) per row (n x 1), computed by the
    caller's callback; backward dx += d(out) * grad log p~(x), the gradient the callback
    returned (held in b). */
-static nf_tensor *nf__t_target(nf_tape *tp, nf_tensor *x, nf_log_density_fn target, void *user, int dry) {
-    nf_tensor *g, *out; int i;
-    if (nf__bad(tp, x, NULL, 0)) return NULL;
-    g = nf__node(tp, NF__OP_LEAF, x->rows, x->cols, NULL, NULL);   /* constant: the callback's gradient */
-    if (!g) return NULL;
-    out = nf__node(tp, NF__OP_TARGET, x->rows, 1, x, g);
-    if (!out) return NULL;
-    if (dry) { memset(out->val, 0, (size_t)x->rows * sizeof(nf_real)); memset(g->val, 0, (size_t)x->rows * x->cols * sizeof(nf_real)); return out; }
-    if (target(x->val, (size_t)x->rows, x->cols, out->val, g->val, user) != 0) { tp->err = NF_ERR_ARG; return NULL; }
-    for (i = 0; i < x->rows; ++i) if (!nf__isfinite(out->val[i])) { tp->err = NF_ERR_DIVERGED; return NULL; }
-    return out;
-}
 static void nf__target_back(nf_tensor *out) {
     nf_tensor *x = out->a, *g = out->b; int i, j;
     if (!x->grad) return;
     for (i = 0; i < x->rows; ++i)
         for (j = 0; j < x->cols; ++j) x->grad[(size_t)i * x->cols + j] += out->grad[i] * g->val[(size_t)i * x->cols + j];
 }
+static nf_tensor *nf__t_target(nf_tape *tp, nf_tensor *x, const nf__target *tg) {
+    nf_tensor *g, *out; int i, rc;
+    if (nf__bad(tp, x, NULL, 0)) return NULL;
+    g = nf__node(tp, 0, NULL, x->rows, x->cols, NULL, NULL);   /* constant: the callback's gradient */
+    if (!g) return NULL;
+    out = nf__node(tp, 0, nf__target_back, x->rows, 1, x, g);
+    if (!out) return NULL;
+    if (!tg) { memset(out->val, 0, (size_t)x->rows * sizeof(nf_real)); memset(g->val, 0, (size_t)x->rows * x->cols * sizeof(nf_real)); return out; }
+    rc = tg->fn ? tg->fn(x->val, (size_t)x->rows, x->cols, out->val, g->val, tg->user)
+                : tg->fn_ctx(x->val, tg->ctx, (size_t)x->rows, x->cols, out->val, g->val, tg->user);
+    if (rc != 0) { tp->err = NF_ERR_ARG; return NULL; }
+    for (i = 0; i < x->rows; ++i) if (!nf__isfinite(out->val[i])) { tp->err = NF_ERR_DIVERGED; return NULL; }
+    for (i = 0; i < x->rows * x->cols; ++i) if (!nf__isfinite(g->val[i])) { tp->err = NF_ERR_DIVERGED; return NULL; }
+    return out;
+}
 
-/* One layer, latent -> data, on the tape: the inverse maps of nf__layer_tape.
-   log|det dy/dz| per row into *ldr, data-independent into *ldc. */
-static nf_tensor *nf__layer_tape_inv(nf_tape *tp, nf_flow *f, const nf__layer *L, nf_real *grad,
-                                     nf_tensor *z, nf_tensor **ldr, nf_tensor **ldc) {
-#define NF__P(off, r, c) nf_tape_param(tp, f->params + (off), grad + (off), (r), (c))
-    int D = f->dim;
-    switch (L->kind) {
-    case NF_LAYER_AFFINE_COUPLING: case NF_LAYER_ADDITIVE_COUPLING: {
-        nf_tensor *za = nf_t_gather_cols(tp, z, L->keep, L->nk), *zb = nf_t_gather_cols(tp, z, L->trans, L->nt);
-        nf_tensor *t, *s, *yb;
-        nf__conditioner_tape(tp, f, L, grad, za, NULL, &t, &s);
-        if (s) {
-            nf_tensor *lds = nf_t_scale(tp, nf_t_sum_rows(tp, s), -1);
-            yb = nf_t_mul(tp, nf_t_sub(tp, zb, t), nf_t_exp(tp, nf_t_scale(tp, s, -1)));   /* y_b = (z_b - t) e^-s */
-            *ldr = *ldr ? nf_t_add(tp, *ldr, lds) : lds;
-        } else {
-            yb = nf_t_sub(tp, zb, t);                                                     /* y_b = z_b - t */
+/* The domains' maps u -> y on the tape, column by column (nf__dom_inv; aux: the domain
+   table). dy/du = exp(log|dy/du|). */
+static void nf__dominv_back(nf_tensor *y) {
+    nf_tensor *u = y->a; const nf_domain *dom = (const nf_domain *)y->aux; int r, j, D = y->cols;
+    if (!u->grad) return;
+    for (r = 0; r < y->rows; ++r)
+        for (j = 0; j < D; ++j) {
+            nf_real v, ld = nf__dom_inv(&dom[j], u->val[(size_t)r * D + j], &v);
+            u->grad[(size_t)r * D + j] += y->grad[(size_t)r * D + j] * NF_EXP(ld);
         }
-        return nf_t_add(tp, nf_t_scatter_cols(tp, za, L->keep, D), nf_t_scatter_cols(tp, yb, L->trans, D));
+}
+/* and their log|dy/du| summed per row (R x 1): d/du of log sigma(u) sigma(-u) is
+   -tanh(u / 2); of u (half-line) is 1 */
+static void nf__domld_back(nf_tensor *l) {
+    nf_tensor *u = l->a; const nf_domain *dom = (const nf_domain *)l->aux; int r, j, D = u->cols;
+    if (!u->grad) return;
+    for (r = 0; r < u->rows; ++r)
+        for (j = 0; j < D; ++j) {
+            int kd = dom[j].kind;
+            nf_real dl = kd == NF_DOMAIN_LOWER ? NF__R(1) : kd == NF_DOMAIN_REAL ? NF__R(0) : -NF_TANH(u->val[(size_t)r * D + j] / 2);
+            u->grad[(size_t)r * D + j] += l->grad[r] * dl;
+        }
+}
+static nf_tensor *nf__t_domain_inv(nf_tape *tp, nf_tensor *u, const nf_domain *dom, nf_tensor **ld) {
+    nf_tensor *y, *l; int r, j, D;
+    if (nf__bad(tp, u, NULL, 0)) return NULL;
+    D = u->cols;
+    y = nf__node(tp, 0, nf__dominv_back, u->rows, D, u, NULL);
+    l = nf__node(tp, 0, nf__domld_back, u->rows, 1, u, NULL);
+    if (!y || !l) return NULL;
+    y->aux = l->aux = dom;
+    for (r = 0; r < u->rows; ++r) {
+        nf_real s = 0;
+        for (j = 0; j < D; ++j) s += nf__dom_inv(&dom[j], u->val[(size_t)r * D + j], &y->val[(size_t)r * D + j]);
+        l->val[r] = s;
     }
-    case NF_LAYER_REVERSE: case NF_LAYER_PERMUTE:
-        return nf_t_gather_cols(tp, z, L->iperm, D);
-    case NF_LAYER_ACTNORM: {
-        nf_tensor *ls = NF__P(L->poff, 1, D), *b = NF__P(L->poff + D, 1, D), *lds = nf_t_scale(tp, nf_t_sum(tp, ls), -1);
-        *ldc = *ldc ? nf_t_add(tp, *ldc, lds) : lds;
-        return nf_t_mul(tp, nf_t_sub(tp, z, b), nf_t_exp(tp, nf_t_scale(tp, ls, -1)));    /* y = (z - b) e^-s */
-    }
-    default:   /* LU and monotone have no closed-form inverse on the tape */
-        tp->err = NF_ERR_ARG; return NULL;
-    }
-#undef NF__P
+    *ld = l;
+    return y;
 }
 
-static int nf__kl_supported(const nf_flow *f) {
-    int i;
-    if (f->ctx_dim || f->has_dom) return 0;
-    for (i = 0; i < f->n_layers; ++i)
-        if (f->layers[i].kind == NF_LAYER_LU_LINEAR || f->layers[i].kind == NF_LAYER_MONOTONE) return 0;
-    return 1;
-}
-
-/* mean over n draws of log q(x) - log p~(x), x = g(z) on the tape (dry: zeros, no callback) */
-static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, nf_log_density_fn target, void *user,
-                              int dry, double *constant) {
-    nf_flow *f = tr->f; int D = f->dim, R = (int)n, i, j;
-    nf_tensor *x, *eps, *ldr = NULL, *ldc = NULL, *logq, *sd, *mu, *loss;
+/* mean over n draws of log q(x) - log p~(x), x = g(z) on the tape (tg NULL: a dry run on
+   zeros that sizes the arena). tg->ctx: n raw context rows. */
+static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, const nf__target *tg, double *constant) {
+    nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim, R = (int)n, i, j;
+    nf_tensor *x, *eps, *logq, *sd, *mu, *loss; nf__tctx c;
     nf_real *e = (nf_real *)nf_arena_alloc(tp->arena, n * D * sizeof(nf_real));
-    if (!e) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
-    for (i = 0; i < R * D; ++i) e[i] = dry ? NF__R(0) : nf_rng_normal(rng);
+    nf_real *cs = C ? (nf_real *)nf_arena_alloc(tp->arena, n * C * sizeof(nf_real)) : NULL;
+    if (!e || (C && !cs)) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
+    for (i = 0; i < R * D; ++i) e[i] = tg ? nf_rng_normal(rng) : NF__R(0);
+    for (i = 0; i < R; ++i)   /* the conditioners see the standardised context */
+        for (j = 0; j < C; ++j) cs[(size_t)i * C + j] = tg ? (tg->ctx[(size_t)i * C + j] - f->mean[D + j]) / f->std[D + j] : NF__R(0);
+    c.tp = tp; c.f = f; c.grad = tr->grad; c.ldr = c.ldc = NULL;
+    c.ctx = C ? nf_tape_input(tp, cs, R, C) : NULL;
     eps = nf_tape_input(tp, e, R, D);
     /* log p_base(z) in terms of eps: -|eps|^2 / 2 (- sum log-std for the learnable base) */
     logq = nf_t_scale(tp, nf_t_sum_rows(tp, nf_t_square(tp, eps)), NF__R(-0.5));
     x = eps;
     if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {   /* z = mu + e^ls eps (reparameterised) */
-        nf_tensor *pm = nf_tape_param(tp, f->params + f->base_off, tr->grad + f->base_off, 1, D);
-        nf_tensor *pl = nf_tape_param(tp, f->params + f->base_off + D, tr->grad + f->base_off + D, 1, D);
+        nf_tensor *pm = nf__tparam(&c, f->base_off, 1, D), *pl = nf__tparam(&c, f->base_off + D, 1, D);
         x = nf_t_add(tp, nf_t_mul(tp, eps, nf_t_exp(tp, pl)), pm);
-        ldc = nf_t_sum(tp, pl);   /* dz/deps: enters log q with a minus sign, as the layers' do */
+        nf__add_ld(&c, nf_t_sum(tp, pl), 0);   /* dz/deps: enters log q with a minus sign, as the layers' do */
     }
-    for (i = f->n_layers - 1; i >= 0; --i) x = nf__layer_tape_inv(tp, f, &f->layers[i], tr->grad, x, &ldr, &ldc);
+    for (i = f->n_layers - 1; i >= 0; --i) x = nf__kinds[f->layers[i].kind].tape_inv(&c, &f->layers[i], x);
     /* undo the standardisation: x = x std + mean (constant log-det sum log std) */
     sd = nf_tape_new(tp, 1, D); mu = nf_tape_new(tp, 1, D);
     if (sd && mu) for (j = 0; j < D; ++j) { sd->val[j] = f->std[j]; mu->val[j] = f->mean[j]; }
     x = nf_t_add(tp, nf_t_mul(tp, x, sd), mu);
-    if (ldr) logq = nf_t_sub(tp, logq, ldr);            /* log q(x) = log p(z) - log|det dx/dz| */
-    loss = nf_t_mean(tp, nf_t_sub(tp, logq, nf__t_target(tp, x, target, user, dry)));
-    if (ldc) loss = nf_t_sub(tp, loss, ldc);
+    if (f->has_dom) { nf_tensor *ld = NULL; x = nf__t_domain_inv(tp, x, f->dom, &ld); if (ld) nf__add_ld(&c, ld, 1); }
+    if (c.ldr) logq = nf_t_sub(tp, logq, c.ldr);        /* log q(x) = log p(z) - log|det dx/dz| */
+    loss = nf_t_mean(tp, nf_t_sub(tp, logq, nf__t_target(tp, x, tg)));
+    if (c.ldc) loss = nf_t_sub(tp, loss, c.ldc);
     *constant = -0.5 * D * NF__LOG_2PI + (double)nf__std_logdet(f);   /* -D/2 log 2 pi - sum log std */
     return loss;
 }
 
-NFDEF nf_result nf_train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, double *loss) {
-    nf_tape tp; nf_tensor *l; double c; nf_result r; size_t i, np;
-    if (!t || !rng || !target) return NF_ERR_NULL;
-    if (n == 0 || n > t->max_batch) return nf__fail(t->f, NF_ERR_SHAPE, "n must be in 1 .. max_batch", -1);
-    if (t->f->readonly) return nf__fail(t->f, NF_ERR_READONLY, "cannot train read-only weights", -1);
-    if (!nf__kl_supported(t->f)) return nf__fail(t->f, NF_ERR_ARG, "reverse KL needs couplings, permutations and ActNorm only, no context or domains", -1);
-    np = t->f->n_params;
+static nf_result nf__train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf__target *tg, size_t ctx_rows, double *loss) {
+    nf_tape tp; nf_tensor *l; double c; nf_result r; size_t i, np; nf_flow *f = t->f;
+    if (!rng) return NF_ERR_NULL;
+    if (n == 0 || n > t->max_batch) return nf__fail(f, NF_ERR_SHAPE, "n must be in 1 .. max_batch", -1);
+    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot train read-only weights", -1);
+    if ((r = nf__check_ctx(f, tg->ctx, ctx_rows, n)) != NF_OK) return r;
+    np = f->n_params;
     memset(t->grad, 0, np * sizeof(nf_real));
     nf_arena_reset(&t->arena);
     nf_tape_init(&tp, &t->arena);
-    l = nf__kl_tape(t, &tp, rng, n, target, user, 0, &c);
-    if (!l) return nf__fail(t->f, tp.err, tp.err == NF_ERR_DIVERGED ? "target returned a non-finite value" : "building the KL loss", -1);
-    if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(t->f, r, "backward", -1);
+    if (f->ctx_dim && ctx_rows == 1) {   /* the callback gets one context row per draw */
+        nf_real *rows = (nf_real *)nf_arena_alloc(&t->arena, n * (size_t)f->ctx_dim * sizeof(nf_real));
+        if (!rows) return nf__fail(f, NF_ERR_ARENA_FULL, "context rows", -1);
+        for (i = 0; i < n; ++i) memcpy(rows + i * f->ctx_dim, tg->ctx, (size_t)f->ctx_dim * sizeof(nf_real));
+        tg->ctx = rows;
+    }
+    l = nf__kl_tape(t, &tp, rng, n, tg, &c);
+    if (!l) return nf__fail(f, tp.err, tp.err == NF_ERR_DIVERGED ? "target returned a non-finite value or gradient" : "building the KL loss", -1);
+    if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(f, r, "backward", -1);
     if (loss) *loss = (double)l->val[0] + c;
-    if (!nf__isfinite(l->val[0])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
+    if (!nf__isfinite(l->val[0])) return nf__fail(f, NF_ERR_DIVERGED, "loss is not finite", -1);
     for (i = 0; i < np; ++i)
-        if (!nf__isfinite(t->grad[i])) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
+        if (!nf__isfinite(t->grad[i])) return nf__fail(f, NF_ERR_DIVERGED, "gradient is not finite", -1);
     nf__clip_and_update(t);
     return NF_OK;
 }
+NFDEF nf_result nf_train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, double *loss) {
+    nf__target tg;
+    if (!t || !target) return NF_ERR_NULL;
+    tg.fn = target; tg.fn_ctx = NULL; tg.ctx = NULL; tg.user = user;
+    return nf__train_step_kl(t, rng, n, &tg, 0, loss);
+}
+NFDEF nf_result nf_train_step_kl_ctx(nf_trainer *t, nf_rng *rng, size_t n, const nf_real *ctx, size_t ctx_rows,
+                                     nf_log_density_ctx_fn target, void *user, double *loss) {
+    nf__target tg;
+    if (!t || !target) return NF_ERR_NULL;
+    tg.fn = NULL; tg.fn_ctx = target; tg.ctx = ctx; tg.user = user;
+    return nf__train_step_kl(t, rng, n, &tg, ctx_rows, loss);
+}
 
-/* Mean (or weighted mean) negative log-likelihood of the rows idx[0..m) of y. */
+/* Mean (or weighted mean) negative log-likelihood of the rows idx[0..m) of y; *wsum gets
+   the weights' sum (0: no weight at all). */
 static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *ctx, const nf_real *w, const size_t *idx,
-                              size_t m, nf_real *rows, nf_real *crow, nf_real *lp, size_t cap, double *out) {
+                              size_t m, nf_real *rows, nf_real *crow, nf_real *lp, size_t cap, double *out, double *wsum) {
     size_t i, k; double s = 0, ws = 0; int D = f->dim, C = f->ctx_dim; nf_result r;
     for (i = 0; i < m; i += cap) {
         size_t R = m - i < cap ? m - i : cap;
@@ -3315,10 +3643,11 @@ static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *ctx, 
         if ((r = nf_flow_log_prob_ctx(f, rows, R, C ? crow : NULL, R, lp)) != NF_OK) return r;
         for (k = 0; k < R; ++k) {
             double wk = w ? (double)w[idx[i + k]] : 1.0;
-            s -= wk * (double)lp[k]; ws += wk;
+            if (wk > 0) s -= wk * (double)lp[k];
+            ws += wk;
         }
     }
-    *out = ws > 0 ? s / ws : 0;
+    *out = ws > 0 ? s / ws : 0; *wsum = ws;
     return NF_OK;
 }
 
@@ -3351,112 +3680,178 @@ static void nf__place_cuts(nf_flow *f, const nf_real *y, const size_t *idx, size
     }
 }
 
+/* Column j (data columns after their domain map) over rows idx[0..m): mean and standard
+   deviation, two passes in double (E[x^2] - E[x]^2 cancels catastrophically for a GPS
+   time). raw_* describe the values as given, before any map. */
+static void nf__column_stats(const nf_flow *f, const nf_real *y, const nf_real *ctx, const size_t *idx, size_t m, int j,
+                             double *mean, double *sd, double *raw_mean, double *raw_sd) {
+    int pass, D = f->dim, C = f->ctx_dim; size_t i; double s[2] = {0, 0}, q[2] = {0, 0};
+    for (pass = 0; pass < 2; ++pass)
+        for (i = 0; i < m; ++i) {
+            nf_real x = j < D ? y[idx[i] * D + j] : ctx[idx[i] * C + (j - D)], u = x, ld;
+            if (j < D && f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) nf__dom_fwd(&f->dom[j], x, &u, &ld);
+            if (pass == 0) { s[0] += (double)u; s[1] += (double)x; }
+            else { double a = (double)u - s[0], b = (double)x - s[1]; q[0] += a * a; q[1] += b * b; }
+            if (pass == 0 && i == m - 1) { s[0] /= (double)m; s[1] /= (double)m; }
+        }
+    *mean = s[0]; *sd = sqrt(q[0] / (double)m); *raw_mean = s[1]; *raw_sd = sqrt(q[1] / (double)m);
+}
+
+/* Fewer than this many representable values per standard deviation: the column's
+   information is gone (float holds 24 bits: a GPS time of 1.2e9 s moves in steps of
+   128 s, so a spread of milliseconds is all rounding). */
+#define NF__MIN_LEVELS 16.0
+static nf_result nf__fit_stats(nf_flow *f, const nf_real *y, const nf_real *ctx, const size_t *idx, size_t m,
+                               int set_std, nf_real *mean, nf_real *sd) {
+    int j, D = f->dim, C = f->ctx_dim;
+    for (j = 0; j < D + C; ++j) {
+        double mu, s, rmu, rs;
+        nf__column_stats(f, y, ctx, idx, m, j, &mu, &s, &rmu, &rs);
+        if (rmu != 0 && rs < NF__MIN_LEVELS * fabs(rmu) * NF__EPS) {
+            nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
+            nf__msg_str(&mb, nf_result_string(NF_ERR_PRECISION)); nf__msg_str(&mb, j < D ? ": data column " : ": context column ");
+            nf__msg_long(&mb, j < D ? j : j - D); nf__msg_str(&mb, ": spread "); nf__msg_num(&mb, rs);
+            nf__msg_str(&mb, " at magnitude "); nf__msg_num(&mb, fabs(rmu));
+            nf__msg_str(&mb, sizeof(nf_real) == 4 ? " is below float precision" : " is below double precision");
+            nf__msg_str(&mb, ": subtract an offset (e.g. the first value) before fitting");
+            f->err_row = -1;
+            return NF_ERR_PRECISION;
+        }
+        if (j < D && rs == 0) {
+            nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
+            nf__msg_str(&mb, nf_result_string(NF_ERR_PRECISION)); nf__msg_str(&mb, ": data column ");
+            nf__msg_long(&mb, j); nf__msg_str(&mb, " is constant: a density needs spread (drop the column)");
+            f->err_row = -1;
+            return NF_ERR_PRECISION;
+        }
+        mean[j] = (nf_real)mu; sd[j] = (nf_real)(s > 0 ? s : 1.0);   /* a constant context column: no scaling */
+    }
+    return set_std ? nf_flow_set_standardization(f, mean, sd) : NF_OK;
+}
+
+/* fit's scratch, one block: indices | batch rows | batch contexts | batch weights | best
+   parameters | log-probs | mean | std */
+typedef struct nf__fitbuf { size_t *idx; nf_real *batch, *bc, *bw, *best, *lp, *mean, *sd; void *block; } nf__fitbuf;
+static nf_result nf__fit_alloc(nf_flow *f, size_t n, size_t B, nf__fitbuf *fb) {
+    size_t parts[8], bytes = 0, k; int ok = 1, D = f->dim, C = f->ctx_dim; unsigned char *p;
+    void **dst[8];
+    parts[0] = nf__madd(0, n, sizeof(size_t), &ok);
+    parts[1] = nf__madd(0, B * sizeof(nf_real), (size_t)D, &ok);   /* also the evaluation chunk's rows */
+    parts[2] = nf__madd(sizeof(nf_real), B * sizeof(nf_real), (size_t)C, &ok);
+    parts[3] = parts[5] = B * sizeof(nf_real);
+    parts[4] = nf__madd(0, f->n_params ? f->n_params : 1, sizeof(nf_real), &ok);
+    parts[6] = parts[7] = ((size_t)D + C) * sizeof(nf_real);
+    for (k = 0; k < 8; ++k) bytes = nf__madd(bytes, nf__al(parts[k]), 1, &ok);
+    if (!ok) return nf__fail(f, NF_ERR_OVERFLOW, "fit buffers", -1);
+    fb->block = NF_MALLOC(bytes, NULL);
+    if (!fb->block) return nf__fail(f, NF_ERR_NOMEM, "fit buffers", -1);
+    dst[0] = (void **)&fb->idx; dst[1] = (void **)&fb->batch; dst[2] = (void **)&fb->bc; dst[3] = (void **)&fb->bw;
+    dst[4] = (void **)&fb->best; dst[5] = (void **)&fb->lp; dst[6] = (void **)&fb->mean; dst[7] = (void **)&fb->sd;
+    for (p = (unsigned char *)fb->block, k = 0; k < 8; p += nf__al(parts[k]), ++k) *dst[k] = p;
+    return NF_OK;
+}
+
+static void nf__shuffle_idx(size_t *idx, size_t n, nf_rng *rng) {
+    size_t i;
+    for (i = n; i > 1; --i) {
+        size_t k = (size_t)((((uint64_t)nf_rng_u32(rng) << 32) | nf_rng_u32(rng)) % (uint64_t)i), t = idx[i - 1];
+        idx[i - 1] = idx[k]; idx[k] = t;
+    }
+}
+
+/* One epoch over the training rows idx[0..n_tr) in minibatches of B (the last one
+   partial); batches whose weights are all zero are skipped. *mean_loss: HUGE_VAL if no
+   step was taken. */
+static nf_result nf__fit_epoch(nf_trainer *tr, const nf_real *y, const nf_real *ctx, const nf_real *w, nf__fitbuf *fb,
+                               size_t n_tr, size_t B, nf_fit_report *rp, double *mean_loss) {
+    nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim; size_t b0, k; double tl = 0; long nb = 0; nf_result r;
+    for (b0 = 0; b0 < n_tr; b0 += B) {
+        size_t R = n_tr - b0 < B ? n_tr - b0 : B; double l = 0, ws = 0;
+        for (k = 0; k < R; ++k) {
+            size_t s = fb->idx[b0 + k];
+            memcpy(fb->batch + k * D, y + s * D, (size_t)D * sizeof(nf_real));
+            if (C) memcpy(fb->bc + k * C, ctx + s * C, (size_t)C * sizeof(nf_real));
+            if (w) { fb->bw[k] = w[s]; ws += (double)w[s]; }
+        }
+        if (w && !(ws > 0)) { rp->skipped_batches++; continue; }
+        r = nf_train_step_ctx(tr, fb->batch, C ? fb->bc : NULL, w ? fb->bw : NULL, R, &l);
+        if (r == NF_ERR_DIVERGED) { rp->rejected_steps++; continue; }
+        if (r != NF_OK) return r;
+        rp->steps++; tl += l; nb++;
+    }
+    *mean_loss = nb ? tl / (double)nb : HUGE_VAL;
+    return NF_OK;
+}
+
 NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
                        const nf_fit_options *opt, nf_fit_report *rep) {
     return nf_fit_ctx(f, y, NULL, n, w, opt, rep);
 }
 
-NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n, const nf_real *w,
-                           const nf_fit_options *opt, nf_fit_report *rep) {
-    nf_fit_options o; nf_trainer *tr = NULL; nf_rng rng; nf_result r;
-    size_t *idx = NULL, n_val, n_tr, i, B, bytes, np; int D, C, j, bad = 0;
-    nf_real *batch, *bc, *bw, *best, *lp, *mean, *sd; void *block = NULL;
-    nf_fit_report rp; long epoch;
-    if (!f) return NF_ERR_NULL;
+static nf_result nf__fit_check(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n, const nf_real *w, const nf_fit_options *o) {
+    nf_result r; size_t i;
     if ((r = nf__check_call(f, y, n, y)) != NF_OK) return r;
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot train read-only weights", -1);
-    if (opt) o = *opt; else nf_fit_options_default(&o);
-    if (o.batch < 1 || o.max_epochs < 0 || o.patience < 0 || !(o.val_fraction >= 0 && o.val_fraction < 1))
+    if (o->batch < 1 || o->max_epochs < 0 || o->patience < 0 || !(o->val_fraction >= 0 && o->val_fraction < 1))
         return nf__fail(f, NF_ERR_ARG, "fit options out of range", -1);
+    if (n < 2) return nf__fail(f, NF_ERR_ARG, "need at least 2 rows", -1);
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
     if ((r = nf__check_domain(f, y, n)) != NF_OK) return r;
     if ((r = nf__check_ctx(f, ctx, n, n)) != NF_OK) return r;
     if (w) for (i = 0; i < n; ++i)
         if (!nf__isfinite(w[i]) || w[i] < 0) return nf__fail(f, NF_ERR_NONFINITE, "weights must be finite and >= 0", (long)i);
-    D = f->dim; C = f->ctx_dim; np = f->n_params;
+    return NF_OK;
+}
+
+NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n, const nf_real *w,
+                           const nf_fit_options *opt, nf_fit_report *rep) {
+    nf_fit_options o; nf_trainer *tr = NULL; nf_rng rng; nf_result r; nf__fitbuf fb;
+    size_t n_val, n_tr, i, B, np; long epoch, bad = 0; nf_fit_report rp; double tl, vw = 0;
+    if (!f) return NF_ERR_NULL;
+    if (opt) o = *opt; else nf_fit_options_default(&o);
+    if ((r = nf__fit_check(f, y, ctx, n, w, &o)) != NF_OK) return r;
+    np = f->n_params;
     n_val = (size_t)((double)n * o.val_fraction);
     if (n_val >= n) n_val = n - 1;
     n_tr = n - n_val;
     B = (size_t)o.batch < n_tr ? (size_t)o.batch : n_tr;
-    /* one block: indices | batch rows | batch contexts | batch weights | best params | log-probs | mean | std */
-    {
-        size_t parts[8], k; int ok = 1; bytes = 0;
-        parts[0] = nf__madd(0, n, sizeof(size_t), &ok);
-        parts[1] = nf__madd(0, B * sizeof(nf_real), (size_t)D, &ok);   /* also the evaluation chunk's rows */
-        parts[2] = nf__madd(sizeof(nf_real), B * sizeof(nf_real), (size_t)C, &ok);
-        parts[3] = B * sizeof(nf_real);
-        parts[4] = nf__madd(0, np ? np : 1, sizeof(nf_real), &ok);
-        parts[5] = B * sizeof(nf_real);
-        parts[6] = parts[7] = ((size_t)D + C) * sizeof(nf_real);
-        for (k = 0; k < 8; ++k) bytes = nf__madd(bytes, nf__al(parts[k]), 1, &ok);
-        if (!ok || bytes > ((size_t)-1) - 64) return nf__fail(f, NF_ERR_OVERFLOW, "fit buffers", -1);
-        block = NF_MALLOC(bytes, NULL);
-        if (!block) return nf__fail(f, NF_ERR_NOMEM, "fit buffers", -1);
-        idx = (size_t *)block;
-        batch = (nf_real *)((unsigned char *)block + nf__al(parts[0]));
-        bc = (nf_real *)((unsigned char *)batch + nf__al(parts[1]));
-        bw = (nf_real *)((unsigned char *)bc + nf__al(parts[2]));
-        best = (nf_real *)((unsigned char *)bw + nf__al(parts[3]));
-        lp = (nf_real *)((unsigned char *)best + nf__al(parts[4]));
-        mean = (nf_real *)((unsigned char *)lp + nf__al(parts[5]));
-        sd = (nf_real *)((unsigned char *)mean + nf__al(parts[6]));
-    }
+    if ((r = nf__fit_alloc(f, n, B, &fb)) != NF_OK) return r;
     nf_rng_seed(&rng, o.seed);
-    for (i = 0; i < n; ++i) idx[i] = i;
-    for (i = n - 1; i > 0; --i) {   /* shuffle, then the last n_val rows are held out */
-        size_t k = (size_t)(((uint64_t)nf_rng_u32(&rng) << 32 | nf_rng_u32(&rng)) % (uint64_t)(i + 1)), t = idx[i];
-        idx[i] = idx[k]; idx[k] = t;
+    for (i = 0; i < n; ++i) fb.idx[i] = i;
+    nf__shuffle_idx(fb.idx, n, &rng);   /* the last n_val rows are held out */
+    if (!f->fitted || o.refit) {   /* on the training split, after the domain maps */
+        nf__place_cuts(f, y, fb.idx, n_tr);
+        if ((r = nf__fit_stats(f, y, ctx, fb.idx, n_tr, o.standardize, fb.mean, fb.sd)) != NF_OK) { NF_FREE(fb.block, NULL); return r; }
+        f->fitted = 1;
     }
-    nf__place_cuts(f, y, idx, n_tr);
-    if (o.standardize) {   /* statistics of the training split, after the domain maps */
-        for (j = 0; j < D + C; ++j) {
-            double s1 = 0, s2 = 0, m, v;
-            for (i = 0; i < n_tr; ++i) {
-                nf_real x = j < D ? y[idx[i] * D + j] : ctx[idx[i] * C + (j - D)];
-                if (j < D && f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) nf__dom_fwd(&f->dom[j], x, &x);
-                s1 += (double)x; s2 += (double)x * (double)x;
-            }
-            m = s1 / (double)n_tr; v = s2 / (double)n_tr - m * m;
-            mean[j] = (nf_real)m; sd[j] = (nf_real)(v > 1e-24 * (1 + m * m) ? sqrt(v) : 1.0);
+    {   /* ActNorm layers never initialised start from the first training batch */
+        int D = f->dim, C = f->ctx_dim;
+        for (i = 0; i < B; ++i) {
+            memcpy(fb.batch + i * D, y + fb.idx[i] * D, (size_t)D * sizeof(nf_real));
+            if (C) memcpy(fb.bc + i * C, ctx + fb.idx[i] * C, (size_t)C * sizeof(nf_real));
         }
-        nf_flow_set_standardization(f, mean, sd);
+        r = nf__data_init(f, fb.batch, C ? fb.bc : NULL, B);
     }
+    if (r != NF_OK) { NF_FREE(fb.block, NULL); return r; }
     r = nf_trainer_create(&tr, f, &o.adam, B);
-    if (r != NF_OK) { NF_FREE(block, NULL); return r; }
+    if (r != NF_OK) { NF_FREE(fb.block, NULL); return r; }
     memset(&rp, 0, sizeof rp);
-    rp.best_val_loss = HUGE_VAL; rp.best_epoch = -1;
-    memcpy(best, f->params, np * sizeof(nf_real));
-    for (epoch = 0; epoch < o.max_epochs; ++epoch) {
-        double tl = 0; size_t nb = 0, b0;
-        for (i = n_tr - 1; i > 0; --i) {
-            size_t k = (size_t)(nf_rng_u32(&rng) % (uint32_t)(i + 1)), t = idx[i];
-            idx[i] = idx[k]; idx[k] = t;
-        }
-        for (b0 = 0; b0 + B <= n_tr; b0 += B) {   /* full batches only: the last partial one is dropped */
-            double l = 0; size_t k;
-            for (k = 0; k < B; ++k) {
-                memcpy(batch + k * D, y + idx[b0 + k] * D, (size_t)D * sizeof(nf_real));
-                if (C) memcpy(bc + k * C, ctx + idx[b0 + k] * C, (size_t)C * sizeof(nf_real));
-                if (w) bw[k] = w[idx[b0 + k]];
-            }
-            r = nf_train_step_ctx(tr, batch, C ? bc : NULL, w ? bw : NULL, B, &l);
-            rp.steps++;
-            if (r == NF_ERR_DIVERGED) { rp.rejected_steps++; r = NF_OK; continue; }
-            if (r != NF_OK) goto done;
-            tl += l; nb++;
-        }
-        rp.epochs = epoch + 1;
-        rp.train_loss = nb ? tl / (double)nb : HUGE_VAL;
-        if (n_val) {
-            r = nf__eval_nll(f, y, ctx, w, idx + n_tr, n_val, batch, bc, lp, B, &rp.val_loss);
-            if (r == NF_ERR_NONFINITE || (r == NF_OK && !(rp.val_loss == rp.val_loss))) { rp.val_loss = HUGE_VAL; r = NF_OK; }
-            if (r != NF_OK) goto done;
-        } else {
-            rp.val_loss = rp.train_loss;
+    rp.best_val_loss = HUGE_VAL;
+    memcpy(fb.best, f->params, np * sizeof(nf_real));
+    for (epoch = 1; epoch <= o.max_epochs; ++epoch) {
+        nf__shuffle_idx(fb.idx, n_tr, &rng);
+        if ((r = nf__fit_epoch(tr, y, ctx, w, &fb, n_tr, B, &rp, &tl)) != NF_OK) break;
+        rp.epochs = epoch;
+        rp.train_loss = rp.val_loss = tl;
+        if (n_val) {   /* rows outside nothing (checked); a non-finite loss is just bad */
+            double vl;
+            r = nf__eval_nll(f, y, ctx, w, fb.idx + n_tr, n_val, fb.batch, fb.bc, fb.lp, B, &vl, &vw);
+            if (r != NF_OK) break;
+            if (vw > 0) rp.val_loss = nf__isfinite_d(vl) ? vl : HUGE_VAL;   /* no validation weight: train loss */
         }
         if (rp.val_loss < rp.best_val_loss) {
             rp.best_val_loss = rp.val_loss; rp.best_epoch = epoch; bad = 0;
-            memcpy(best, f->params, np * sizeof(nf_real));
+            memcpy(fb.best, f->params, np * sizeof(nf_real));
         } else {
             bad++;
         }
@@ -3467,12 +3862,11 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
             pr.lr = nf_adam_lr(&o.adam, nf_trainer_steps(tr));
             if (o.callback(&pr, o.user)) break;
         }
-        if (bad > o.patience) break;
+        if (o.patience > 0 && bad >= o.patience) break;
     }
-    memcpy(f->params, best, np * sizeof(nf_real));   /* keep the best validation parameters */
-done:
+    if (rp.best_epoch > 0) memcpy(f->params, fb.best, np * sizeof(nf_real));   /* on every exit */
     nf_trainer_destroy(tr);
-    NF_FREE(block, NULL);
+    NF_FREE(fb.block, NULL);
     if (rep) *rep = rp;
     return r;
 }

@@ -25,16 +25,32 @@ run_prog() {
 }
 
 echo "# compile checks"
-compile c99_gcc        gcc -std=c99 $WARN -c tests/compile/impl.c -o "$B/impl_gcc.o"
-compile c99_gcc_double gcc -std=c99 $WARN -DNFLOW_DOUBLE -c tests/compile/impl.c -o "$B/impl_gccd.o"
-compile c99_clang      clang -std=c99 $WARN -c tests/compile/impl.c -o "$B/impl_clang.o"
-compile cxx11_gcc      g++ -std=c++11 $WARN -x c++ -c tests/compile/impl.c -o "$B/impl_gxx.o"
-compile cxx11_clang    clang++ -std=c++11 $WARN -x c++ -c tests/compile/impl.c -o "$B/impl_clangxx.o"
-compile cxx11_double   g++ -std=c++11 $WARN -DNFLOW_DOUBLE -x c++ -c tests/compile/impl.c -o "$B/impl_gxxd.o"
-compile static_gcc     gcc -std=c99 $WARN tests/compile/static_use.c -o "$B/static_gcc" -lm
-compile static_clang   clang -std=c99 $WARN tests/compile/static_use.c -o "$B/static_clang" -lm
-compile no_training    gcc -std=c99 $WARN -DNFLOW_NO_TRAINING -c tests/compile/impl.c -o "$B/impl_notrain.o"
-compile no_training_cxx g++ -std=c++11 $WARN -DNFLOW_NO_TRAINING -x c++ -c tests/compile/impl.c -o "$B/impl_notrain_cxx.o"
+# the header itself also under -Wshadow and -Wdouble-promotion (on a Cortex-M4F an accidental
+# double is a software-emulated operation)
+HW="$WARN -Wshadow -Wdouble-promotion"
+compile c99_gcc        gcc -std=c99 $HW -c tests/compile/impl.c -o "$B/impl_gcc.o"
+compile c99_gcc_double gcc -std=c99 $HW -DNFLOW_DOUBLE -c tests/compile/impl.c -o "$B/impl_gccd.o"
+compile c99_clang      clang -std=c99 $HW -c tests/compile/impl.c -o "$B/impl_clang.o"
+compile c99_clang_double clang -std=c99 $HW -DNFLOW_DOUBLE -c tests/compile/impl.c -o "$B/impl_clangd.o"
+compile cxx11_gcc      g++ -std=c++11 $HW -x c++ -c tests/compile/impl.c -o "$B/impl_gxx.o"
+compile cxx11_clang    clang++ -std=c++11 $HW -x c++ -c tests/compile/impl.c -o "$B/impl_clangxx.o"
+compile cxx11_double   g++ -std=c++11 $HW -DNFLOW_DOUBLE -x c++ -c tests/compile/impl.c -o "$B/impl_gxxd.o"
+compile static_gcc     gcc -std=c99 $HW tests/compile/static_use.c -o "$B/static_gcc" -lm
+compile static_clang   clang -std=c99 $HW tests/compile/static_use.c -o "$B/static_clang" -lm
+compile no_training    gcc -std=c99 $HW -DNFLOW_NO_TRAINING -c tests/compile/impl.c -o "$B/impl_notrain.o"
+compile no_training_cxx g++ -std=c++11 $HW -DNFLOW_NO_TRAINING -x c++ -c tests/compile/impl.c -o "$B/impl_notrain_cxx.o"
+compile no_training_no_stdio clang -std=c99 $HW -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -c tests/compile/impl.c -o "$B/impl_notrain_nostdio.o"
+# every function declared in each configuration is defined in it (links)
+bash tests/compile/api_link.sh "$B" > "$B/api_link.out" 2>&1
+grep -E '^(ok|FAIL|#)' "$B/api_link.out"
+pass=$((pass + $(grep -c '^ok ' "$B/api_link.out"))); fail=$((fail + $(grep -c '^FAIL ' "$B/api_link.out")))
+# units built with another NFLOW_DOUBLE or NF_MAX_LAYERS than the implementation must not link
+for mm in "double:-DNFLOW_DOUBLE:nflow_config_float_max_layers_64" "max_layers:-DNF_MAX_LAYERS=8:nflow_config_float_max_layers_64"; do
+    IFS=: read -r nm fl sym <<<"$mm"
+    if gcc -std=c99 $fl -c tests/compile/impl.c -o "$B/cfg_$nm.o" >"$B/cfg_$nm.log" 2>&1 && ! gcc -std=c99 tests/compile/tu_b.c tests/compile/tu_a_decl.c "$B/cfg_$nm.o" -o "$B/cfg_$nm" -lm >>"$B/cfg_$nm.log" 2>&1 \
+       && grep -q "undefined reference to .$sym" "$B/cfg_$nm.log"; then ok "config_mismatch_${nm}_fails_to_link_naming_it"
+    else bad "config_mismatch_${nm}_fails_to_link_naming_it" "$B/cfg_$nm.log"; fi
+done
 if gcc -std=c99 $WARN tests/compile/tu_a.c tests/compile/tu_b.c -o "$B/two_tu" -lm >"$B/two_tu.log" 2>&1 && "$B/two_tu" >>"$B/two_tu.log" 2>&1; then
     ok two_translation_units_link_and_run; else bad two_translation_units_link_and_run "$B/two_tu.log"; fi
 if g++ -std=c++11 $WARN -x c++ tests/compile/tu_a.c -x c++ tests/compile/tu_b.c -o "$B/two_tu_cxx" >"$B/two_tu_cxx.log" 2>&1 && "$B/two_tu_cxx" >>"$B/two_tu_cxx.log" 2>&1; then
@@ -61,6 +77,13 @@ compile build_test_io_float  $CC -std=c99 -O2 -g $WARN tests/test_io.c -o "$B/te
 compile build_test_io_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_io.c -o "$B/test_io_double" -lm
 compile build_test_science $CC -std=c99 -O2 -g $WARN tests/test_science.c -o "$B/test_science" -lm
 compile build_test_alloc  $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unused-function tests/test_alloc.c -o "$B/test_alloc" -lm
+compile build_test_golden_float  $CC -std=c99 -O2 -g $WARN tests/test_golden.c -o "$B/test_golden_float" -lm
+compile build_test_golden_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_golden.c -o "$B/test_golden_double" -lm
+compile build_test_trust_float  $CC -std=c99 -O2 -g $WARN tests/test_trust.c -o "$B/test_trust_float" -lm
+compile build_test_trust_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_trust.c -o "$B/test_trust_double" -lm
+# -ffast-math may assume there is no NaN or Inf: the checks must survive it (gcc and clang)
+compile build_fastmath_gcc    gcc -std=c99 -O2 -ffast-math $WARN tests/test_fastmath.c -o "$B/fastmath_gcc" -lm
+compile build_fastmath_clang  clang -std=c99 -O2 -ffast-math $WARN -DNFLOW_DOUBLE tests/test_fastmath.c -o "$B/fastmath_clang" -lm
 [ -x "$B/test_float" ] && run_prog float "$B/test_float"
 [ -x "$B/test_double" ] && run_prog double "$B/test_double"
 [ -x "$B/test_alloc" ] && run_prog alloc "$B/test_alloc"
@@ -69,6 +92,27 @@ compile build_test_alloc  $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unused-function
 [ -x "$B/test_io_float" ] && run_prog io_float "$B/test_io_float"
 [ -x "$B/test_science" ] && run_prog science "$B/test_science"
 [ -x "$B/test_io_double" ] && run_prog io_double "$B/test_io_double"
+[ -x "$B/test_golden_float" ] && run_prog golden_float "$B/test_golden_float"
+[ -x "$B/test_golden_double" ] && run_prog golden_double "$B/test_golden_double"
+[ -x "$B/test_trust_float" ] && run_prog trust_float "$B/test_trust_float"
+[ -x "$B/test_trust_double" ] && run_prog trust_double "$B/test_trust_double"
+[ -x "$B/fastmath_gcc" ] && run_prog fastmath_gcc "$B/fastmath_gcc"
+[ -x "$B/fastmath_clang" ] && run_prog fastmath_clang "$B/fastmath_clang"
+
+echo "# 32-bit (gcc -m32, with sanitizers): sizes must not wrap, loaders hold"
+if echo 'int main(void){return 0;}' | gcc -m32 -x c - -o "$B/m32_probe" >/dev/null 2>&1; then
+    S32="-m32 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    compile build_m32_io_float  gcc -std=c99 -O1 -g $S32 tests/test_io.c -o "$B/m32_io_float" -lm
+    compile build_m32_io_double gcc -std=c99 -O1 -g $S32 -DNFLOW_DOUBLE tests/test_io.c -o "$B/m32_io_double" -lm
+    compile build_m32_trust     gcc -std=c99 -O1 -g $S32 tests/test_trust.c -o "$B/m32_trust" -lm
+    compile build_m32_unit      gcc -std=c99 -O2 -g -m32 tests/test_nflow.c -o "$B/m32_unit" -lm
+    [ -x "$B/m32_io_float" ] && run_prog m32_io_float "$B/m32_io_float"
+    [ -x "$B/m32_io_double" ] && run_prog m32_io_double "$B/m32_io_double"
+    [ -x "$B/m32_trust" ] && run_prog m32_trust "$B/m32_trust"
+    [ -x "$B/m32_unit" ] && run_prog m32_unit_quick "$B/m32_unit" --quick
+else
+    bad "m32_toolchain_missing (apt-get install libc6-dev-i386 lib32gcc-12-dev lib32asan8 lib32ubsan1)"
+fi
 
 echo "# the same under AddressSanitizer + UndefinedBehaviorSanitizer"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
@@ -77,12 +121,14 @@ compile build_asan_double $CC -std=c99 -O1 -g $SAN -DNFLOW_DOUBLE "$T" -o "$B/as
 compile build_asan_science $CC -std=c99 -O1 -g $SAN tests/test_science.c -o "$B/asan_science" -lm
 compile build_asan_io     $CC -std=c99 -O1 -g $SAN tests/test_io.c -o "$B/asan_io" -lm
 compile build_asan_alloc  $CC -std=c99 -O1 -g $SAN tests/test_alloc.c -o "$B/asan_alloc" -lm
+compile build_asan_trust  $CC -std=c99 -O1 -g $SAN -DNFLOW_DOUBLE tests/test_trust.c -o "$B/asan_trust" -lm
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 [ -x "$B/asan_float" ] && run_prog asan_float "$B/asan_float"
 [ -x "$B/asan_double" ] && run_prog asan_double "$B/asan_double"
 [ -x "$B/asan_alloc" ] && run_prog asan_alloc "$B/asan_alloc"
 [ -x "$B/asan_io" ] && run_prog asan_io "$B/asan_io"
 [ -x "$B/asan_science" ] && run_prog asan_science "$B/asan_science"
+[ -x "$B/asan_trust" ] && run_prog asan_trust "$B/asan_trust"
 
 for extra in tests/run_*.sh; do
     [ -f "$extra" ] || continue

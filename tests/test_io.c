@@ -77,18 +77,19 @@ static void layer(wbuf *b, uint32_t kind, uint32_t hidden, uint32_t depth) {
 
 /* Every value-level and size-level attack on the loader, and files of format version 1. */
 static void test_hostile_files(void) {
-    static unsigned char big[(2 * 2 + 262146) * 4 + 4096];
+    static unsigned char big[(2 * 2 + 327682) * 4 + 4096];
     wbuf b; size_t n, k; nf_flow *g = NULL; nf_result r; char msg[200];
-    /* 1. A coupling of width 65536 and depth 2 on 2-D data has 4,295,229,442 parameters;
-          a 32-bit build that multiplied unchecked computed 262,146 and accepted a file of
-          that many weights. Must be refused on every platform. */
+    /* 1. An affine coupling of width 65536 and depth 2 on 2-D data has 4,295,294,978
+          parameters; a 32-bit build that multiplied unchecked computed them modulo 2^32
+          and accepted a file of that many weights. Must be refused on every platform. */
+    uint32_t h = 65536, wrapped = h + h + h * h + h + h * 2 + 2;   /* the 32-bit count: 327,682 */
     b.p = big; b.n = 0; b.cap = sizeof big;
-    header(&b, 2, 4, 2, 1, 0); layer(&b, NF_LAYER_AFFINE_COUPLING, 65536, 2);
+    header(&b, 1, 4, 2, 1, 0); layer(&b, NF_LAYER_AFFINE_COUPLING, h, 2);
     for (k = 0; k < 2; ++k) { w32(&b, 0); wf64(&b, 0); wf64(&b, 0); wf64(&b, 0); }
-    w64(&b, 262146);
+    w64(&b, wrapped);
     for (k = 0; k < 2; ++k) wf32(&b, 0);
     for (k = 0; k < 2; ++k) wf32(&b, 1);
-    for (k = 0; k < 262146; ++k) wf32(&b, 0);
+    for (k = 0; k < wrapped; ++k) wf32(&b, 0);
     n = finish(&b);
     r = nf_flow_load(&g, big, n);
     snprintf(msg, sizeof msg, "got %s (size_t is %u bytes)", nf_result_string(r), (unsigned)sizeof(size_t));
@@ -96,7 +97,7 @@ static void test_hostile_files(void) {
     /* 2. A small valid model whose stored chunk is 2^20 rows: the loader must not allocate
           for it (the old loader allocated and zeroed 32 GiB for a 49 KB file) */
     b.n = 0;
-    header(&b, 2, 4, 2, 1, 1u << 20); layer(&b, NF_LAYER_AFFINE_COUPLING, 64, 2);
+    header(&b, 1, 4, 2, 1, 1u << 20); layer(&b, NF_LAYER_AFFINE_COUPLING, 64, 2);
     for (k = 0; k < 2; ++k) { w32(&b, 0); wf64(&b, 0); wf64(&b, 0); wf64(&b, 0); }
     w64(&b, 1 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2);
     for (k = 0; k < 2; ++k) wf32(&b, 0);
@@ -115,7 +116,7 @@ static void test_hostile_files(void) {
           weight of 1e300 (Inf in float) are load errors there; a double build takes them. */
     for (k = 0; k < 2; ++k) {
         b.n = 0;
-        header(&b, 2, 8, 1, 0, 0);
+        header(&b, 1, 8, 1, 0, 0);
         w32(&b, 0); wf64(&b, 0); wf64(&b, 0); wf64(&b, 0);
         w64(&b, 0);
         wf64(&b, k == 0 ? 0.0 : 1e300); wf64(&b, k == 0 ? 1e-300 : 1.0);   /* mean, std */
