@@ -68,27 +68,35 @@ int main(int argc, char **argv) {
         putchar('\n');
     }
 
-    {   /* the picture: three panels of 300 x 220 */
+    {   /* the picture: three panels of 230 x 180, each with its axes */
         static const unsigned char gray[3] = {150, 150, 150}, orange[3] = {230, 110, 20}, blue[3] = {31, 119, 180}, black[3] = {40, 40, 40};
-        int PW = 300, PH = 220, pad = 12; canvas c = canvas_new(3 * PW + 4 * pad, PH + 2 * pad, 255);
-        double pmax = 0.55, jmax = 0;
+        static const unsigned char key[3][3] = {{230, 110, 20}, {150, 150, 150}, {31, 119, 180}};
+        static const char *const keys[3] = {"p_Y learned", "p_Y true", "|dg^-1/dy|, scaled"};
+        int PW = 230, PH = 180, ml = 48, gap = 52; canvas c = canvas_new(ml + 3 * PW + 2 * gap + 12, 34 + PH + 36, 255);
+        double pmax = 0.7, jmax = 0, jtop;   /* headroom above the bumps for the legend */
+        plot base = plot_make(ml, 34, PW, PH, lo, hi, 0, pmax), map = base, dens = base;
+        map.x0 += PW + gap; map.ylo = lo; map.yhi = hi;
+        dens.x0 += 2 * (PW + gap);
         for (i = 0; i < G; ++i) if (exp((double)ld[i]) > jmax) jmax = exp((double)ld[i]);
-        for (i = 0; i < 3; ++i) { static const unsigned char fr[3] = {200, 200, 200}; canvas_rect(&c, pad + i * (PW + pad) - 1, pad - 1, pad + i * (PW + pad) + PW + 1, pad, fr); canvas_rect(&c, pad + i * (PW + pad) - 1, pad + PH, pad + i * (PW + pad) + PW + 1, pad + PH + 1, fr); }
+        jtop = jmax / (0.6 * pmax);   /* |dg^-1/dy| drawn up to 60% of the panel's height */
+        plot_frame(&c, &base, NULL); plot_frame(&c, &map, NULL); plot_frame(&c, &dens, NULL);
+        plot_title(&c, &base, "base density p_X(z)", 2, NULL); plot_xaxis(&c, &base, "z", 0); plot_yaxis(&c, &base, "p_X(z)", 0);
+        plot_title(&c, &map, "the map y = g(z)", 2, NULL); plot_xaxis(&c, &map, "z", 0); plot_yaxis(&c, &map, "y", 0);
+        plot_title(&c, &dens, "density p_Y(y)", 2, NULL); plot_xaxis(&c, &dens, "y", 0); plot_yaxis(&c, &dens, "p_Y(y)", 0);
         for (i = 1; i < G; ++i) {
-            double x0 = pad + (double)(i - 1) / G * PW, x1 = pad + (double)i / G * PW;
+            double y0 = (double)grid[i - 1], y1 = (double)grid[i];
             double z0 = lo + (i - 0.5) * (hi - lo) / G, z1 = lo + (i + 0.5) * (hi - lo) / G;
             double b0 = exp(-0.5 * z0 * z0) / sqrt(2 * 3.14159265358979), b1 = exp(-0.5 * z1 * z1) / sqrt(2 * 3.14159265358979);
             /* panel 1: base density p_X(z) */
-            canvas_line(&c, x0, pad + PH - b0 / pmax * PH, x1, pad + PH - b1 / pmax * PH, black, 1);
+            plot_line(&c, &base, z0, b0, z1, b1, black, 1);
             /* panel 2: the map y = g(z), drawn as the graph of z = g^-1(y) with axes swapped */
-            canvas_line(&c, pad + PW + pad + ((double)z[i - 1] - lo) / (hi - lo) * PW, pad + PH - ((double)grid[i - 1] - lo) / (hi - lo) * PH,
-                        pad + PW + pad + ((double)z[i] - lo) / (hi - lo) * PW, pad + PH - ((double)grid[i] - lo) / (hi - lo) * PH, black, 1);
+            plot_line(&c, &map, (double)z[i - 1], y0, (double)z[i], y1, black, 1);
             /* panel 3: p_Y learned and true, and |dg^-1/dy| scaled to the panel */
-            x0 += 2 * (PW + pad); x1 += 2 * (PW + pad);
-            canvas_line(&c, x0, pad + PH - true_pdf((double)grid[i - 1]) / pmax * PH, x1, pad + PH - true_pdf((double)grid[i]) / pmax * PH, gray, 1);
-            canvas_line(&c, x0, pad + PH - exp((double)ld[i - 1]) / jmax * PH * 0.9, x1, pad + PH - exp((double)ld[i]) / jmax * PH * 0.9, blue, 0.8);
-            canvas_line(&c, x0, pad + PH - exp((double)lp[i - 1]) / pmax * PH, x1, pad + PH - exp((double)lp[i]) / pmax * PH, orange, 1);
+            plot_line(&c, &dens, y0, true_pdf(y0), y1, true_pdf(y1), gray, 1);
+            plot_line(&c, &dens, y0, exp((double)ld[i - 1]) / jtop, y1, exp((double)ld[i]) / jtop, blue, 0.8);
+            plot_line(&c, &dens, y0, exp((double)lp[i - 1]), y1, exp((double)lp[i]), orange, 1);
         }
+        canvas_legend(&c, dens.x0 + 4, dens.y0 + 4, 3, keys, key, TEXT_LEFT | TEXT_TOP);
         snprintf(path, sizeof path, "%s/change_of_variables_1d.png", out);
         if (png_write(path, &c)) { fprintf(stderr, "cannot write %s\n", path); return 1; }
         printf("\nwrote %s (p_X(z) | y = g(z) | p_Y(y) learned orange, true gray, |dg^-1/dy| blue)\n", path);

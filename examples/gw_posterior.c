@@ -173,33 +173,54 @@ int main(int argc, char **argv) {
             if (!(hi[j] > lo[j])) hi[j] = lo[j] + 1;
             free(col);
         }
-        W = NP * (P + 4) + 8;
-        c = canvas_new(W, W, 255);
-        for (a = 0; a < NP; ++a) for (b = 0; b <= a; ++b) {
-            int x0 = 4 + b * (P + 4), y0 = 4 + a * (P + 4);
-            static const unsigned char frame[3] = {225, 225, 225};
-            canvas_rect(&c, x0, y0, x0 + P, y0 + P, frame);
-            canvas_rect(&c, x0 + 1, y0 + 1, x0 + P - 1, y0 + P - 1, (const unsigned char *)"\xfa\xfa\xfa");
-            if (a == b) {   /* 1-D histograms, 30 bins, data and flow */
-                double hd[30] = {0}, hf[30] = {0}, mx = 0; int k;
-                for (i = 0; i < n_tr; ++i) { k = (int)((y[(size_t)i * NP + a] - lo[a]) / (hi[a] - lo[a]) * 30); if (k >= 0 && k < 30) hd[k] += 1.0 / n_tr; }
-                for (i = 0; i < ns; ++i) { k = (int)((s[(size_t)i * NP + a] - lo[a]) / (hi[a] - lo[a]) * 30); if (k >= 0 && k < 30) hf[k] += 1.0 / ns; }
-                for (k = 0; k < 30; ++k) { if (hd[k] > mx) mx = hd[k]; if (hf[k] > mx) mx = hf[k]; }
-                for (k = 0; k < 30; ++k) {
-                    int px = x0 + 1 + k * (P - 2) / 30, pw = (P - 2) / 30;
-                    canvas_rect(&c, px, y0 + P - 1 - (int)(hd[k] / mx * (P - 4)), px + pw, y0 + P - 1, blue);
-                    canvas_line(&c, px, y0 + P - 1 - hf[k] / mx * (P - 4), px + pw, y0 + P - 1 - hf[k] / mx * (P - 4), orange, 1);
+        {   /* panel (a, b) at row a, column b; names on the diagonal, axes on the left and bottom */
+            static const char *axis[NP] = {"tc", "mass1", "mass2", "spin1_a", "spin1_az", "spin1_pol", "spin2_a",
+                                           "spin2_az", "spin2_pol", "distance", "inclin.", "polariz.", "ra", "dec"};
+            static const char *const keys[2] = {"data: PyCBC Inference samples", "samples from the flow"};
+            static const char *const notes[5] = {"diagonal: 1-D histograms, data as bars, flow as lines",
+                                                 "tc: ms after GPS time 1186741861.5 s",
+                                                 "mass1, mass2: detector frame, solar masses",
+                                                 "distance: Mpc; angles, ra and dec: radians",
+                                                 "spin az, pol: azimuthal and polar angle"};
+            static const unsigned char ink[3] = {40, 40, 40}, colours[2][3] = {{31, 119, 180}, {230, 110, 20}};
+            int ml = 58, mt = 18, step = P + 4, kx;
+            W = ml + NP * step - 4 + 10;
+            c = canvas_new(W, mt + NP * step - 4 + 36, 255);
+            for (a = 0; a < NP; ++a) for (b = 0; b <= a; ++b) {
+                int x0 = ml + b * step, y0 = mt + a * step;
+                static const unsigned char frame[3] = {225, 225, 225};
+                plot pl = plot_make(x0, y0, P, P, lo[b], hi[b], lo[a], hi[a]);
+                canvas_rect(&c, x0, y0, x0 + P, y0 + P, frame);
+                canvas_rect(&c, x0 + 1, y0 + 1, x0 + P - 1, y0 + P - 1, (const unsigned char *)"\xfa\xfa\xfa");
+                if (a == b) {   /* 1-D histograms, 30 bins, data and flow */
+                    double hd[30] = {0}, hf[30] = {0}, mx = 0; int k;
+                    for (i = 0; i < n_tr; ++i) { k = (int)((y[(size_t)i * NP + a] - lo[a]) / (hi[a] - lo[a]) * 30); if (k >= 0 && k < 30) hd[k] += 1.0 / n_tr; }
+                    for (i = 0; i < ns; ++i) { k = (int)((s[(size_t)i * NP + a] - lo[a]) / (hi[a] - lo[a]) * 30); if (k >= 0 && k < 30) hf[k] += 1.0 / ns; }
+                    for (k = 0; k < 30; ++k) { if (hd[k] > mx) mx = hd[k]; if (hf[k] > mx) mx = hf[k]; }
+                    for (k = 0; k < 30; ++k) {
+                        int px = x0 + 1 + k * (P - 2) / 30, pw = (P - 2) / 30;
+                        canvas_rect(&c, px, y0 + P - 1 - (int)(hd[k] / mx * (P - 4)), px + pw, y0 + P - 1, blue);
+                        canvas_line(&c, px, y0 + P - 1 - hf[k] / mx * (P - 4), px + pw, y0 + P - 1 - hf[k] / mx * (P - 4), orange, 1);
+                    }
+                    canvas_text(&c, x0, y0 - 3, names[a], 1, ink, TEXT_LEFT | TEXT_BASELINE);   /* runs on into the empty upper triangle */
+                } else {        /* 2-D scatter: data, then flow samples */
+                    for (i = 0; i < n_tr; ++i) {
+                        double u = (y[(size_t)i * NP + b] - lo[b]) / (hi[b] - lo[b]), v = (y[(size_t)i * NP + a] - lo[a]) / (hi[a] - lo[a]);
+                        if (u > 0 && u < 1 && v > 0 && v < 1) canvas_blend(&c, x0 + (int)(u * P), y0 + P - 1 - (int)(v * P), blue, 0.25);
+                    }
+                    for (i = 0; i < ns; ++i) {
+                        double u = (s[(size_t)i * NP + b] - lo[b]) / (hi[b] - lo[b]), v = (s[(size_t)i * NP + a] - lo[a]) / (hi[a] - lo[a]);
+                        if (u > 0 && u < 1 && v > 0 && v < 1) canvas_blend(&c, x0 + (int)(u * P), y0 + P - 1 - (int)(v * P), orange, 0.15);
+                    }
+                    if (b == 0) plot_yaxis(&c, &pl, axis[a], 0);
                 }
-            } else {        /* 2-D scatter: data, then flow samples */
-                for (i = 0; i < n_tr; ++i) {
-                    double u = (y[(size_t)i * NP + b] - lo[b]) / (hi[b] - lo[b]), v = (y[(size_t)i * NP + a] - lo[a]) / (hi[a] - lo[a]);
-                    if (u > 0 && u < 1 && v > 0 && v < 1) canvas_blend(&c, x0 + (int)(u * P), y0 + P - 1 - (int)(v * P), blue, 0.25);
-                }
-                for (i = 0; i < ns; ++i) {
-                    double u = (s[(size_t)i * NP + b] - lo[b]) / (hi[b] - lo[b]), v = (s[(size_t)i * NP + a] - lo[a]) / (hi[a] - lo[a]);
-                    if (u > 0 && u < 1 && v > 0 && v < 1) canvas_blend(&c, x0 + (int)(u * P), y0 + P - 1 - (int)(v * P), orange, 0.15);
-                }
+                if (a == NP - 1) plot_xaxis(&c, &pl, axis[b], 0);
             }
+            /* the title, legend and units in the empty upper triangle */
+            kx = ml + 5 * step;
+            canvas_text(&c, kx, mt + 2, "GW170814 posterior, 14 parameters", 2, ink, TEXT_LEFT | TEXT_TOP);
+            canvas_legend(&c, kx, mt + 28, 2, keys, colours, TEXT_LEFT | TEXT_TOP);
+            for (i = 0; i < 5; ++i) canvas_text(&c, kx, mt + 66 + 12 * i, notes[i], 1, ink, TEXT_LEFT | TEXT_TOP);
         }
         snprintf(path, sizeof path, "%s/gw170814_corner.png", out);
         if (png_write(path, &c)) { fprintf(stderr, "cannot write %s\n", path); return 1; }

@@ -83,76 +83,100 @@ static void ascii_density(const double *dens, int G) {
     }
 }
 
+static const unsigned char blue[3] = {31, 119, 180}, orange[3] = {230, 110, 20}, white[3] = {255, 255, 255}, ink[3] = {40, 40, 40};
+
+/* a panel title, in the colour the panel's points are drawn in; scale 2 where it fits */
+static void title(canvas *c, const plot *p, const char *s, const unsigned char rgb[3]) {
+    plot_title(c, p, s, canvas_text_width(s, 2) <= p->w ? 2 : 1, rgb);
+}
+
 static int write_main_picture(const char *path, const double *data, size_t nd, const double *samp, size_t ns, const double *dens, int G) {
-    static const unsigned char blue[3] = {31, 119, 180}, orange[3] = {230, 110, 20};
-    canvas c = canvas_new(3 * G + 40, G + 20, 245); panel p; int i, rc; double mx = 0, *v;
-    p.y0 = 10; p.size = G; p.lo = -2.5; p.hi = 2.5;
-    p.x0 = 10; panel_frame(&c, &p); panel_scatter(&c, &p, data, nd, blue, 0.35);
-    p.x0 = 20 + G; panel_frame(&c, &p); panel_scatter(&c, &p, samp, ns, orange, 0.35);
-    p.x0 = 30 + 2 * G;
+    int ml = 46, mt = 30, gap = 16, i, rc; double mx = 0, *v;
+    canvas c = canvas_new(ml + 3 * G + 2 * gap + 10, mt + G + 34, 245); plot p;
+    p = plot_make(ml, mt, G, G, -2.5, 2.5, -2.5, 2.5);
+    plot_frame(&c, &p, white); plot_scatter(&c, &p, data, nd, blue, 0.35);
+    title(&c, &p, "data", blue); plot_xaxis(&c, &p, "y1", 0); plot_yaxis(&c, &p, "y2", 0);
+    p.x0 += G + gap;
+    plot_frame(&c, &p, white); plot_scatter(&c, &p, samp, ns, orange, 0.35);
+    title(&c, &p, "flow samples", orange); plot_xaxis(&c, &p, "y1", 0);
+    p.x0 += G + gap;
     v = (double *)malloc(sizeof(double) * G * G);
     for (i = 0; i < G * G; ++i) if (dens[i] > mx) mx = dens[i];
     for (i = 0; i < G * G; ++i) v[i] = sqrt(dens[i] / mx);   /* sqrt shows the tails */
-    panel_heat(&c, &p, v);
+    plot_frame(&c, &p, NULL); plot_heat(&c, &p, v);
+    title(&c, &p, "learned density", ink); plot_xaxis(&c, &p, "y1  (colour: sqrt p)", 0);
     rc = png_write(path, &c);
     free(v); canvas_free(&c);
     return rc;
 }
 
-/* base samples and a grid of lines, pushed through the layers one stage at a time */
+/* base samples and a grid of lines, pushed through the layers one stage at a time:
+   one panel per stage, in rows of `cols` */
 static int write_pushforward(const char *path, nf_flow *f, nf_rng *rng) {
     static const unsigned char dot[3] = {230, 110, 20}, gridc[3] = {60, 60, 160};
-    int L = (int)nf_flow_get_desc(f)->n_layers, S = 180, k, i, j, lines = 13, per = 120, rc;
+    int L = (int)nf_flow_get_desc(f)->n_layers, S = 180, k, i, j, lines = 13, per = 120, rc, cols = 1, rows;
+    int ml = 36, mt = 28, gx = 14, gy = 34;
     size_t ns = 2000, ng = (size_t)lines * per * 2;
     nf_real *z = (nf_real *)malloc(sizeof(nf_real) * 2 * ns), *y = (nf_real *)malloc(sizeof(nf_real) * 2 * ns);
-    nf_real *gz = (nf_real *)malloc(sizeof(nf_real) * 2 * ng), *gy = (nf_real *)malloc(sizeof(nf_real) * 2 * ng);
+    nf_real *gz = (nf_real *)malloc(sizeof(nf_real) * 2 * ng), *gyv = (nf_real *)malloc(sizeof(nf_real) * 2 * ng);
     double *buf = (double *)malloc(sizeof(double) * 2 * (ns > ng ? ns : ng));
-    canvas c = canvas_new((L + 1) * (S + 10) + 10, S + 20, 245); panel p;
+    canvas c; plot p;
+    while (cols * cols < L + 1) cols++;
+    rows = (L + cols) / cols;
+    c = canvas_new(ml + cols * (S + gx) - gx + 10, mt + rows * (S + gy) - gy + 30, 245);
     for (i = 0; i < (int)(2 * ns); ++i) z[i] = nf_rng_normal(rng);
     for (i = 0; i < lines; ++i) for (j = 0; j < per; ++j) {   /* horizontal then vertical lines in [-3, 3] */
         double a = -3 + 6.0 * i / (lines - 1), b = -3 + 6.0 * j / (per - 1);
         size_t h = ((size_t)i * per + j) * 2, v = ((size_t)(lines + i) * per + j) * 2;
         gz[h] = (nf_real)b; gz[h + 1] = (nf_real)a; gz[v] = (nf_real)a; gz[v + 1] = (nf_real)b;
     }
-    p.y0 = 10; p.size = S; p.lo = -3.2; p.hi = 3.2;
     for (k = 0; k <= L; ++k) {
-        p.x0 = 10 + k * (S + 10);
-        panel_frame(&c, &p);
-        nf_flow_inverse_stage(f, gz, ng, k, gy);
+        char name[64];
+        p = plot_make(ml + (k % cols) * (S + gx), mt + (k / cols) * (S + gy), S, S, -3.2, 3.2, -3.2, 3.2);
+        plot_frame(&c, &p, white);
+        if (k == 0) snprintf(name, sizeof name, "base N(0, I)");
+        else snprintf(name, sizeof name, "after layer %d", k);
+        title(&c, &p, name, ink);
+        if (k % cols == 0) plot_yaxis(&c, &p, NULL, 0);
+        if (k + cols > L) plot_xaxis(&c, &p, NULL, 0);   /* the lowest panel of its column */
+        nf_flow_inverse_stage(f, gz, ng, k, gyv);
         for (i = 0; i < 2 * lines; ++i) for (j = 0; j + 1 < per; ++j) {
             size_t a = ((size_t)i * per + j) * 2;
-            double x0 = gy[a], y0 = gy[a + 1], x1 = gy[a + 2], y1 = gy[a + 3];
-            if (fabs(x0) > 3.2 || fabs(y0) > 3.2 || fabs(x1) > 3.2 || fabs(y1) > 3.2) continue;
-            canvas_line(&c, panel_px(&p, x0), panel_py(&p, y0), panel_px(&p, x1), panel_py(&p, y1), gridc, 0.35);
+            plot_line(&c, &p, gyv[a], gyv[a + 1], gyv[a + 2], gyv[a + 3], gridc, 0.35);
         }
         nf_flow_inverse_stage(f, z, ns, k, y);
         to_double(y, 2 * ns, buf);
-        panel_scatter(&c, &p, buf, ns, dot, 0.5);
+        plot_scatter(&c, &p, buf, ns, dot, 0.5);
     }
     rc = png_write(path, &c);
-    canvas_free(&c); free(z); free(y); free(gz); free(gy); free(buf);
+    canvas_free(&c); free(z); free(y); free(gz); free(gyv); free(buf);
     return rc;
 }
 
 static int write_curves(const char *path, const run *r) {
-    static const unsigned char blue[3] = {31, 119, 180}, orange[3] = {230, 110, 20}, gray[3] = {215, 215, 215};
-    int W = 480, H = 260, i; double lo = 1e9, hi = -1e9; canvas c; int rc;
-    if (r->epochs < 2) return 0;
+    static const unsigned char gray[3] = {225, 225, 225}, cols[2][3] = {{31, 119, 180}, {230, 110, 20}};
+    static const char *const names[2] = {"train", "validation"};
+    int W = 560, H = 320, i, rc, last = r->epochs > 1 ? r->epochs - 1 : 1; double lo = 1e9, hi = -1e9; canvas c; plot p;
     for (i = 0; i < r->epochs; ++i) {
         if (r->train[i] < lo) lo = r->train[i];
         if (r->val[i] < lo) lo = r->val[i];
         if (i >= r->epochs / 8 && r->train[i] > hi) hi = r->train[i];   /* the first epochs go off the top */
         if (i >= r->epochs / 8 && r->val[i] > hi) hi = r->val[i];
     }
+    if (!(hi > lo)) { lo = hi = r->epochs ? r->val[0] : 0; hi += 1; lo -= 1; }
     hi += 0.1 * (hi - lo) + 0.01; lo -= 0.1 * (hi - lo) + 0.01;
     c = canvas_new(W, H, 255);
-    for (i = 0; i < 5; ++i) canvas_line(&c, 0, H * i / 5.0, W, H * i / 5.0, gray, 1);
-    for (i = 1; i < r->epochs; ++i) {
-        double x0 = (double)(i - 1) / (r->epochs - 1) * (W - 1), x1 = (double)i / (r->epochs - 1) * (W - 1);
-        if (r->train[i - 1] > hi || r->val[i - 1] > hi) continue;   /* clipped at the top */
-        canvas_line(&c, x0, (hi - r->train[i - 1]) / (hi - lo) * (H - 1), x1, (hi - r->train[i]) / (hi - lo) * (H - 1), blue, 1);
-        canvas_line(&c, x0, (hi - r->val[i - 1]) / (hi - lo) * (H - 1), x1, (hi - r->val[i]) / (hi - lo) * (H - 1), orange, 1);
+    p = plot_make(58, 34, W - 58 - 14, H - 34 - 40, 0, last, lo, hi);
+    plot_frame(&c, &p, NULL);
+    plot_grid(&c, &p, -1, 0, gray);
+    plot_xaxis(&c, &p, "epoch", 0);
+    plot_yaxis(&c, &p, "NLL (nats per point)", 0);
+    plot_title(&c, &p, "negative log-likelihood per epoch", 2, NULL);
+    for (i = 1; i < r->epochs; ++i) {   /* clipped at the top */
+        plot_line(&c, &p, i - 1, r->train[i - 1], i, r->train[i], cols[0], 1);
+        plot_line(&c, &p, i - 1, r->val[i - 1], i, r->val[i], cols[1], 1);
     }
+    canvas_legend(&c, p.x0 + p.w - 6, p.y0 + 6, 2, names, cols, TEXT_RIGHT | TEXT_TOP);
     rc = png_write(path, &c);
     canvas_free(&c);
     return rc;

@@ -71,20 +71,25 @@ int main(int argc, char **argv) {
     b = fit("banana", banana, log(2 * PI), steps, &rng);
     if (!g || !b) return 1;
     {   /* picture: the banana's density and the flow's samples on [-4, 4] x [-3, 7] */
-        static const unsigned char orange[3] = {230, 110, 20};
-        int S = 260; canvas c = canvas_new(2 * S + 30, S + 20, 245); panel p; double *v = (double *)malloc(sizeof(double) * S * S), mx = 0;
+        static const unsigned char orange[3] = {230, 110, 20}, white[3] = {255, 255, 255};
+        int S = 260, ml = 46, mt = 30, gap = 16; canvas c = canvas_new(ml + 2 * S + gap + 12, mt + S + 34, 245);
+        plot p = plot_make(ml, mt, S, S, -4, 4, -3, 7); double *v = (double *)malloc(sizeof(double) * S * S), mx = 0;
         nf_real pt[2], lp[1], *s = (nf_real *)malloc(sizeof(nf_real) * 2 * 5000); double *sd = (double *)malloc(sizeof(double) * 2 * 5000);
         for (i = 0; i < S; ++i) for (j = 0; j < S; ++j) {
             pt[0] = (nf_real)(-4 + 8.0 * (j + 0.5) / S); pt[1] = (nf_real)(7 - 10.0 * (i + 0.5) / S);
             banana(pt, 1, 2, lp, NULL, NULL);
             v[i * S + j] = exp((double)lp[0]); if (v[i * S + j] > mx) mx = v[i * S + j];
         }
-        for (i = 0; i < S * S; ++i) v[i] = sqrt(v[i] / mx);
-        p.x0 = 10; p.y0 = 10; p.size = S; p.lo = -4; p.hi = 4;
-        panel_heat(&c, &p, v);
+        for (i = 0; i < S * S; ++i) v[i] = sqrt(v[i] / mx);   /* sqrt shows the tails */
+        plot_frame(&c, &p, NULL); plot_heat(&c, &p, v);
+        plot_title(&c, &p, "target density", 2, NULL);
+        plot_xaxis(&c, &p, "x1  (colour: sqrt p~)", 0); plot_yaxis(&c, &p, "x2", 0);
         nf_flow_sample(b, &rng, 5000, s, NULL);
-        for (i = 0; i < 5000; ++i) { sd[2 * i] = (double)s[2 * i]; sd[2 * i + 1] = ((double)s[2 * i + 1] - 2) * 0.8; }   /* y: [-3, 7] onto [-4, 4] */
-        p.x0 = 20 + S; panel_frame(&c, &p); panel_scatter(&c, &p, sd, 5000, orange, 0.4);
+        for (i = 0; i < 2 * 5000; ++i) sd[i] = (double)s[i];
+        p.x0 += S + gap;
+        plot_frame(&c, &p, white); plot_scatter(&c, &p, sd, 5000, orange, 0.4);
+        plot_title(&c, &p, "flow samples", 2, orange);
+        plot_xaxis(&c, &p, "x1", 0);
         snprintf(path, sizeof path, "%s/variational_banana.png", out);
         if (png_write(path, &c)) { fprintf(stderr, "cannot write %s\n", path); return 1; }
         printf("wrote %s (banana target density | samples from the fitted flow)\n", path);
