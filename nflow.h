@@ -67,7 +67,8 @@
                   nf_flow_forward_stage, nf_flow_inverse_stage
        train      nf_fit_options_default, nf_fit, nf_fit_ctx, nf_adam_config_default,
                   nf_trainer_create, nf_train_step(_ctx), nf_train_step_kl,
-                  nf_trainer_loss_grad(_ctx), nf_trainer_destroy, nf_adam_update
+                  nf_trainer_loss_grad(_ctx), nf_trainer_apply, nf_trainer_destroy, nf_adam_update,
+                  nf_flow_data_init, nf_train_step_kl_ctx
        save       nf_flow_save_size, nf_flow_save, nf_flow_load, nf_flow_load_desc,
                   nf_flow_load_into, nf_flow_save_file, nf_flow_load_file, nf_crc32
        embed      nf_flow_export_c, nf_flow_size_const, nf_flow_init_const,
@@ -550,6 +551,10 @@ NFDEF nf_result nf_flow_data_init(nf_flow *f, const nf_real *y, const nf_real *c
 NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss);
 NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss);
 NFDEF nf_real  *nf_trainer_grad(nf_trainer *t);
+/* One AdamW step (with clipping) from the gradient now in nf_trainer_grad: after
+   nf_trainer_loss_grad(_ctx), for a gradient the caller has changed, e.g. averaged over
+   processes with MPI_Allreduce. A non-finite gradient is refused (NF_ERR_DIVERGED). */
+NFDEF nf_result nf_trainer_apply(nf_trainer *t);
 NFDEF long      nf_trainer_steps(const nf_trainer *t);
 NFDEF size_t    nf_trainer_bytes(const nf_trainer *t);  /* gradients + moments + arena high-water */
 /* Central-difference check of the loss gradient at up to max_params parameters (0: all):
@@ -3425,6 +3430,15 @@ NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w,
 NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf_result r = nf__loss_grad(t, y, ctx, w, n, loss);
     if (r != NF_OK) return r;
+    nf__clip_and_update(t);
+    return NF_OK;
+}
+NFDEF nf_result nf_trainer_apply(nf_trainer *t) {
+    size_t i;
+    if (!t) return NF_ERR_NULL;
+    if (t->f->readonly) return nf__fail(t->f, NF_ERR_READONLY, "cannot train read-only weights", -1);
+    for (i = 0; i < t->f->n_params; ++i)
+        if (!nf__isfinite(t->grad[i])) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
     nf__clip_and_update(t);
     return NF_OK;
 }

@@ -175,6 +175,20 @@ static void test_loss_has_no_side_effects(void) {
     nf_trainer_loss_grad(t, y, NULL, 64, &a);
     check(memcmp(snap, nf_flow_params(f), np * sizeof(nf_real)) == 0, "loss_grad_after_reverse_kl_changes_nothing", "%g %g", 0, 0);
     nf_trainer_destroy(t); nf_flow_destroy(f); free(snap);
+    {   /* loss_grad + apply (the data-parallel recipe) is exactly a training step */
+        nf_flow *g; nf_trainer *tg;
+        nf_flow_create(&f, &d); nf_flow_create(&g, &d);
+        nf_trainer_create(&t, f, NULL, 64); nf_trainer_create(&tg, g, NULL, 64);
+        for (i = 0; i < 3; ++i) {
+            nf_train_step(t, y, NULL, 64, NULL);
+            nf_trainer_loss_grad(tg, y, NULL, 64, NULL); nf_trainer_apply(tg);
+        }
+        check(memcmp(nf_flow_params(f), nf_flow_params(g), np * sizeof(nf_real)) == 0 && nf_trainer_steps(tg) == 3,
+              "trainer_apply_after_loss_grad_equals_train_step", "%g %g", 0, 0);
+        nf_trainer_grad(tg)[0] = (nf_real)HUGE_VAL;
+        check(nf_trainer_apply(tg) == NF_ERR_DIVERGED && nf_trainer_steps(tg) == 3, "trainer_apply_refuses_nonfinite_gradient", "%g %g", 0, 0);
+        nf_trainer_destroy(t); nf_trainer_destroy(tg); nf_flow_destroy(f); nf_flow_destroy(g);
+    }
 }
 
 /* items 9 and 11: sparse weights, patience, the last partial batch, seeds, best_epoch */
