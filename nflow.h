@@ -30,8 +30,18 @@
            log p_Y(y) = log p_X(g^-1(y)) + log |det d g^-1 / dy|
        nflow calls data -> latent "forward" (nf_flow_forward, z = g^-1(y)) and
        latent -> data "inverse" (nf_flow_inverse, y = g(z)). A flow is a stack of
-       bijective layers (affine/additive coupling, permutations, ActNorm, LU linear)
-       whose log-determinants add.
+       bijective layers whose log-determinants add.
+
+   WHICH FLOW
+       nf_flow_desc_realnvp   affine couplings: fast both ways, the default choice
+       nf_flow_desc_nsf       spline couplings (neural spline flow): sharper densities
+                              (edges, rings, bounded shapes) for a few times the cost
+       nf_flow_desc_maf       autoregressive layers: inverse 0 (MAF) for fitting data,
+                              density in one pass, sampling in dim passes; inverse 1
+                              (IAF) for reverse-KL fitting, the other way round;
+                              transformer affine or spline
+       Any stack: nf_flow_desc_add with NF_LAYER_* (also ActNorm, LU linear,
+       permutations, a monotone elementwise layer for 1-D data).
 
    CONFIGURATION (define before including)
        NFLOW_DOUBLE        nf_real is double (default: float)
@@ -57,8 +67,9 @@
                   nf_t_log nf_t_tanh nf_t_sigmoid nf_t_relu nf_t_leaky_relu nf_t_softplus
                   nf_t_square nf_t_sum nf_t_sum_rows nf_t_mean nf_t_mean_rows
                   nf_t_gather_cols nf_t_scatter_cols nf_t_concat_cols nf_t_linear
-       build      nf_flow_desc_realnvp, nf_flow_desc_init, nf_flow_desc_add (layers:
-                  affine/additive coupling, reverse, permute, ActNorm, LU linear,
+       build      nf_flow_desc_realnvp, nf_flow_desc_nsf, nf_flow_desc_maf,
+                  nf_flow_desc_init, nf_flow_desc_add (layers: affine/additive/spline
+                  coupling, autoregressive (MAF/IAF), reverse, permute, ActNorm, LU linear,
                   monotone), desc.context_dim, desc.domains (nf_domain), nf_flow_create,
                   nf_flow_size + nf_flow_init, nf_flow_destroy
        evaluate   nf_flow_log_prob, nf_flow_sample, nf_flow_forward, nf_flow_inverse,
@@ -227,7 +238,9 @@ enum { NF_ACT_RELU = 1, NF_ACT_TANH, NF_ACT_LEAKY_RELU, NF_ACT_SOFTPLUS, NF_ACT_
        NF_ACT_IDENTITY };
 enum { NF_LAYER_AFFINE_COUPLING = 1, NF_LAYER_ADDITIVE_COUPLING, NF_LAYER_REVERSE,
        NF_LAYER_PERMUTE, NF_LAYER_ACTNORM, NF_LAYER_LU_LINEAR, NF_LAYER_MONOTONE,
-       NF_LAYER_KIND_COUNT };
+       NF_LAYER_SPLINE_COUPLING, NF_LAYER_AUTOREGRESSIVE, NF_LAYER_KIND_COUNT };
+enum { NF_TRANSFORM_AFFINE = 0, NF_TRANSFORM_SPLINE = 1 };        /* autoregressive layers' maps */
+enum { NF_ORDER_NATURAL = 0, NF_ORDER_REVERSED = 1, NF_ORDER_RANDOM = 2 };   /* their feature order */
 enum { NF_MASK_CHECKER = 0, NF_MASK_HALF = 1 };
 enum { NF_BASE_STD_NORMAL = 0, NF_BASE_DIAG_GAUSSIAN = 1 };
 enum { NF_DOMAIN_REAL = 0, NF_DOMAIN_INTERVAL, NF_DOMAIN_LOWER, NF_DOMAIN_PERIODIC, NF_DOMAIN_KIND_COUNT };
@@ -252,13 +265,20 @@ typedef struct nf_domain {
 /* One layer. Zero fields mean defaults (shown). */
 typedef struct nf_layer_desc {
     int kind;        /* NF_LAYER_* (required) */
-    int hidden;      /* coupling: conditioner width (64); monotone: tanh terms per feature (8) */
-    int depth;       /* coupling: hidden layers (2) */
-    int activation;  /* coupling: NF_ACT_* (NF_ACT_RELU) */
-    float clamp;     /* affine coupling: log-scale = clamp * tanh(raw / clamp) (3) */
-    int mask;        /* coupling: NF_MASK_CHECKER (features j % 2 == parity are kept) or NF_MASK_HALF */
-    int parity;      /* coupling: which half is kept (0 or 1) */
-    uint32_t seed;   /* permute and LU: the fixed random permutation's seed */
+    int hidden;      /* couplings, autoregressive: conditioner width (64); monotone: tanh terms per feature (8) */
+    int depth;       /* couplings, autoregressive: hidden layers (2) */
+    int activation;  /* couplings, autoregressive: NF_ACT_* (NF_ACT_RELU) */
+    float clamp;     /* affine maps: log-scale = clamp * tanh(raw / clamp) (3) */
+    int mask;        /* couplings: NF_MASK_CHECKER (features j % 2 == parity are kept) or NF_MASK_HALF */
+    int parity;      /* couplings: which half is kept (0 or 1) */
+    uint32_t seed;   /* permute, LU, random order: the permutation's seed */
+    int bins;        /* spline maps: bins K (8, at most 64) */
+    float tail_bound;      /* spline maps: the spline lives on [-B, B], identity outside (B = 3) */
+    float min_width, min_height, min_derivative;   /* spline maps: floors (1e-3 each) */
+    int transformer; /* autoregressive: NF_TRANSFORM_AFFINE (default) or NF_TRANSFORM_SPLINE */
+    int inverse;     /* autoregressive: 0 MAF (density in one pass, sampling in dim passes),
+                        1 IAF (sampling in one pass, density in dim passes) */
+    int order;       /* autoregressive: NF_ORDER_* (natural) */
 } nf_layer_desc;
 
 /* A flow: data dimension, base, layers in data -> latent order. */
@@ -280,9 +300,12 @@ typedef struct nf__layer {
     int kind, act, hidden, depth;
     nf_real clamp;
     int nk, nt, nout, nin;  /* coupling: kept, transformed, conditioner outputs and inputs */
+    int transform, bins;    /* the elementwise map (affine, additive, spline) and its bins */
+    nf_real tail, min_w, min_h, min_d;   /* spline settings */
+    int ar_inverse, seq;    /* autoregressive: IAF; needs the sequential-pass buffer */
     size_t poff, np;        /* parameters: offset into the flat array, count */
-    int *keep, *trans;      /* coupling column indices */
-    int *perm, *iperm;      /* permutation (PERMUTE, REVERSE, LU) and its inverse */
+    int *keep, *trans;      /* coupling column indices; autoregressive: hidden degrees, parameter columns */
+    int *perm, *iperm;      /* permutation (PERMUTE, REVERSE, LU; autoregressive: order) and its inverse */
     int initialized;        /* data-dependent initialisation done (ActNorm) */
     size_t ni;              /* index ints the layer uses */
     int width;              /* widest workspace row it needs (conditioner width) */
@@ -290,7 +313,7 @@ typedef struct nf__layer {
 
 struct nf_flow {
     nf_flow_desc desc;
-    int dim, n_layers, chunk, max_width, ctx_dim;
+    int dim, n_layers, chunk, max_width, max_out, has_seq, ctx_dim;
     nf__layer layers[NF_MAX_LAYERS];
     size_t n_params, base_off;
     nf_real *params;
@@ -320,6 +343,14 @@ NFDEF nf_result nf_flow_desc_add(nf_flow_desc *d, const nf_layer_desc *layer);
 /* Preset "RealNVP with L couplings of width H": affine couplings with alternating
    checkerboard masks (ReLU conditioner of depth 2). */
 NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, int hidden);
+/* Preset "neural spline flow": rational-quadratic spline couplings with K bins (0: 8),
+   alternating checkerboard masks. */
+NFDEF nf_result nf_flow_desc_nsf(nf_flow_desc *d, int dim, int couplings, int hidden, int bins);
+/* Preset "masked autoregressive flow": L autoregressive layers (MADE conditioners of
+   width H), natural and reversed orders alternating; transformer NF_TRANSFORM_AFFINE or
+   NF_TRANSFORM_SPLINE; inverse 0 = MAF (fast densities, for fitting data), 1 = IAF
+   (fast sampling, for reverse-KL fitting). */
+NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidden, int transformer, int inverse);
 
 NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes);
 NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes);
@@ -328,7 +359,9 @@ NFDEF void      nf_flow_destroy(nf_flow *f);  /* frees only what nf_flow_create 
 
 NFDEF int            nf_flow_dim(const nf_flow *f);
 NFDEF size_t         nf_flow_num_params(const nf_flow *f);
-NFDEF nf_real       *nf_flow_params(nf_flow *f);      /* flat parameter array (NULL if constant) */
+/* The flat parameter array (NULL if constant). Autoregressive layers' masked weights must
+   stay zero: creation, loading and training keep them so. */
+NFDEF nf_real       *nf_flow_params(nf_flow *f);
 NFDEF const nf_flow_desc *nf_flow_get_desc(const nf_flow *f);
 NFDEF const char    *nf_flow_error(const nf_flow *f); /* message of the last failure */
 NFDEF long           nf_flow_error_row(const nf_flow *f); /* first bad row, or -1 */
@@ -382,21 +415,29 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
 
 
 /* ---- model files ---------------------------------------------------------------
-   Format (version 1), every field little-endian whatever the host:
+   Format (versions 1 to 3), every field little-endian whatever the host:
      0   8 bytes  magic "NFLW\r\n\x1a\n"
-     8   u32      format version (1)
+     8   u32      format version: 2, or 3 when a layer uses a spline or autoregressive
+                  setting (a flow is written in the oldest version that holds it)
      12  u32      bytes per stored real: 4 (float) or 8 (double)
      16  u64      total size of the file in bytes, checksum included
-     24  u32 x 6  dim, base, n_layers, chunk, context_dim, flags (0)
+     24  u32 x 6  dim, base, n_layers, chunk, context_dim, flags (bit 0: standardisation
+                  and periodic cuts fitted; version 1: always 0)
      48  u64      seed
-     56  per layer, 36 bytes: u32 kind, hidden, depth, activation, mask, parity, seed,
-                  ActNorm-initialised flag; f32 clamp
+     56  per layer, 36 bytes (68 in version 3): u32 kind, hidden, depth, activation, mask,
+                  parity, seed, initialised flag; f32 clamp; version 3 adds u32 bins,
+                  f32 tail_bound, min_width, min_height, min_derivative, u32 transformer,
+                  inverse, order
          per dimension, 28 bytes: u32 domain kind | fixed_cut << 16, f64 lo, hi, cut
          u64      number of parameters P
          reals    standardisation mean[dim + context_dim], std[dim + context_dim], then
                   the P parameters
          u32      CRC-32 (IEEE 802.3) of every byte before it
-   A float file loads into a double build and the reverse (values are converted). */
+   Versions 1 to 3 load. A float file loads into a double build and the reverse; a value
+   the build cannot hold (a standard deviation that is 0 in float, a weight beyond its
+   range) is NF_ERR_RANGE. The loader allocates at most 32 times the file's size plus
+   64 KiB: the stored chunk (a runtime knob) is lowered to fit. Autoregressive layers'
+   masked weights are not part of the model: loading sets them to zero. */
 #ifndef NFLOW_NO_TRAINING   /* saving is for the side that trains */
 NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes);
 NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *written);
@@ -1093,6 +1134,7 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
 }
 
 /* ---- activations ------------------------------------------------------------ */
+static nf_real nf__softplus(nf_real x) { return x > 0 ? x + NF_LOG1P(NF_EXP(-x)) : NF_LOG1P(NF_EXP(x)); }
 static nf_real nf__act(int act, nf_real z) {
     switch (act) {
     case NF_ACT_RELU:       return z > 0 ? z : 0;
@@ -1547,7 +1589,7 @@ NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, in
 }
 
 /* Inference scratch for one chunk of R rows (carved from the flow's workspace): */
-typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *oob, *z, *ctx; } nf__ws;
+typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *oob, *z, *ctx, *seq; } nf__ws;
 
 /* ==== layer kinds: the interface ============================================================
    Each kind of layer is one section below, holding side by side its settings and their
@@ -1586,6 +1628,8 @@ typedef struct nf__kind {
     void (*apply)(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w);
     /* data-dependent start from the mean and sd of the layer's input (NULL: none) */
     void (*data_init)(const nf__layer *L, nf_real *p, int D, const double *mean, const double *sd);
+    /* after loading weights: zero what is not part of the model (NULL: nothing) */
+    void (*fixup)(const nf__layer *L, nf_real *p);
 #ifndef NFLOW_NO_TRAINING
     nf_tensor *(*tape)(nf__tctx *c, const nf__layer *L, nf_tensor *x);       /* data -> latent */
     nf_tensor *(*tape_inv)(nf__tctx *c, const nf__layer *L, nf_tensor *z);   /* latent -> data */
@@ -1643,40 +1687,287 @@ static nf_tensor *nf__mlp_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
 }
 #endif
 
-/* ==== coupling layers: affine (RealNVP) and additive (NICE) ===================================
+/* ==== elementwise transformers: z = T(y; theta) with log|dz/dy| ==============================
+   The maps a conditioner parameterises, one per transformed feature. theta holds P values
+   per feature, parameter-major: theta[p * n + j] for feature j of n.
+     affine    P = 2: shift t, raw scale;  z = y e^s + t,  s = c tanh(raw / c)
+     additive  P = 1: shift t;             z = y + t
+     spline    P = 3K - 1: a monotone rational-quadratic spline (Durkan et al., "Neural
+               Spline Flows", 2019) of K bins on [-B, B], the identity outside. Widths and
+               heights are softmaxes of K values each, floored at min_width and min_height
+               of the interval; the K - 1 inner knot derivatives are min_derivative +
+               softplus(u + c0), c0 = log(e^(1 - min_derivative) - 1), and the two outer ones
+               are 1: the spline meets the identity tails smoothly, and theta = 0 is the
+               identity (every coupling and autoregressive layer starts there).
+   In bin k (knots x_k, y_k; width w_k, height h_k; derivatives d_k, d_k+1), with
+   xi = (y - x_k) / w_k, s = h_k / w_k, t = xi (1 - xi):
+       z     = y_k + h_k (s xi^2 + d_k t) / (s + (d_k+1 + d_k - 2 s) t)
+       dz/dy = s^2 (d_k+1 xi^2 + 2 s t + d_k (1 - xi)^2) / (s + (d_k+1 + d_k - 2 s) t)^2
+   and the inverse is the stable root of a quadratic in xi. */
+enum { NF__T_AFFINE = 0, NF__T_ADDITIVE, NF__T_SPLINE };
+#define NF__MAXBINS 64
+static int nf__tf_params(const nf__layer *L) { return L->transform == NF__T_AFFINE ? 2 : L->transform == NF__T_ADDITIVE ? 1 : 3 * L->bins - 1; }
+
+/* one element's spline: softmax fractions (kept for backward), widths, heights, knot
+   derivatives (d[0] = d[K] = 1) */
+typedef struct nf__spl { nf_real sw[NF__MAXBINS], sh[NF__MAXBINS], w[NF__MAXBINS], h[NF__MAXBINS], d[NF__MAXBINS + 1]; } nf__spl;
+typedef struct nf__bin { nf_real xk, wk, yk, hk, dk, dk1; } nf__bin;
+static nf_real nf__spl_c0(const nf__layer *L) { return NF_LOG(NF_EXP(1 - L->min_d) - 1); }
+/* softmax of K values at stride n, floored at m of the 2B interval */
+static void nf__spl_sizes(const nf_real *u, int n, int K, nf_real B2, nf_real m, nf_real *frac, nf_real *size) {
+    int k; nf_real mx = u[0], sum = 0;
+    for (k = 1; k < K; ++k) if (u[(size_t)k * n] > mx) mx = u[(size_t)k * n];
+    for (k = 0; k < K; ++k) sum += frac[k] = NF_EXP(u[(size_t)k * n] - mx);
+    for (k = 0; k < K; ++k) { frac[k] /= sum; size[k] = B2 * (m + (1 - m * (nf_real)K) * frac[k]); }
+}
+static void nf__spl_make(const nf__layer *L, const nf_real *th, int n, nf__spl *sp) {
+    int K = L->bins, k; nf_real c0 = nf__spl_c0(L);
+    nf__spl_sizes(th, n, K, 2 * L->tail, L->min_w, sp->sw, sp->w);
+    nf__spl_sizes(th + (size_t)K * n, n, K, 2 * L->tail, L->min_h, sp->sh, sp->h);
+    sp->d[0] = sp->d[K] = 1;
+    for (k = 1; k < K; ++k) sp->d[k] = L->min_d + nf__softplus(th[(size_t)(2 * K + k - 1) * n] + c0);
+}
+/* the bin holding v (found by x-knots, or by y-knots when by_y); -1 outside [-B, B] */
+static int nf__spl_bin(const nf__layer *L, const nf__spl *sp, nf_real v, int by_y, nf__bin *b) {
+    int k = 0, K = L->bins;
+    b->xk = b->yk = -L->tail;
+    if (!(v > -L->tail && v < L->tail)) return -1;
+    while (k < K - 1 && v >= (by_y ? b->yk + sp->h[k] : b->xk + sp->w[k])) { b->xk += sp->w[k]; b->yk += sp->h[k]; ++k; }
+    b->wk = sp->w[k]; b->hk = sp->h[k]; b->dk = sp->d[k]; b->dk1 = sp->d[k + 1];
+    return k;
+}
+/* z of a bin at x; *ld = log dz/dx */
+static nf_real nf__bin_fwd(const nf__bin *b, nf_real x, nf_real *ld) {
+    nf_real xi = (x - b->xk) / b->wk, s = b->hk / b->wk, t = xi * (1 - xi), om = 1 - xi;
+    nf_real den = s + (b->dk1 + b->dk - 2 * s) * t;
+    nf_real q = b->dk1 * xi * xi + 2 * s * t + b->dk * om * om;
+    *ld = 2 * NF_LOG(s) + NF_LOG(q) - 2 * NF_LOG(den);
+    return b->yk + b->hk * (s * xi * xi + b->dk * t) / den;
+}
+/* x of a bin at z: a xi^2 + b xi + c = 0, xi = 2c / (-b - sqrt(b^2 - 4ac)) (no cancellation) */
+static nf_real nf__bin_inv(const nf__bin *b, nf_real z) {
+    nf_real s = b->hk / b->wk, e = b->dk1 + b->dk - 2 * s, dz = z - b->yk;
+    nf_real qa = b->hk * (s - b->dk) + dz * e, qb = b->hk * b->dk - dz * e, qc = -s * dz, disc, xi;
+    disc = qb * qb - 4 * qa * qc;
+    xi = 2 * qc / (-qb - NF_SQRT(disc > 0 ? disc : NF__R(0)));
+    if (!(xi >= 0)) xi = 0;   /* rounding at the bin's edges */
+    if (!(xi <= 1)) xi = 1;
+    return b->xk + xi * b->wk;
+}
+/* element j of n through the transformer: dir > 0 T, dir < 0 T^-1; *ld = log|d out/d in| */
+static nf_real nf__tf_elem(const nf__layer *L, const nf_real *th, int n, int j, nf_real v, int dir, nf_real *ld) {
+    const nf_real *tj = th + j;
+    if (L->transform == NF__T_AFFINE) {
+        nf_real t = tj[0], s = L->clamp * NF_TANH(tj[n] * (1 / L->clamp));
+        *ld = dir > 0 ? s : -s;
+        return dir > 0 ? v * NF_EXP(s) + t : (v - t) * NF_EXP(-s);
+    } else if (L->transform == NF__T_ADDITIVE) {
+        *ld = 0;
+        return dir > 0 ? v + tj[0] : v - tj[0];
+    } else {
+        nf__spl sp; nf__bin b; nf_real x, l;
+        nf__spl_make(L, tj, n, &sp);
+        if (nf__spl_bin(L, &sp, v, dir < 0, &b) < 0) { *ld = 0; return v; }   /* identity tails */
+        if (dir > 0) return nf__bin_fwd(&b, v, ld);
+        x = nf__bin_inv(&b, v);
+        nf__bin_fwd(&b, x, &l);
+        *ld = -l;
+        return x;
+    }
+}
+/* features idx[0..n) of row x through the transformer (theta: the row's P n values);
+   returns the row's log|det| of the direction taken */
+static nf_real nf__tf_row(const nf__layer *L, const nf_real *th, int n, const int *idx, nf_real *x, int dir) {
+    nf_real lsum = 0, l; int j;
+    if (L->transform == NF__T_AFFINE) {   /* the hot path of RealNVP, kept tight */
+        nf_real c = L->clamp, ic = 1 / L->clamp;
+        for (j = 0; j < n; ++j) {
+            nf_real t = th[j], s = c * NF_TANH(th[n + j] * ic), *v = &x[idx[j]];
+            if (dir > 0) *v = *v * NF_EXP(s) + t;     /* z = y e^s + t */
+            else         *v = (*v - t) * NF_EXP(-s);  /* y = (z - t) e^-s */
+            lsum += s;
+        }
+        return dir > 0 ? lsum : -lsum;
+    }
+    for (j = 0; j < n; ++j) { x[idx[j]] = nf__tf_elem(L, th, n, j, x[idx[j]], dir, &l); lsum += l; }
+    return lsum;
+}
+#ifndef NFLOW_NO_TRAINING
+static nf_real nf__sigmoid(nf_real x) { return x >= 0 ? 1 / (1 + NF_EXP(-x)) : NF_EXP(x) / (1 + NF_EXP(x)); }
+/* Reverse sweep of nf__bin_fwd at x: seeds gz (on z) and gl (on log dz/dx); adds the
+   gradients with respect to x and the bin's six values. */
+static void nf__bin_back(const nf__bin *b, nf_real x, nf_real gz, nf_real gl, nf_real *gx, nf__bin *g) {
+    nf_real xi = (x - b->xk) / b->wk, s = b->hk / b->wk, t = xi * (1 - xi), om = 1 - xi;
+    nf_real e = b->dk1 + b->dk - 2 * s, den = s + e * t, a = s * xi * xi + b->dk * t, num = b->hk * a;
+    nf_real q = b->dk1 * xi * xi + 2 * s * t + b->dk * om * om;
+    nf_real gnum = gz / den, gden = -gz * num / (den * den) - 2 * gl / den;
+    nf_real gs = 2 * gl / s, gq = gl / q, gxi = 0, gt = 0, ge, ga;
+    g->yk += gz;
+    g->dk1 += gq * xi * xi; gxi += gq * (2 * b->dk1 * xi - 2 * b->dk * om);      /* q */
+    gs += gq * 2 * t; gt += gq * 2 * s; g->dk += gq * om * om;
+    gs += gden; ge = gden * t; gt += gden * e;                                      /* den = s + e t */
+    g->dk1 += ge; g->dk += ge; gs -= 2 * ge;                                        /* e = dk1 + dk - 2s */
+    g->hk += gnum * a; ga = gnum * b->hk;                                           /* num = hk a */
+    gs += ga * xi * xi; gxi += ga * 2 * s * xi; g->dk += ga * t; gt += ga * b->dk;  /* a = s xi^2 + dk t */
+    gxi += gt * (1 - 2 * xi);                                                       /* t = xi (1 - xi) */
+    g->hk += gs / b->wk; g->wk -= gs * s / b->wk;                                   /* s = hk / wk */
+    *gx += gxi / b->wk; g->xk -= gxi / b->wk; g->wk -= gxi * xi / b->wk;            /* xi = (x - xk) / wk */
+}
+/* ... and on to the element's theta: knots are cumulative sums of the sizes, sizes are
+   floored softmaxes, inner derivatives softplus */
+static void nf__spl_theta_back(const nf__layer *L, const nf__spl *sp, const nf_real *th, int n, int k, const nf__bin *g, nf_real *gth) {
+    int K = L->bins, i; nf_real gw[NF__MAXBINS], gh[NF__MAXBINS], dw = 0, dh = 0, c0 = nf__spl_c0(L);
+    nf_real cw = 2 * L->tail * (1 - L->min_w * (nf_real)K), ch = 2 * L->tail * (1 - L->min_h * (nf_real)K);
+    for (i = 0; i < K; ++i) { gw[i] = i < k ? g->xk : NF__R(0); gh[i] = i < k ? g->yk : NF__R(0); }   /* x_k = -B + sum_{i<k} w_i */
+    gw[k] += g->wk; gh[k] += g->hk;
+    for (i = 0; i < K; ++i) { gw[i] *= cw; gh[i] *= ch; dw += sp->sw[i] * gw[i]; dh += sp->sh[i] * gh[i]; }
+    for (i = 0; i < K; ++i) {
+        gth[(size_t)i * n] += sp->sw[i] * (gw[i] - dw);
+        gth[(size_t)(K + i) * n] += sp->sh[i] * (gh[i] - dh);
+    }
+    if (k >= 1) gth[(size_t)(2 * K + k - 1) * n] += g->dk * nf__sigmoid(th[(size_t)(2 * K + k - 1) * n] + c0);
+    if (k + 1 <= K - 1) gth[(size_t)(2 * K + k) * n] += g->dk1 * nf__sigmoid(th[(size_t)(2 * K + k) * n] + c0);
+}
+/* The spline as a tape op: o (R x (n + 1)) holds the n outputs and the row's log|det|;
+   inputs x (R x n) and theta (R x P n); aux: the layer, iarg: the direction. For the
+   inverse x' = F^-1(v) with l' = -log F'(x'): dv = q / F', q = g_x' - g_l' dlogF'/dx, and
+   the parameters get -(q / F') dF/dp - g_l' dlogF'/dp (the implicit function theorem). */
+static void nf__spline_back(nf_tensor *o) {
+    nf_tensor *x = o->a, *th = o->b; const nf__layer *L = (const nf__layer *)o->aux;
+    int n = x->cols, P = nf__tf_params(L), dir = o->iarg, r, j;
+    for (r = 0; r < x->rows; ++r) {
+        const nf_real *tr = th->val + (size_t)r * P * n; nf_real gl = o->grad[(size_t)r * (n + 1) + n];
+        for (j = 0; j < n; ++j) {
+            nf__spl sp; nf__bin b, g; int k; nf_real gx = 0, gy = o->grad[(size_t)r * (n + 1) + j];
+            nf_real v = x->val[(size_t)r * n + j];
+            nf__spl_make(L, tr + j, n, &sp);
+            k = nf__spl_bin(L, &sp, v, dir < 0, &b);
+            if (k < 0) { if (x->grad) x->grad[(size_t)r * n + j] += gy; continue; }
+            memset(&g, 0, sizeof g);
+            if (dir > 0) {
+                nf__bin_back(&b, v, gy, gl, &gx, &g);
+            } else {
+                nf_real out = o->val[(size_t)r * (n + 1) + j], lf, lx = 0, q, dummy = 0; nf__bin ga;
+                nf__bin_fwd(&b, out, &lf);
+                memset(&ga, 0, sizeof ga);
+                nf__bin_back(&b, out, 0, 1, &lx, &ga);     /* d log F' / dx at x' */
+                q = gy - gl * lx;
+                gx = q / NF_EXP(lf);
+                nf__bin_back(&b, out, -gx, -gl, &dummy, &g);
+            }
+            if (x->grad) x->grad[(size_t)r * n + j] += gx;
+            if (th->grad) nf__spl_theta_back(L, &sp, tr + j, n, k, &g, th->grad + (size_t)r * P * n + j);
+        }
+    }
+}
+static nf_tensor *nf__t_spline(nf_tape *tp, nf_tensor *x, nf_tensor *th, const nf__layer *L, int dir) {
+    nf_tensor *o; int n, P, r, j;
+    if (nf__bad(tp, x, th, 1)) return NULL;
+    n = x->cols; P = nf__tf_params(L);
+    if (th->rows != x->rows || th->cols != P * n) { tp->err = NF_ERR_SHAPE; return NULL; }
+    o = nf__node(tp, 0, nf__spline_back, x->rows, n + 1, x, th);
+    if (!o) return NULL;
+    o->aux = L; o->iarg = dir;
+    for (r = 0; r < x->rows; ++r) {
+        nf_real ld = 0, l;
+        for (j = 0; j < n; ++j) {
+            o->val[(size_t)r * (n + 1) + j] = nf__tf_elem(L, th->val + (size_t)r * P * n, n, j, x->val[(size_t)r * n + j], dir, &l);
+            ld += l;
+        }
+        o->val[(size_t)r * (n + 1) + n] = ld;
+    }
+    return o;
+}
+/* x (R x n) through the transformer on the tape; adds the rows' log|det| */
+static nf_tensor *nf__tf_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x, nf_tensor *th, int dir) {
+    nf_tape *tp = c->tp; int n = x ? x->cols : 0; nf_tensor *t, *s, *lds, *out;
+    if (!x || !th) { if (tp->err == NF_OK) tp->err = NF_ERR_NULL; return NULL; }
+    switch (L->transform) {
+    case NF__T_AFFINE:
+        t = nf_t_gather_cols(tp, th, c->f->iota, n);
+        s = nf_t_scale(tp, nf_t_tanh(tp, nf_t_scale(tp, nf_t_gather_cols(tp, th, c->f->iota + n, n), 1 / L->clamp)), L->clamp);
+        if (dir > 0) {
+            lds = nf_t_sum_rows(tp, s);
+            out = nf_t_add(tp, nf_t_mul(tp, x, nf_t_exp(tp, s)), t);                  /* z = y e^s + t */
+        } else {
+            lds = nf_t_scale(tp, nf_t_sum_rows(tp, s), -1);
+            out = nf_t_mul(tp, nf_t_sub(tp, x, t), nf_t_exp(tp, nf_t_scale(tp, s, -1)));   /* y = (z - t) e^-s */
+        }
+        nf__add_ld(c, lds, 1);
+        return out;
+    case NF__T_ADDITIVE:
+        return dir > 0 ? nf_t_add(tp, x, th) : nf_t_sub(tp, x, th);
+    default:
+        out = nf__t_spline(tp, x, th, L, dir);
+        nf__add_ld(c, nf_t_gather_cols(tp, out, c->f->iota + n, 1), 1);
+        return nf_t_gather_cols(tp, out, c->f->iota, n);
+    }
+}
+#endif
+
+/* ==== coupling layers: affine (RealNVP), additive (NICE), spline (NSF) ========================
    The features split into a kept part y_a and a transformed part y_b. A conditioner MLP
-   reads [y_a | context] and gives, per transformed feature, a shift t and (affine) a raw
-   log-scale:
-       z_a = y_a,   z_b = y_b * exp(s) + t,   s = c tanh(raw / c),   log|det| = sum s
-   inverse:  y_b = (z_b - t) * exp(-s). Additive (NICE): s = 0. The Jacobian is triangular,
-   so its determinant is the product of exp(s); neither direction inverts the MLP.
-   Settings: hidden (64), depth (2), activation (ReLU), clamp c (3; affine), mask
+   reads [y_a | context] and gives the parameters of each transformed feature's map:
+       z_a = y_a,   z_b = T(y_b; MLP(y_a, c))       inverse: y_b = T^-1(z_b; MLP(z_a, c))
+   affine: z_b = y_b * exp(s) + t, log|det| = sum s (s = c tanh(raw / c)); additive: s = 0;
+   spline: a rational-quadratic spline per feature (see the transformers above). The
+   Jacobian is triangular, so its determinant is the product of the maps' slopes; neither
+   direction inverts the MLP. Settings: hidden (64), depth (2), activation (ReLU), mask
    (checkerboard: feature j is kept when j % 2 == parity; half: the first ceil(D/2) are
-   kept when parity is 0), parity. */
+   kept when parity is 0), parity; affine: clamp c (3); spline: bins (8), tail_bound (3),
+   min_width, min_height, min_derivative (1e-3). */
 static int nf__coupling_kept(const nf_layer_desc *ld, int D, int j) {
     if (D == 1) return 0;   /* a 1-D coupling is an elementwise map with a constant conditioner */
     return ld->mask == NF_MASK_HALF ? ((j < (D + 1) / 2) == (ld->parity == 0)) : (j % 2 == ld->parity);
+}
+/* the elementwise map's settings, shared with autoregressive layers */
+static void nf__tf_canon(const nf_layer_desc *l, int transform, nf_layer_desc *c) {
+    if (transform == NF__T_AFFINE) c->clamp = l->clamp != 0 ? l->clamp : 3.0f;
+    if (transform != NF__T_SPLINE) return;
+    c->bins = l->bins ? l->bins : 8;
+    c->tail_bound = l->tail_bound != 0 ? l->tail_bound : 3.0f;
+    c->min_width = l->min_width != 0 ? l->min_width : 1e-3f;
+    c->min_height = l->min_height != 0 ? l->min_height : 1e-3f;
+    c->min_derivative = l->min_derivative != 0 ? l->min_derivative : 1e-3f;
+}
+static nf_result nf__tf_plan(const nf_layer_desc *l, int transform, nf__layer *L) {
+    nf_layer_desc c; memset(&c, 0, sizeof c);
+    nf__tf_canon(l, transform, &c);
+    L->transform = transform;
+    if (!(l->clamp >= 0 && l->clamp < 1e30f)) return NF_ERR_ARG;
+    L->clamp = (nf_real)c.clamp;
+    if (transform != NF__T_SPLINE) return NF_OK;
+    if (c.bins < 2 || c.bins > NF__MAXBINS) return NF_ERR_ARG;
+    if (!(c.tail_bound > 0 && c.tail_bound < 1e6f)) return NF_ERR_ARG;
+    if (!(c.min_width > 0 && c.min_width * (float)c.bins < 1) || !(c.min_height > 0 && c.min_height * (float)c.bins < 1) ||
+        !(c.min_derivative > 0 && c.min_derivative < 1)) return NF_ERR_ARG;
+    L->bins = c.bins; L->tail = (nf_real)c.tail_bound;
+    L->min_w = (nf_real)c.min_width; L->min_h = (nf_real)c.min_height; L->min_d = (nf_real)c.min_derivative;
+    return NF_OK;
+}
+static int nf__coupling_transform(int kind) {
+    return kind == NF_LAYER_AFFINE_COUPLING ? NF__T_AFFINE : kind == NF_LAYER_ADDITIVE_COUPLING ? NF__T_ADDITIVE : NF__T_SPLINE;
 }
 static void nf__coupling_canon(const nf_layer_desc *l, nf_layer_desc *c) {
     memset(c, 0, sizeof *c);
     c->kind = l->kind;
     c->hidden = l->hidden ? l->hidden : 64; c->depth = l->depth ? l->depth : 2;
     c->activation = l->activation ? l->activation : NF_ACT_RELU;
-    c->clamp = l->kind == NF_LAYER_AFFINE_COUPLING ? (l->clamp != 0 ? l->clamp : 3.0f) : 0.0f;
     c->mask = l->mask; c->parity = l->parity;
+    nf__tf_canon(l, nf__coupling_transform(l->kind), c);
 }
 static nf_result nf__coupling_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
-    nf_layer_desc c; int j;
+    nf_layer_desc c; int j; nf_result r;
     nf__coupling_canon(ld, &c);
     if (c.hidden < 1 || c.hidden > (1 << 16) || c.depth < 1 || c.depth > 64) return NF_ERR_ARG;
     if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY) return NF_ERR_ARG;
-    if (!(ld->clamp >= 0 && ld->clamp < 1e30f)) return NF_ERR_ARG;
     if (c.mask != NF_MASK_CHECKER && c.mask != NF_MASK_HALF) return NF_ERR_ARG;
     if (c.parity != 0 && c.parity != 1) return NF_ERR_ARG;
-    L->hidden = c.hidden; L->depth = c.depth; L->act = c.activation; L->clamp = (nf_real)c.clamp;
+    if ((r = nf__tf_plan(ld, nf__coupling_transform(ld->kind), L)) != NF_OK) return r;
+    L->hidden = c.hidden; L->depth = c.depth; L->act = c.activation;
     for (j = 0; j < D; ++j) if (nf__coupling_kept(ld, D, j)) L->nk++; else L->nt++;
     if (L->nt == 0) return NF_ERR_ARG;
-    L->nout = ld->kind == NF_LAYER_AFFINE_COUPLING ? 2 * L->nt : L->nt;
+    L->nout = nf__tf_params(L) * L->nt;
     L->nin = L->nk + C;   /* the context enters every conditioner */
     L->ni = (size_t)D;    /* keep | trans */
     return nf__mlp_plan(L);
@@ -1689,59 +1980,167 @@ static void nf__coupling_setup(nf__layer *L, const nf_layer_desc *ld, int D, int
 }
 static void nf__coupling_init(const nf__layer *L, nf_real *p, int D, nf_rng *rng) { (void)D; nf__mlp_init(L, p, rng); }
 static void nf__coupling_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
-    int D = f->dim, r, j, affine = L->kind == NF_LAYER_AFFINE_COUPLING;
-    nf_real c = L->clamp, ic = affine ? 1 / L->clamp : NF__R(0);
+    int D = f->dim, r, j;
     for (r = 0; r < R; ++r) {   /* conditioner input: [kept features | context] */
         nf_real *cr = w->cond + (size_t)r * L->nin;
         for (j = 0; j < L->nk; ++j) cr[j] = x[(size_t)r * D + L->keep[j]];
         for (j = 0; j < f->ctx_dim; ++j) cr[L->nk + j] = w->ctx[(size_t)r * f->ctx_dim + j];
     }
     nf__mlp(L, f->params, w->cond, R, w);
-    for (r = 0; r < R; ++r) {
-        nf_real *xr = x + (size_t)r * D; const nf_real *o = w->out + (size_t)r * L->nout;
-        nf_real lsum = 0;
-        for (j = 0; j < L->nt; ++j) {
-            nf_real t = o[j], s = affine ? c * NF_TANH(o[L->nt + j] * ic) : NF__R(0);
-            nf_real *v = &xr[L->trans[j]];
-            if (dir > 0) *v = *v * NF_EXP(s) + t;     /* z_b = y_b e^s + t */
-            else         *v = (*v - t) * NF_EXP(-s);  /* y_b = (z_b - t) e^-s */
-            lsum += s;
-        }
-        w->ld[r] += dir > 0 ? lsum : -lsum;
-    }
+    for (r = 0; r < R; ++r) w->ld[r] += nf__tf_row(L, w->out + (size_t)r * L->nout, L->nt, L->trans, x + (size_t)r * D, dir);
 }
 #ifndef NFLOW_NO_TRAINING
-/* the conditioner on the tape: [x_a | context] -> shift t and log-scale s (NULL: additive) */
-static void nf__coupling_st(nf__tctx *c, const nf__layer *L, nf_tensor *xa, nf_tensor **t, nf_tensor **s) {
-    nf_tensor *out = nf__mlp_tape(c, L, c->ctx ? nf_t_concat_cols(c->tp, xa, c->ctx) : xa);
-    if (L->kind != NF_LAYER_AFFINE_COUPLING) { *t = out; *s = NULL; return; }
-    *t = nf_t_gather_cols(c->tp, out, c->f->iota, L->nt);
-    *s = nf_t_scale(c->tp, nf_t_tanh(c->tp, nf_t_scale(c->tp, nf_t_gather_cols(c->tp, out, c->f->iota + L->nt, L->nt), 1 / L->clamp)), L->clamp);
-}
-static nf_tensor *nf__coupling_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
+static nf_tensor *nf__coupling_pass(nf__tctx *c, const nf__layer *L, nf_tensor *x, int dir) {
     nf_tape *tp = c->tp; int D = c->f->dim;
-    nf_tensor *xa = nf_t_gather_cols(tp, x, L->keep, L->nk), *xb = nf_t_gather_cols(tp, x, L->trans, L->nt), *t, *s, *zb;
-    nf__coupling_st(c, L, xa, &t, &s);
-    if (s) {
-        zb = nf_t_add(tp, nf_t_mul(tp, xb, nf_t_exp(tp, s)), t);                 /* z_b = y_b e^s + t */
-        nf__add_ld(c, nf_t_sum_rows(tp, s), 1);                                   /* log|det| = sum s */
-    } else {
-        zb = nf_t_add(tp, xb, t);                                                 /* z_b = y_b + t */
-    }
+    nf_tensor *xa = nf_t_gather_cols(tp, x, L->keep, L->nk), *xb = nf_t_gather_cols(tp, x, L->trans, L->nt);
+    nf_tensor *th = nf__mlp_tape(c, L, c->ctx ? nf_t_concat_cols(tp, xa, c->ctx) : xa);
+    nf_tensor *zb = nf__tf_tape(c, L, xb, th, dir);
     return nf_t_add(tp, nf_t_scatter_cols(tp, xa, L->keep, D), nf_t_scatter_cols(tp, zb, L->trans, D));
 }
-static nf_tensor *nf__coupling_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) {
-    nf_tape *tp = c->tp; int D = c->f->dim;
-    nf_tensor *za = nf_t_gather_cols(tp, z, L->keep, L->nk), *zb = nf_t_gather_cols(tp, z, L->trans, L->nt), *t, *s, *yb;
-    nf__coupling_st(c, L, za, &t, &s);
-    if (s) {
-        yb = nf_t_mul(tp, nf_t_sub(tp, zb, t), nf_t_exp(tp, nf_t_scale(tp, s, -1)));   /* y_b = (z_b - t) e^-s */
-        nf__add_ld(c, nf_t_scale(tp, nf_t_sum_rows(tp, s), -1), 1);
-    } else {
-        yb = nf_t_sub(tp, zb, t);                                                     /* y_b = z_b - t */
-    }
-    return nf_t_add(tp, nf_t_scatter_cols(tp, za, L->keep, D), nf_t_scatter_cols(tp, yb, L->trans, D));
+static nf_tensor *nf__coupling_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) { return nf__coupling_pass(c, L, x, +1); }
+static nf_tensor *nf__coupling_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) { return nf__coupling_pass(c, L, z, -1); }
+#endif
+
+/* ==== autoregressive layers: MADE conditioner (MAF, IAF) =======================================
+   One masked MLP (MADE, Germain et al. 2015) reads all D features, in an order (feature
+   perm[i] sits at position i), and the context, and gives each feature's map parameters
+   from the features before it only: units carry degrees (feature at position i: i + 1;
+   context: 0), and a weight from degree m to degree m' exists only when m' >= m (into the
+   output layer: m' > m). Masked weights are zero and stay zero: their gradient is masked.
+   MAF (inverse = 0, Papamakarios et al. 2017): the network reads the data side,
+       z_j = T(y_j; theta_j(y before j))   density: one pass; sampling: D passes
+   IAF (inverse = 1, Kingma et al. 2016): it reads the latent side,
+       y_j = T^-1(z_j; theta_j(z before j))   sampling: one pass; density: D passes
+   so fit data with MAF and fit an unnormalised density by reverse KL (which samples)
+   with IAF. With a context, some hidden units have degree 0 (context only), so even the
+   first feature depends on the context. T is affine or spline (transformer).
+   Settings: hidden (64), depth (2), activation (ReLU), transformer and its settings
+   (clamp; bins, tail_bound, minimums), inverse, order (natural, reversed, random(seed)). */
+static int nf__ar_transform(const nf_layer_desc *l) { return l->transformer == NF_TRANSFORM_SPLINE ? NF__T_SPLINE : NF__T_AFFINE; }
+static void nf__ar_canon(const nf_layer_desc *l, nf_layer_desc *c) {
+    memset(c, 0, sizeof *c);
+    c->kind = l->kind;
+    c->hidden = l->hidden ? l->hidden : 64; c->depth = l->depth ? l->depth : 2;
+    c->activation = l->activation ? l->activation : NF_ACT_RELU;
+    c->transformer = l->transformer; c->inverse = l->inverse; c->order = l->order;
+    if (l->order == NF_ORDER_RANDOM) c->seed = l->seed;
+    nf__tf_canon(l, nf__ar_transform(l), c);
 }
+static nf_result nf__ar_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+    nf_layer_desc c; nf_result r; int ok = 1;
+    nf__ar_canon(ld, &c);
+    if (c.hidden < 1 || c.hidden > (1 << 16) || c.depth < 1 || c.depth > 64) return NF_ERR_ARG;
+    if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY) return NF_ERR_ARG;
+    if ((c.transformer != NF_TRANSFORM_AFFINE && c.transformer != NF_TRANSFORM_SPLINE) || (c.inverse != 0 && c.inverse != 1) ||
+        c.order < NF_ORDER_NATURAL || c.order > NF_ORDER_RANDOM) return NF_ERR_ARG;
+    if ((r = nf__tf_plan(ld, nf__ar_transform(ld), L)) != NF_OK) return r;
+    L->hidden = c.hidden; L->depth = c.depth; L->act = c.activation; L->ar_inverse = c.inverse;
+    L->nin = D + C; L->nt = D;
+    L->nout = nf__tf_params(L) * D;
+    L->seq = 1;   /* the direction that needs D passes builds its output in a buffer */
+    /* order, its inverse, hidden degrees, each feature's parameter columns */
+    L->ni = nf__madd(nf__madd(2 * (size_t)D, (size_t)c.depth, (size_t)c.hidden, &ok), (size_t)nf__tf_params(L), (size_t)D, &ok);
+    if (!ok) return NF_ERR_OVERFLOW;
+    return nf__mlp_plan(L);
+}
+static void nf__ar_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints) {
+    int j, k, P = nf__tf_params(L), C = L->nin - D, top = C > 0 ? D : (D > 1 ? D - 1 : 1);
+    L->perm = ints; L->iperm = ints + D; L->keep = ints + 2 * D; L->trans = L->keep + (size_t)L->depth * L->hidden;
+    for (j = 0; j < D; ++j) L->perm[j] = ld->order == NF_ORDER_REVERSED ? D - 1 - j : j;
+    if (ld->order == NF_ORDER_RANDOM) {
+        nf_rng prng; nf_rng_seed(&prng, (uint64_t)ld->seed * 2654435761u + (uint64_t)index + 1);
+        for (j = D - 1; j > 0; --j) { int q = (int)(nf_rng_u32(&prng) % (uint32_t)(j + 1)), t = L->perm[j]; L->perm[j] = L->perm[q]; L->perm[q] = t; }
+    }
+    for (j = 0; j < D; ++j) L->iperm[L->perm[j]] = j;
+    /* hidden degrees cycle through 0 .. D-1 with a context (degree 0 sees only the
+       context), 1 .. D-1 without */
+    for (k = 0; k < L->depth * L->hidden; ++k) L->keep[k] = C > 0 ? (k % L->hidden) % D : (k % L->hidden) % top + 1;
+    for (j = 0; j < D; ++j) for (k = 0; k < P; ++k) L->trans[(size_t)j * P + k] = k * D + j;
+}
+/* is the weight from unit i of weight-layer l's input to its unit o present? */
+static int nf__ar_link(const nf__layer *L, int l, int i, int o) {
+    int D = L->nt, P = nf__tf_params(L);
+    int din = l == 0 ? (i < D ? L->iperm[i] + 1 : 0) : L->keep[(size_t)(l - 1) * L->hidden + i];
+    if (l < L->depth) return L->keep[(size_t)l * L->hidden + o] >= din;
+    (void)P;
+    return L->iperm[o % D] + 1 > din;   /* output o = p D + feature */
+}
+/* zero the masked weights (after initialisation and loading: they are not part of the model) */
+static void nf__ar_fixup(const nf__layer *L, nf_real *p) {
+    int l, i, o, in = L->nin;
+    for (l = 0; l <= L->depth; ++l) {
+        int out = l < L->depth ? L->hidden : L->nout;
+        for (i = 0; i < in; ++i) for (o = 0; o < out; ++o) if (!nf__ar_link(L, l, i, o)) p[(size_t)i * out + o] = 0;
+        p += (size_t)in * out + out; in = L->hidden;
+    }
+}
+static void nf__ar_init(const nf__layer *L, nf_real *p, int D, nf_rng *rng) {
+    (void)D;
+    nf__mlp_init(L, p, rng);
+    nf__ar_fixup(L, p);
+}
+static void nf__ar_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
+    int D = f->dim, C = f->ctx_dim, r, j, i;
+    if ((dir > 0) != L->ar_inverse) {   /* one pass: the network reads x itself */
+        for (r = 0; r < R; ++r) {
+            memcpy(w->cond + (size_t)r * L->nin, x + (size_t)r * D, (size_t)D * sizeof(nf_real));
+            memcpy(w->cond + (size_t)r * L->nin + D, w->ctx + (size_t)r * C, (size_t)C * sizeof(nf_real));
+        }
+        nf__mlp(L, f->params, w->cond, R, w);
+        for (r = 0; r < R; ++r) w->ld[r] += nf__tf_row(L, w->out + (size_t)r * L->nout, D, f->iota, x + (size_t)r * D, dir);
+        return;
+    }
+    /* D passes: the output side is built in w->seq, one feature (in order) per pass, each
+       from the features before it, which are final by then */
+    memset(w->seq, 0, (size_t)R * D * sizeof(nf_real));
+    for (i = 0; i < D; ++i) {
+        for (r = 0; r < R; ++r) {
+            memcpy(w->cond + (size_t)r * L->nin, w->seq + (size_t)r * D, (size_t)D * sizeof(nf_real));
+            memcpy(w->cond + (size_t)r * L->nin + D, w->ctx + (size_t)r * C, (size_t)C * sizeof(nf_real));
+        }
+        nf__mlp(L, f->params, w->cond, R, w);
+        j = L->perm[i];
+        for (r = 0; r < R; ++r) {
+            nf_real l;
+            w->seq[(size_t)r * D + j] = nf__tf_elem(L, w->out + (size_t)r * L->nout, D, j, x[(size_t)r * D + j], dir, &l);
+            w->ld[r] += l;
+        }
+    }
+    memcpy(x, w->seq, (size_t)R * D * sizeof(nf_real));
+}
+#ifndef NFLOW_NO_TRAINING
+/* the MADE on the tape: each weight times its 0/1 mask, so masked weights get no gradient */
+static nf_tensor *nf__ar_net(nf__tctx *c, const nf__layer *L, nf_tensor **Wm, nf_tensor *x) {
+    size_t off = L->poff; int in = L->nin, l;
+    if (c->ctx) x = nf_t_concat_cols(c->tp, x, c->ctx);
+    for (l = 0; l <= L->depth; ++l) {
+        int out = l < L->depth ? L->hidden : L->nout;
+        x = nf_t_linear(c->tp, x, Wm[l], nf__tparam(c, off + (size_t)in * out, 1, out), l < L->depth ? L->act : NF_ACT_IDENTITY);
+        off += (size_t)in * out + out; in = L->hidden;
+    }
+    return x;
+}
+static nf_tensor *nf__ar_pass(nf__tctx *c, const nf__layer *L, nf_tensor *x, int dir) {
+    nf_tape *tp = c->tp; nf_tensor *Wm[65], *out; size_t off = L->poff; int in = L->nin, l, i, o, D = c->f->dim, P = nf__tf_params(L);
+    for (l = 0; l <= L->depth; ++l) {   /* masked weights, built once per step */
+        int n_out = l < L->depth ? L->hidden : L->nout;
+        nf_tensor *m = nf_tape_new(tp, in, n_out);
+        if (m) for (i = 0; i < in; ++i) for (o = 0; o < n_out; ++o) m->val[(size_t)i * n_out + o] = nf__ar_link(L, l, i, o) ? NF__R(1) : NF__R(0);
+        Wm[l] = nf_t_mul(tp, nf__tparam(c, off, in, n_out), m);
+        off += (size_t)in * n_out + n_out; in = L->hidden;
+    }
+    if ((dir > 0) != L->ar_inverse) return nf__tf_tape(c, L, x, nf__ar_net(c, L, Wm, x), dir);   /* one pass */
+    out = nf_tape_new(tp, x ? x->rows : 0, D);   /* D passes, each fixing the next feature in order */
+    for (i = 0; i < D && out; ++i) {
+        int j = L->perm[i];
+        nf_tensor *th = nf_t_gather_cols(tp, nf__ar_net(c, L, Wm, out), L->trans + (size_t)j * P, P);
+        nf_tensor *v = nf__tf_tape(c, L, nf_t_gather_cols(tp, x, c->f->iota + j, 1), th, dir);
+        out = nf_t_add(tp, out, nf_t_scatter_cols(tp, v, c->f->iota + j, D));
+    }
+    return out;
+}
+static nf_tensor *nf__ar_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) { return nf__ar_pass(c, L, x, +1); }
+static nf_tensor *nf__ar_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) { return nf__ar_pass(c, L, z, -1); }
 #endif
 
 /* ==== permutations: reversal and a fixed random permutation ===================================
@@ -2137,14 +2536,16 @@ static nf_tensor *nf__mono_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *
 #define NF__TAPES(f, i)
 #endif
 static const nf__kind nf__kinds[NF_LAYER_KIND_COUNT] = {
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL NF__TAPES(NULL, NULL)},
-    {"affine coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
-    {"additive coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
-    {"reverse", nf__perm_plan, nf__perm_canon, nf__perm_setup, NULL, nf__perm_apply, NULL NF__TAPES(nf__perm_tape, nf__perm_tape_inv)},
-    {"permute", nf__perm_plan, nf__perm_canon, nf__perm_setup, NULL, nf__perm_apply, NULL NF__TAPES(nf__perm_tape, nf__perm_tape_inv)},
-    {"actnorm", nf__actnorm_plan, nf__actnorm_canon, NULL, NULL, nf__actnorm_apply, nf__actnorm_data_init NF__TAPES(nf__actnorm_tape, nf__actnorm_tape_inv)},
-    {"lu linear", nf__lu_plan, nf__lu_canon, nf__perm_setup, NULL, nf__lu_apply, NULL NF__TAPES(nf__lu_tape, nf__lu_tape_inv)},
-    {"monotone", nf__mono_plan, nf__mono_canon, nf__mono_setup, nf__mono_init, nf__mono_apply, NULL NF__TAPES(nf__mono_tape, nf__mono_tape_inv)},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL NF__TAPES(NULL, NULL)},
+    {"affine coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
+    {"additive coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
+    {"reverse", nf__perm_plan, nf__perm_canon, nf__perm_setup, NULL, nf__perm_apply, NULL, NULL NF__TAPES(nf__perm_tape, nf__perm_tape_inv)},
+    {"permute", nf__perm_plan, nf__perm_canon, nf__perm_setup, NULL, nf__perm_apply, NULL, NULL NF__TAPES(nf__perm_tape, nf__perm_tape_inv)},
+    {"actnorm", nf__actnorm_plan, nf__actnorm_canon, NULL, NULL, nf__actnorm_apply, nf__actnorm_data_init, NULL NF__TAPES(nf__actnorm_tape, nf__actnorm_tape_inv)},
+    {"lu linear", nf__lu_plan, nf__lu_canon, nf__perm_setup, NULL, nf__lu_apply, NULL, NULL NF__TAPES(nf__lu_tape, nf__lu_tape_inv)},
+    {"monotone", nf__mono_plan, nf__mono_canon, nf__mono_setup, nf__mono_init, nf__mono_apply, NULL, NULL NF__TAPES(nf__mono_tape, nf__mono_tape_inv)},
+    {"spline coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
+    {"autoregressive", nf__ar_plan, nf__ar_canon, nf__ar_setup, nf__ar_init, nf__ar_apply, NULL, nf__ar_fixup NF__TAPES(nf__ar_tape, nf__ar_tape_inv)},
 };
 #undef NF__TAPES
 static const nf__kind *nf__kind_of(int kind) {
@@ -2153,6 +2554,32 @@ static const nf__kind *nf__kind_of(int kind) {
 
 static void nf__layer_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
     nf__kinds[L->kind].apply(f, L, x, R, dir, w);
+}
+
+NFDEF nf_result nf_flow_desc_nsf(nf_flow_desc *d, int dim, int couplings, int hidden, int bins) {
+    int i;
+    if (!d) return NF_ERR_NULL;
+    nf_flow_desc_init(d, dim);
+    if (couplings < 1 || couplings > NF_MAX_LAYERS || hidden < 0 || bins < 0) return NF_ERR_ARG;
+    for (i = 0; i < couplings; ++i) {
+        nf_layer_desc l; memset(&l, 0, sizeof l);
+        l.kind = NF_LAYER_SPLINE_COUPLING; l.hidden = hidden; l.parity = i & 1; l.bins = bins;
+        nf_flow_desc_add(d, &l);
+    }
+    return NF_OK;
+}
+NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidden, int transformer, int inverse) {
+    int i;
+    if (!d) return NF_ERR_NULL;
+    nf_flow_desc_init(d, dim);
+    if (layers < 1 || layers > NF_MAX_LAYERS || hidden < 0) return NF_ERR_ARG;
+    for (i = 0; i < layers; ++i) {
+        nf_layer_desc l; memset(&l, 0, sizeof l);
+        l.kind = NF_LAYER_AUTOREGRESSIVE; l.hidden = hidden; l.transformer = transformer; l.inverse = inverse;
+        l.order = i & 1 ? NF_ORDER_REVERSED : NF_ORDER_NATURAL;
+        nf_flow_desc_add(d, &l);
+    }
+    return NF_OK;
 }
 
 /* A domain: NF_OK, NF_ERR_ARG if invalid, NF_ERR_RANGE if valid but not computable in
@@ -2170,8 +2597,12 @@ static nf_result nf__domain_check(const nf_domain *m) {
 }
 
 /* Resolve defaults and check a description; fills the layer shapes of f when given. */
-static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, size_t *n_ints, int *max_width) {
-    size_t np = 0, ni = 0; int i, D, mw, ok = 1;
+/* What a description needs: parameters, index ints, and the workspace's widest
+   conditioner row (width), widest conditioner output (out, at least 2D) and whether a
+   layer needs the sequential-pass buffer (seq). */
+typedef struct nf__shape { size_t np, ni; int width, out, seq; } nf__shape;
+static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, nf__shape *sh) {
+    size_t np = 0, ni = 0; int i, D, mw, mo, seq = 0, ok = 1;
     if (!d) return NF_ERR_NULL;
     D = d->dim;
     if (D < 1 || D > NF__MAXDIM) return NF_ERR_SHAPE;
@@ -2180,7 +2611,7 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
     if (d->chunk < 0 || d->chunk > (1 << 20)) return NF_ERR_ARG;
     if (d->context_dim < 0 || d->context_dim > (1 << 16)) return NF_ERR_ARG;
     if (d->domains) for (i = 0; i < D; ++i) { nf_result r = nf__domain_check(&d->domains[i]); if (r != NF_OK) return r; }
-    mw = 2 * D;
+    mw = mo = 2 * D;
     ni = 2 * (size_t)D;   /* iota */
     for (i = 0; i < d->n_layers; ++i) {
         const nf_layer_desc *ld = &d->layers[i]; const nf__kind *k = nf__kind_of(ld->kind);
@@ -2190,6 +2621,8 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
         L.kind = ld->kind;
         if ((r = k->plan(ld, D, d->context_dim, &L)) != NF_OK) return r;
         if (L.width > mw) mw = L.width;
+        if (L.nout > mo) mo = L.nout;
+        seq |= L.seq;
         L.poff = np;
         np = nf__madd(np, L.np, 1, &ok);
         ni = nf__madd(ni, L.ni, 1, &ok);
@@ -2199,18 +2632,18 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, size_t *n_params, s
     if (f) f->base_off = np;
     if (d->base == NF_BASE_DIAG_GAUSSIAN) np = nf__madd(np, 2, (size_t)D, &ok);
     if (!ok || np > ((size_t)-1) / 64) return NF_ERR_OVERFLOW;   /* room for 3 arrays of doubles and more */
-    if (n_params) *n_params = np;
-    if (n_ints) *n_ints = ni;
-    if (max_width) *max_width = mw;
+    if (sh) { sh->np = np; sh->ni = ni; sh->width = mw; sh->out = mo; sh->seq = seq; }
     return NF_OK;
 }
 
-/* Workspace reals for R rows: cur, tmp, z (D each), the conditioner input (D + C),
-   two hidden buffers, the conditioner output (2D), the log-det and outside-the-domain
-   flag (1 each) and the standardised context (C). */
-static int nf__ws_reals(int D, int mw, int R, int C, size_t *out) {
+/* Workspace reals for R rows: cur, tmp, z (D each), the conditioner input (D + C), two
+   hidden buffers (width), the conditioner output (out), the log-det and the
+   outside-the-domain flag (1 each), the standardised context (C) and, for autoregressive
+   layers, the sequential passes' output (D). */
+static int nf__ws_reals(int D, int C, int R, const nf__shape *sh, size_t *out) {
     int ok = 1;
-    size_t per = nf__madd(nf__madd(nf__madd(2, 6, (size_t)D, &ok), 2, (size_t)mw, &ok), 2, (size_t)C, &ok);
+    size_t per = nf__madd(nf__madd(nf__madd(2, 4 + (sh->seq ? 1 : 0), (size_t)D, &ok), 2, (size_t)sh->width, &ok), 2, (size_t)C, &ok);
+    per = nf__madd(per, 1, (size_t)sh->out, &ok);
     return ok && nf__mul(per, (size_t)R, out);
 }
 
@@ -2220,11 +2653,12 @@ static size_t nf__al(size_t x) { return (x + 63) & ~(size_t)63; }
    (off[0..6] are the ends). A flow with constant weights (own = 0) keeps no params,
    mean, std or domains of its own. */
 static nf_result nf__layout(const nf_flow_desc *d, int own, size_t off[7]) {
-    size_t np, ni, ws, t; int mw; nf_result r;
+    size_t np, ni, ws, t; nf__shape sh; nf_result r;
     int R = d && d->chunk ? d->chunk : 256;
-    r = nf__plan(d, NULL, &np, &ni, &mw);
+    r = nf__plan(d, NULL, &sh);
     if (r != NF_OK) return r;
-    if (!nf__ws_reals(d->dim, mw, R, d->context_dim, &ws)) return NF_ERR_OVERFLOW;
+    np = sh.np; ni = sh.ni;
+    if (!nf__ws_reals(d->dim, d->context_dim, R, &sh, &ws)) return NF_ERR_OVERFLOW;
     off[0] = nf__al(sizeof(nf_flow));
     if (!own) np = 0;
     if (!nf__mul(np, sizeof(nf_real), &t) || !nf__add(off[0], nf__al(t), &off[1])) return NF_ERR_OVERFLOW;
@@ -2261,8 +2695,8 @@ static void nf__init_params(nf_flow *f) {
 
 /* Builds the flow's bookkeeping in mem; own = 0 leaves params, mean and std unset. */
 static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes, int own) {
-    size_t off[7], skip, np, ni; nf_result r; nf_flow *f; unsigned char *b;
-    int i, j, D, *ints, mw;
+    size_t off[7], skip; nf__shape sh; nf_result r; nf_flow *f; unsigned char *b;
+    int i, j, D, *ints;
     if (!out) return NF_ERR_NULL;
     *out = NULL;
     if (!d || !mem) return NF_ERR_NULL;
@@ -2274,10 +2708,10 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     memset(b, 0, off[6]);
     f = (nf_flow *)b;
     f->desc = *d;
-    nf__plan(d, f, &np, &ni, &mw);
-    f->dim = D = d->dim; f->n_layers = d->n_layers; f->max_width = mw;
+    nf__plan(d, f, &sh);
+    f->dim = D = d->dim; f->n_layers = d->n_layers; f->max_width = sh.width; f->max_out = sh.out; f->has_seq = sh.seq;
     f->chunk = d->chunk ? d->chunk : 256;
-    f->n_params = np;
+    f->n_params = sh.np;
     f->ctx_dim = d->context_dim;
     f->params = (nf_real *)(b + off[0]);
     f->mean = (nf_real *)(b + off[1]);
@@ -2380,10 +2814,11 @@ static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) {
     w->z = p; p += R * D;
     w->ha = p; p += R * mw;
     w->hb = p; p += R * mw;
-    w->out = p; p += R * 2 * D;
+    w->out = p; p += R * (size_t)f->max_out;
     w->ld = p; p += R;
     w->oob = p; p += R;
-    w->ctx = p;
+    w->ctx = p; p += R * (size_t)f->ctx_dim;
+    w->seq = f->has_seq ? p : NULL;
 }
 
 static nf_result nf__check_rows(nf_flow *f, const nf_real *x, size_t n, int cols, const char *what) {
@@ -2428,7 +2863,6 @@ static nf_real nf__std_logdet(const nf_flow *f) {
 }
 
 /* ---- domains: y (the user's coordinates) <-> u (the real line) ------------------- */
-static nf_real nf__softplus(nf_real x) { return x > 0 ? x + NF_LOG1P(NF_EXP(-x)) : NF_LOG1P(NF_EXP(x)); }
 /* u from y and *ld = log|du/dy|; returns 0 when y is outside the domain (a flag, not an
    infinity: -ffast-math may assume there are none). A periodic dimension has no outside:
    the cut itself, and a y that rounds onto it, are moved just inside (the density there is
@@ -2755,10 +3189,24 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
 #endif /* NFLOW_NO_TRAINING: logdet check */
 
 /* ---- model files --------------------------------------------------------------- */
-#define NF__FORMAT_VERSION 2u   /* written; version 1 files load too */
+#define NF__FORMAT_VERSION 3u   /* the newest; 1 and 2 load too */
 #define NF__FLAG_FITTED 1u        /* header flags: standardisation and periodic cuts are fitted */
 #define NF__HDR_BYTES 56u
-#define NF__LAYER_BYTES 36u
+#define NF__LAYER_BYTES 36u       /* versions 1 and 2 */
+#define NF__LAYER_BYTES3 68u      /* version 3: the spline and autoregressive settings too */
+#ifndef NFLOW_NO_TRAINING
+/* A file is written in the oldest version that holds the flow: version 2 unless a layer
+   uses a setting that version 3 added (older readers keep reading older flows). */
+static int nf__layer_is_v3(const nf_layer_desc *l) {
+    return l->bins || l->tail_bound != 0 || l->min_width != 0 || l->min_height != 0 || l->min_derivative != 0 ||
+           l->transformer || l->inverse || l->order || l->kind > NF_LAYER_MONOTONE;
+}
+static uint32_t nf__file_version(const nf_flow_desc *d) {
+    int j;
+    for (j = 0; j < d->n_layers; ++j) if (nf__layer_is_v3(&d->layers[j])) return 3;
+    return 2;
+}
+#endif
 #define NF__DOMAIN_BYTES 28u
 static const unsigned char nf__magic[8] = {'N', 'F', 'L', 'W', '\r', '\n', 0x1a, '\n'};
 
@@ -2797,20 +3245,21 @@ static void nf__get_domain(const unsigned char *p, nf_domain *m) {
 NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes) {
     size_t t;
     if (!f || !bytes) return NF_ERR_NULL;
-    t = NF__HDR_BYTES + (size_t)f->n_layers * NF__LAYER_BYTES + (size_t)f->dim * NF__DOMAIN_BYTES + 8 + 4;
+    t = NF__HDR_BYTES + (size_t)f->n_layers * (nf__file_version(&f->desc) >= 3 ? NF__LAYER_BYTES3 : NF__LAYER_BYTES) + (size_t)f->dim * NF__DOMAIN_BYTES + 8 + 4;
     if (f->n_params > ((size_t)-1 - t) / sizeof(nf_real) - 2 * ((size_t)f->dim + f->ctx_dim)) return NF_ERR_OVERFLOW;
     *bytes = t + (2 * ((size_t)f->dim + f->ctx_dim) + f->n_params) * sizeof(nf_real);
     return NF_OK;
 }
 
 NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *written) {
-    size_t need, i; nf__wr w; nf_result r; int j;
+    size_t need, i; nf__wr w; nf_result r; int j; uint32_t version;
     if (!f || !buf) return NF_ERR_NULL;
     if ((r = nf_flow_save_size(f, &need)) != NF_OK) return r;
     if (cap < need) return NF_ERR_ARENA_FULL;
+    version = nf__file_version(&f->desc);
     w.p = (unsigned char *)buf; w.n = 0;
     memcpy(w.p, nf__magic, 8); w.n = 8;
-    nf__put_u32(&w, NF__FORMAT_VERSION);
+    nf__put_u32(&w, version);
     nf__put_u32(&w, (uint32_t)sizeof(nf_real));
     nf__put_u64(&w, (uint64_t)need);
     nf__put_u32(&w, (uint32_t)f->dim); nf__put_u32(&w, (uint32_t)f->desc.base);
@@ -2824,6 +3273,10 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
         nf__put_u32(&w, (uint32_t)l->mask); nf__put_u32(&w, (uint32_t)l->parity);
         nf__put_u32(&w, l->seed); nf__put_u32(&w, (uint32_t)f->layers[j].initialized);
         nf__put_f32(&w, l->clamp);
+        if (version < 3) continue;
+        nf__put_u32(&w, (uint32_t)l->bins); nf__put_f32(&w, l->tail_bound);
+        nf__put_f32(&w, l->min_width); nf__put_f32(&w, l->min_height); nf__put_f32(&w, l->min_derivative);
+        nf__put_u32(&w, (uint32_t)l->transformer); nf__put_u32(&w, (uint32_t)l->inverse); nf__put_u32(&w, (uint32_t)l->order);
     }
     for (j = 0; j < f->dim; ++j) {
         const nf_domain *m = f->dom ? &f->dom[j] : NULL;
@@ -2870,7 +3323,7 @@ static int nf__load_chunk(nf_flow_desc *d, size_t len) {
    plan its description implies, and every value (finite, representable in nf_real,
    standard deviations positive). */
 static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
-    const unsigned char *p = (const unsigned char *)buf; uint64_t total, np64; size_t off, np, need, k, ns;
+    const unsigned char *p = (const unsigned char *)buf; uint64_t total, np64; size_t off, np, need, k, ns; nf__shape sh;
     uint32_t rb, nl, dim, cdim, j, lb; nf_result r;
     nf_flow_desc *d = &m->d;
     if (!buf) return NF_ERR_NULL;
@@ -2892,7 +3345,7 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
     d->dim = (int)dim; d->base = (int)nf__get_u32(p + 28); d->n_layers = (int)nl; d->context_dim = (int)cdim;
     d->chunk = (int)(nf__get_u32(p + 36) & 0x7fffffffu); d->seed = nf__get_u64(p + 48);
     off = NF__HDR_BYTES;
-    lb = NF__LAYER_BYTES;
+    lb = m->version >= 3 ? NF__LAYER_BYTES3 : NF__LAYER_BYTES;
     /* bounded by dim <= 2^20 and nl <= NF_MAX_LAYERS: no overflow */
     if (len - 4 < off + (size_t)nl * lb + (size_t)dim * NF__DOMAIN_BYTES + 8) return NF_ERR_CORRUPT;
     for (j = 0; j < nl; ++j, off += lb) {
@@ -2905,13 +3358,22 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
         m->init[j] = (int)v[7];
         l->clamp = nf__get_f32(p + off + 32);
         if (!nf__isfinite_d((double)l->clamp) || l->clamp < 0) return NF_ERR_CORRUPT;
+        if (m->version >= 3) {
+            float fv[4]; uint32_t iv[4];
+            iv[0] = nf__get_u32(p + off + 36); iv[1] = nf__get_u32(p + off + 56); iv[2] = nf__get_u32(p + off + 60); iv[3] = nf__get_u32(p + off + 64);
+            for (q = 0; q < 4; ++q) { fv[q] = nf__get_f32(p + off + 40 + 4 * q); if (!nf__isfinite_d((double)fv[q]) || fv[q] < 0) return NF_ERR_CORRUPT; }
+            for (q = 0; q < 4; ++q) if (iv[q] > 0x7fffffffu) return NF_ERR_CORRUPT;
+            l->bins = (int)iv[0]; l->tail_bound = fv[0]; l->min_width = fv[1]; l->min_height = fv[2]; l->min_derivative = fv[3];
+            l->transformer = (int)iv[1]; l->inverse = (int)iv[2]; l->order = (int)iv[3];
+        }
     }
     m->doms = p + off;
     for (j = 0; j < dim; ++j, off += NF__DOMAIN_BYTES) {
         nf_domain dm; nf__get_domain(p + off, &dm);
         if ((r = nf__domain_check(&dm)) != NF_OK) return r == NF_ERR_RANGE ? r : NF_ERR_CORRUPT;
     }
-    if ((r = nf__plan(d, NULL, &np, NULL, NULL)) != NF_OK) return NF_ERR_CORRUPT;
+    if ((r = nf__plan(d, NULL, &sh)) != NF_OK) return NF_ERR_CORRUPT;
+    np = sh.np;
     np64 = nf__get_u64(p + off); off += 8;
     if (np64 != (uint64_t)np) return NF_ERR_CORRUPT;
     /* the reals must fill exactly what is left before the checksum */
@@ -2967,6 +3429,14 @@ static nf_result nf__compare_arch(nf_flow *f, const nf__model *m, int domains) {
         NF__CMP(x.mask, y.mask, "mask", j);
         NF__CMP(x.parity, y.parity, "parity", j);
         NF__CMP(x.seed, y.seed, "seed", j);
+        NF__CMP(x.bins, y.bins, "bins", j);
+        NF__CMP(x.tail_bound, y.tail_bound, "tail_bound", j);
+        NF__CMP(x.min_width, y.min_width, "min_width", j);
+        NF__CMP(x.min_height, y.min_height, "min_height", j);
+        NF__CMP(x.min_derivative, y.min_derivative, "min_derivative", j);
+        NF__CMP(x.transformer, y.transformer, "transformer", j);
+        NF__CMP(x.inverse, y.inverse, "inverse", j);
+        NF__CMP(x.order, y.order, "order", j);
     }
     for (j = 0; domains && j < f->dim; ++j, dp += NF__DOMAIN_BYTES) {   /* the cut is state, unless fixed */
         nf_domain x, y; nf__get_domain(dp, &x);
@@ -2999,7 +3469,11 @@ static nf_result nf__load_into(nf_flow *f, const void *buf, size_t len, int doma
     for (j = 0; j < D + C; ++j) { f->mean[j] = NF__RD(j); f->std[j] = NF__RD(D + C + j); }
     for (k = 0; k < m.n_params; ++k) f->params[k] = NF__RD(2 * ((size_t)D + C) + k);
 #undef NF__RD
-    for (j = 0; j < f->n_layers; ++j) f->layers[j].initialized = m.init[j];
+    for (j = 0; j < f->n_layers; ++j) {
+        const nf__kind *kd = nf__kind_of(f->layers[j].kind);
+        f->layers[j].initialized = m.init[j];
+        if (kd->fixup) kd->fixup(&f->layers[j], f->params + f->layers[j].poff);   /* masked weights are not part of the model */
+    }
     for (f->has_dom = 0, j = 0, dm = m.doms; j < D; ++j, dm += NF__DOMAIN_BYTES) {
         nf__get_domain(dm, &f->dom[j]);
         f->has_dom |= f->dom[j].kind != NF_DOMAIN_REAL;
@@ -3071,10 +3545,10 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     up[j] = 0;
     if (chunk < 1 || chunk > (1 << 20)) return NF_ERR_ARG;
     d = &f->desc; dd = *d; dd.chunk = chunk;
-    {   size_t ni; int mw;
-        if ((r = nf__plan(&dd, NULL, NULL, &ni, &mw)) != NF_OK) return r;
-        if (!nf__ws_reals(dd.dim, mw, chunk, dd.context_dim, &ws)) return NF_ERR_OVERFLOW;
-        n_ints = ni; }
+    {   nf__shape sh;
+        if ((r = nf__plan(&dd, NULL, &sh)) != NF_OK) return r;
+        if (!nf__ws_reals(dd.dim, dd.context_dim, chunk, &sh, &ws)) return NF_ERR_OVERFLOW;
+        n_ints = sh.ni; }
     fprintf(h, "/* %s.h: a trained nflow flow as constant data (generated by nf_flow_export_c). */\n", name);
     fprintf(h, "#ifndef %s_H\n#define %s_H\n#include \"nflow.h\"\n", up, up);
     fprintf(h, "#define %s_DIM %d\n#define %s_NUM_PARAMS %lu\n", up, f->dim, up, (unsigned long)f->n_params);
@@ -3103,8 +3577,12 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     fprintf(c, "const nf_flow_desc %s_desc = {\n    %d, %d, %d, %lluULL, %d, {\n", name, d->dim, d->base, d->n_layers, (unsigned long long)d->seed, chunk);
     for (j = 0; j < d->n_layers; ++j) {
         const nf_layer_desc *l = &d->layers[j];
-        fprintf(c, "        {%d, %d, %d, %d, %.9ef, %d, %d, %luu},\n", l->kind, l->hidden, l->depth, l->activation,
+        fprintf(c, "        {%d, %d, %d, %d, %.9ef, %d, %d, %luu", l->kind, l->hidden, l->depth, l->activation,
                 (double)l->clamp, l->mask, l->parity, (unsigned long)l->seed);
+        if (nf__layer_is_v3(l))
+            fprintf(c, ", %d, %.9ef, %.9ef, %.9ef, %.9ef, %d, %d, %d", l->bins, (double)l->tail_bound, (double)l->min_width,
+                    (double)l->min_height, (double)l->min_derivative, l->transformer, l->inverse, l->order);
+        fprintf(c, "},\n");
     }
     fprintf(c, "    },\n    %d, ", f->ctx_dim);
     if (f->has_dom) fprintf(c, "%s_domains\n};\n", name); else fprintf(c, "0\n};\n");

@@ -47,6 +47,25 @@ static nf_flow *golden_flow(void) {
     return f;
 }
 
+/* format version 3: the spline coupling and autoregressive layers */
+static nf_flow *golden_flow_v3(void) {
+    nf_flow_desc d; nf_layer_desc l; nf_flow *f; int j; nf_real m[4], s[4];
+    nf_flow_desc_init(&d, 3); d.context_dim = 1; d.seed = 12;
+    memset(&l, 0, sizeof l);
+    l.kind = NF_LAYER_SPLINE_COUPLING; l.hidden = 6; l.bins = 5; l.tail_bound = 2.5f; l.activation = NF_ACT_TANH; nf_flow_desc_add(&d, &l);
+    memset(&l, 0, sizeof l);
+    l.kind = NF_LAYER_AUTOREGRESSIVE; l.hidden = 7; l.depth = 1; nf_flow_desc_add(&d, &l);
+    l.transformer = NF_TRANSFORM_SPLINE; l.bins = 3; l.inverse = 1; l.order = NF_ORDER_RANDOM; l.seed = 8; l.min_derivative = 0.01f; nf_flow_desc_add(&d, &l);
+    if (nf_flow_create(&f, &d) != NF_OK) return NULL;
+    {   nf_real *p = nf_flow_params(f); size_t i; nf_flow *g = f;
+        for (i = 0; i < nf_flow_num_params(g); ++i) p[i] += (nf_real)(0.05 * sin(0.3 * (double)i + 0.1));
+        for (j = 0; j < g->n_layers; ++j)   /* masked weights stay zero */
+            if (nf__kinds[g->layers[j].kind].fixup) nf__kinds[g->layers[j].kind].fixup(&g->layers[j], p + g->layers[j].poff); }
+    for (j = 0; j < 4; ++j) { m[j] = (nf_real)(0.1 * j); s[j] = (nf_real)(1 + 0.2 * j); }
+    nf_flow_set_standardization(f, m, s);
+    return f;
+}
+
 static unsigned char *read_all(const char *path, size_t *n) {
     FILE *fp = fopen(path, "rb"); unsigned char *b; long sz;
     if (!fp) return NULL;
@@ -64,12 +83,41 @@ static unsigned char *file_bytes(FILE *fp, size_t *n) {
     return b;
 }
 
+static void golden_v3(int write) {
+    nf_flow *f = golden_flow_v3(); size_t n, gn, i; unsigned char *buf, *gold; char path[128], detail[160];
+    nf_real y[5 * 3], c[5], lp[5];
+    if (!f) { check(0, "golden_v3_flow_builds", NULL); return; }
+    nf_flow_save_size(f, &n); buf = (unsigned char *)malloc(n);
+    nf_flow_save(f, buf, n, &n);
+    check(buf[8] == 3, "new_kinds_write_format_version_3", NULL);
+    snprintf(path, sizeof path, "tests/data/golden_v3_%s.nfl", PREC);
+    if (write) write_all(path, buf, n);
+    gold = read_all(path, &gn);
+    snprintf(detail, sizeof detail, "%lu bytes written, golden %lu", (unsigned long)n, (unsigned long)(gold ? gn : 0));
+    check(gold && gn == n && memcmp(gold, buf, n) == 0, "v3_model_file_bytes_equal_golden", detail);
+    for (i = 0; i < 5; ++i) { y[3 * i] = (nf_real)(0.7 * i - 1.4); y[3 * i + 1] = (nf_real)(1 - 0.4 * i); y[3 * i + 2] = (nf_real)(0.3 * i); c[i] = (nf_real)(0.5 * i - 1); }
+    nf_flow_log_prob_ctx(f, y, 5, c, 5, lp);
+    snprintf(path, sizeof path, "tests/data/golden_v3_%s_logp.txt", PREC);
+    if (write) { FILE *fp = fopen(path, "w"); for (i = 0; i < 5; ++i) fprintf(fp, "%.17g\n", (double)lp[i]); fclose(fp); }
+    {   FILE *fp = fopen(path, "r"); int same = fp != NULL; double v, tol = sizeof(nf_real) == 8 ? 1e-13 : 1e-6;
+        for (i = 0; fp && i < 5; ++i) if (fscanf(fp, "%lf", &v) != 1 || !(fabs(v - (double)lp[i]) <= tol * fabs(v))) same = 0;
+        if (fp) fclose(fp);
+        check(same, "v3_log_prob_equals_golden", NULL); }
+    {   /* and it loads back to the same densities, bit for bit */
+        nf_flow *g; nf_real lp2[5];
+        check(gold && nf_flow_load(&g, gold, gn) == NF_OK, "v3_golden_loads", NULL);
+        if (gold && g) { nf_flow_log_prob_ctx(g, y, 5, c, 5, lp2); check(memcmp(lp, lp2, sizeof lp) == 0, "v3_golden_loaded_same_log_prob", NULL); nf_flow_destroy(g); }
+    }
+    free(gold); free(buf); nf_flow_destroy(f);
+}
+
 int main(int argc, char **argv) {
     int write = argc > 1 && strcmp(argv[1], "--write") == 0;
     nf_flow *f = golden_flow(); size_t n, gn, i; unsigned char *buf, *gold; char path[128], detail[160];
     nf_real y[6 * 4], c[6 * 2], lp[6];
     if (!f) { check(0, "golden_flow_builds", NULL); return 1; }
     printf("# golden files, nf_real = %s\n", PREC);
+    golden_v3(write);
     nf_flow_save_size(f, &n); buf = (unsigned char *)malloc(n);
     nf_flow_save(f, buf, n, &n);
     snprintf(path, sizeof path, "tests/data/golden_%s.nfl", PREC);
@@ -77,6 +125,7 @@ int main(int argc, char **argv) {
     gold = read_all(path, &gn);
     snprintf(detail, sizeof detail, "%lu bytes written, golden %lu", (unsigned long)n, (unsigned long)(gold ? gn : 0));
     check(gold && gn == n && memcmp(gold, buf, n) == 0, "model_file_bytes_equal_golden", detail);
+    check(buf[8] == 2, "flows_without_new_settings_write_format_version_2", NULL);
     free(gold);
     {   /* exported C source */
         FILE *cf = tmpfile(), *hf = tmpfile(); size_t cn, hn, gcn, ghn; unsigned char *cb, *hb, *gc, *gh;

@@ -304,8 +304,10 @@ static void test_tape_errors(void) {
 
 /* ---------------------------------------------------------------- layers and flows */
 static void randomize(nf_flow *f, nf_rng *r, double scale) {
-    size_t i, n = nf_flow_num_params(f); nf_real *p = nf_flow_params(f);
+    size_t i, n = nf_flow_num_params(f); nf_real *p = nf_flow_params(f); int l;
     for (i = 0; i < n; ++i) p[i] = (nf_real)(scale * (double)nf_rng_normal(r));
+    for (l = 0; l < f->n_layers; ++l)   /* autoregressive layers' masked weights must stay zero */
+        if (nf__kinds[f->layers[l].kind].fixup) nf__kinds[f->layers[l].kind].fixup(&f->layers[l], p + f->layers[l].poff);
 }
 static nf_real *rand_rows(nf_rng *r, size_t n, int D) {
     nf_real *y = (nf_real *)malloc(sizeof(nf_real) * n * D); size_t i;
@@ -338,7 +340,7 @@ static void flow_checks(const char *name, nf_flow_desc *d, nf_rng *rng, double s
 
 static void test_layers(void) {
     static const int dims[3] = {2, 5, 16};
-    static const char *names[] = {"", "affine", "additive", "reverse", "permute", "actnorm", "lu", "monotone"};
+    static const char *names[] = {"", "affine", "additive", "reverse", "permute", "actnorm", "lu", "monotone", "spline", "maf"};
     nf_rng rng; int kind, di;
     nf_rng_seed(&rng, 5);
     for (di = 0; di < 3; ++di) {
@@ -348,7 +350,25 @@ static void test_layers(void) {
             nf_flow_desc_init(&d, D);
             memset(&l, 0, sizeof l); l.kind = kind; l.hidden = 16; l.activation = NF_ACT_TANH; l.seed = 9;
             nf_flow_desc_add(&d, &l);
-            flow_checks(names[kind], &d, &rng, 0.3, RT_TOL);
+            /* spline maps: moderate weights keep slopes near 1, where float can round-trip to
+               1e-5 (how close a steep or flat spline can get is tested below) */
+            flow_checks(names[kind], &d, &rng, kind == NF_LAYER_SPLINE_COUPLING || kind == NF_LAYER_AUTOREGRESSIVE ? 0.1 : 0.3, RT_TOL);
+        }
+        {   /* the autoregressive variants: spline maps, IAF, a random order, and a spline
+               coupling with half masks and few bins */
+            static const char *vn[5] = {"maf_spline", "iaf_affine", "iaf_spline", "maf_random_order", "spline_half_3bins"};
+            int v;
+            for (v = 0; v < 5; ++v) {
+                nf_flow_desc d; nf_layer_desc l;
+                nf_flow_desc_init(&d, D);
+                memset(&l, 0, sizeof l); l.kind = NF_LAYER_AUTOREGRESSIVE; l.hidden = 16; l.activation = NF_ACT_TANH;
+                if (v == 0 || v == 2) l.transformer = NF_TRANSFORM_SPLINE;
+                if (v == 1 || v == 2) l.inverse = 1;
+                if (v == 3) { l.order = NF_ORDER_RANDOM; l.seed = 4; }
+                if (v == 4) { l.kind = NF_LAYER_SPLINE_COUPLING; l.mask = NF_MASK_HALF; l.bins = 3; l.tail_bound = 2; }
+                nf_flow_desc_add(&d, &l);
+                flow_checks(vn[v], &d, &rng, 0.1, RT_TOL);
+            }
         }
         {   /* a whole mixed flow */
             nf_flow_desc d; nf_layer_desc l; int i;
@@ -362,6 +382,10 @@ static void test_layers(void) {
                 l.kind = NF_LAYER_PERMUTE; nf_flow_desc_add(&d, &l);
                 l.kind = NF_LAYER_MONOTONE; l.hidden = 4; nf_flow_desc_add(&d, &l);
             }
+            memset(&l, 0, sizeof l);
+            l.kind = NF_LAYER_SPLINE_COUPLING; l.hidden = 16; nf_flow_desc_add(&d, &l);
+            l.kind = NF_LAYER_AUTOREGRESSIVE; l.transformer = NF_TRANSFORM_SPLINE; nf_flow_desc_add(&d, &l);
+            l.kind = NF_LAYER_AUTOREGRESSIVE; l.transformer = NF_TRANSFORM_AFFINE; l.inverse = 1; l.order = NF_ORDER_REVERSED; nf_flow_desc_add(&d, &l);
             /* 15 random layers compound: a smaller weight scale keeps the map well conditioned */
             flow_checks("mixed_flow", &d, &rng, 0.1, 5 * RT_TOL);
         }
@@ -391,21 +415,116 @@ static void test_flow_consistency(void) {
 
 /* The density integrates to 1: midpoint rule over [-L, L]^2. */
 static void test_density_normalised(void) {
-    nf_flow_desc d; nf_flow *f; nf_rng rng; int G = 400, i, j; double L = 10, h = 2 * L / G, s = 0;
+    static const char *names[4] = {"realnvp", "nsf", "maf_spline", "iaf_affine"};
+    nf_flow_desc d; nf_flow *f; nf_rng rng; int G = 400, i, j, v; double L = 10, h = 2 * L / G, s;
     nf_real *pts = (nf_real *)malloc(sizeof(nf_real) * G * 2), *lp = (nf_real *)malloc(sizeof(nf_real) * G);
+    char nm[64];
     nf_rng_seed(&rng, 21);
-    nf_flow_desc_realnvp(&d, 2, 4, 16);
-    nf_flow_create(&f, &d); randomize(f, &rng, 0.25);
-    for (i = 0; i < G; ++i) {
-        for (j = 0; j < G; ++j) { pts[2 * j] = (nf_real)(-L + (i + 0.5) * h); pts[2 * j + 1] = (nf_real)(-L + (j + 0.5) * h); }
-        nf_flow_log_prob(f, pts, G, lp);
-        for (j = 0; j < G; ++j) s += exp((double)lp[j]) * h * h;
+    for (v = 0; v < 4; ++v) {
+        if (v == 0) nf_flow_desc_realnvp(&d, 2, 4, 16);
+        if (v == 1) nf_flow_desc_nsf(&d, 2, 4, 16, 6);
+        if (v == 2) nf_flow_desc_maf(&d, 2, 3, 16, NF_TRANSFORM_SPLINE, 0);
+        if (v == 3) nf_flow_desc_maf(&d, 2, 3, 16, NF_TRANSFORM_AFFINE, 1);
+        nf_flow_create(&f, &d); randomize(f, &rng, v ? 0.15 : 0.25);   /* splines at larger weights grow features finer than the grid */
+        for (s = 0, i = 0; i < G; ++i) {
+            for (j = 0; j < G; ++j) { pts[2 * j] = (nf_real)(-L + (i + 0.5) * h); pts[2 * j + 1] = (nf_real)(-L + (j + 0.5) * h); }
+            nf_flow_log_prob(f, pts, G, lp);
+            for (j = 0; j < G; ++j) s += exp((double)lp[j]) * h * h;
+        }
+        snprintf(nm, sizeof nm, "density_integrates_to_one_2d_%s", names[v]);
+        check(fabs(s - 1) < 1e-2, nm, "integral %g", s, 0);
+        nf_flow_destroy(f);
     }
-    check(fabs(s - 1) < 1e-2, "density_integrates_to_one_2d", "integral %g", s, 0);
-    free(pts); free(lp); nf_flow_destroy(f);
+    free(pts); free(lp);
+}
+
+/* The spline at its edges: every knot, a step either side of it, the tail bound and a
+   step inside and outside it, and far out in the tails. The round trip must be as good
+   as the precision allows there (half an ulp of z, through 1 / slope, plus y's own ulp),
+   and never worse than the layer tolerance where the slope is moderate; the log-det at
+   the tail bound and beyond is 0 (slope 1: the spline meets the identity tails). */
+static void test_spline_edges(void) {
+    nf_flow_desc d; nf_flow *f; nf_rng rng; nf__spl sp; nf__ws w; nf_real *cur, th[3 * 8 - 1], pts[80 * 2], z[80 * 2], back[80 * 2], ld[80];
+    int k, n = 0, i; double worst = 0, worst_rel = 0, tail_ld = 0; nf__layer *L;
+    nf_rng_seed(&rng, 17);
+    nf_flow_desc_nsf(&d, 2, 1, 8, 8); d.layers[0].tail_bound = 2.5f;
+    nf_flow_create(&f, &d); randomize(f, &rng, 0.5);
+    L = &f->layers[0];
+    /* the spline the conditioner gives feature 1 when feature 0 is 0.3 */
+    nf__ws_carve(f, &cur, &w); w.cond[0] = (nf_real)0.3;
+    nf__mlp(L, f->params, w.cond, 1, &w);
+    for (k = 0; k < 3 * 8 - 1; ++k) th[k] = w.out[k];
+    nf__spl_make(L, th, 1, &sp);
+    {
+        nf_real xk = -L->tail; static const double far[6] = {-1e6, -1e3, -30, 30, 1e3, 1e6};
+        for (k = 0; k <= 8; ++k) {   /* knots, and the neighbouring floats */
+            pts[2 * n + 1] = xk; ++n;
+            pts[2 * n + 1] = nextafterf((float)xk, 1e9f); ++n;
+            pts[2 * n + 1] = nextafterf((float)xk, -1e9f); ++n;
+            if (k < 8) xk += sp.w[k];
+        }
+        for (k = 0; k < 6; ++k) { pts[2 * n + 1] = (nf_real)far[k]; ++n; }
+        for (k = -1; k <= 1; k += 2) { pts[2 * n + 1] = (nf_real)(k * 2.5); ++n; pts[2 * n + 1] = (nf_real)(k * 2.5 * (1 + 1e-6)); ++n; pts[2 * n + 1] = (nf_real)(k * 2.5 * (1 - 1e-6)); ++n; }
+        for (i = 0; i < n; ++i) pts[2 * i] = (nf_real)0.3;
+    }
+    nf_flow_forward(f, pts, (size_t)n, z, ld);
+    nf_flow_inverse(f, z, (size_t)n, back, NULL);
+    for (i = 0; i < n; ++i) {
+        double y = (double)pts[2 * i + 1], e = fabs((double)back[2 * i + 1] - y), slope = exp((double)ld[i]);
+        double inherent = (fabs((double)z[2 * i + 1]) * NF__EPS / 2 + 1e-300) / slope + fabs(y) * NF__EPS;
+        if (e > worst) worst = e;
+        if (e / (inherent + RT_TOL * 1e-3) > worst_rel) worst_rel = e / (inherent + RT_TOL * 1e-3);
+        if (fabs(y) >= 2.5 && fabs(ld[i]) > tail_ld) tail_ld = fabs((double)ld[i]);
+    }
+    check(worst_rel < 4, "spline_roundtrip_at_knots_bounds_and_tails_within_precision", "worst %g x the precision limit (abs %g)", worst_rel, worst);
+    check(worst < RT_TOL * 1e6 && tail_ld == 0, "spline_tails_are_the_identity", "tail |log det| %g, worst abs %g", tail_ld, worst);
+    if (IS_DOUBLE) {   /* the log-det against central differences at the knots */
+        double e = -1;
+        nf_real y1[9 * 2]; nf_real xk = -L->tail;
+        for (k = 0; k < 9; ++k) { y1[2 * k] = (nf_real)0.3; y1[2 * k + 1] = k == 0 ? xk + 1e-4 : k == 8 ? L->tail - 1e-4 : xk; if (k < 8) xk += sp.w[k]; }
+        nf_flow_logdet_error(f, y1, 9, 1e-7, &e);
+        check(e < 1e-5, "spline_logdet_at_knots_vs_numeric_jacobian", "max err %g", e, 0);
+    }
+    nf_flow_destroy(f);
 }
 
 /* Full loss gradient through a 4-layer flow with every parameterised layer kind. */
+/* The loss gradient through each new kind (NLL path; the reverse-KL path is checked in
+   tests/test_trust.c), with and without a context. */
+static void test_loss_gradient_new_kinds(void) {
+    static const char *names[6] = {"nsf", "maf_affine", "maf_spline", "iaf_affine", "iaf_spline", "nsf_context"};
+    nf_rng rng; int v; char nm[64];
+    nf_rng_seed(&rng, 40);
+    for (v = 0; v < 6; ++v) {
+        nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_real *y, *c; double e = -1; int k;
+        if (v == 0 || v == 5) nf_flow_desc_nsf(&d, 3, 2, 8, 4);
+        else nf_flow_desc_maf(&d, 3, 2, 8, v == 2 || v == 4 ? NF_TRANSFORM_SPLINE : NF_TRANSFORM_AFFINE, v >= 3);
+        for (k = 0; k < d.n_layers; ++k) { d.layers[k].activation = NF_ACT_TANH; d.layers[k].bins = 4; }
+        d.base = NF_BASE_DIAG_GAUSSIAN;
+        if (v == 5) d.context_dim = 2;
+        nf_flow_create(&f, &d); randomize(f, &rng, 0.3);
+        y = rand_rows(&rng, 16, 3); c = rand_rows(&rng, 16, 2);
+        nf_trainer_create(&t, f, NULL, 16);
+        if (v == 5) {   /* a conditional flow: central differences on the _ctx loss by hand */
+            size_t np = nf_flow_num_params(f), i, stride = np / 40 + 1; nf_real *p = nf_flow_params(f), *g0 = (nf_real *)malloc(np * sizeof(nf_real));
+            double h = IS_DOUBLE ? 1e-5 : 1e-2, lp, lm; e = 0;
+            nf_trainer_loss_grad_ctx(t, y, c, NULL, 16, NULL); memcpy(g0, nf_trainer_grad(t), np * sizeof(nf_real));
+            for (i = 0; i < np; i += stride) {
+                nf_real keep = p[i]; double num, den;
+                p[i] = (nf_real)((double)keep + h); nf_trainer_loss_grad_ctx(t, y, c, NULL, 16, &lp);
+                p[i] = (nf_real)((double)keep - h); nf_trainer_loss_grad_ctx(t, y, c, NULL, 16, &lm);
+                p[i] = keep; num = (lp - lm) / (2 * h); den = fabs(num) + fabs((double)g0[i]);
+                if (fabs(num - (double)g0[i]) / (den > (IS_DOUBLE ? 1e-6 : 1e-2) ? den : (IS_DOUBLE ? 1e-6 : 1e-2)) > e)
+                    e = fabs(num - (double)g0[i]) / (den > (IS_DOUBLE ? 1e-6 : 1e-2) ? den : (IS_DOUBLE ? 1e-6 : 1e-2));
+            }
+            free(g0);
+        } else nf_trainer_grad_check(t, y, 16, IS_DOUBLE ? 1e-5 : 1e-2, 200, &e);
+        snprintf(nm, sizeof nm, "loss_gradient_%s", names[v]);
+        check(e >= 0 && e < (IS_DOUBLE ? 1e-6 : 5e-2), nm, "max rel err %g", e, 0);
+        free(y); free(c); nf_trainer_destroy(t); nf_flow_destroy(f);
+    }
+}
+
 static void test_loss_gradient(void) {
     nf_flow_desc d; nf_layer_desc l; nf_flow *f; nf_trainer *t; nf_rng rng; nf_real *y; double e = -1;
     nf_rng_seed(&rng, 4);
@@ -651,6 +770,8 @@ int main(int argc, char **argv) {
     test_flow_consistency();
     test_density_normalised();
     test_loss_gradient();
+    test_loss_gradient_new_kinds();
+    test_spline_edges();
     test_adam();
     if (!quick) { test_training(); test_fit(); }
     test_weights_and_clipping();

@@ -286,7 +286,8 @@ static void test_logdet_check_scales(void) {
 static nf_flow *every_kind_flow(nf_domain *dom) {
     nf_flow_desc d; nf_layer_desc l; nf_flow *f; nf_rng rng; size_t i; int k;
     static const int kinds[] = {NF_LAYER_ACTNORM, NF_LAYER_AFFINE_COUPLING, NF_LAYER_PERMUTE, NF_LAYER_ADDITIVE_COUPLING,
-                                NF_LAYER_LU_LINEAR, NF_LAYER_REVERSE, NF_LAYER_MONOTONE, NF_LAYER_AFFINE_COUPLING};
+                                NF_LAYER_LU_LINEAR, NF_LAYER_REVERSE, NF_LAYER_MONOTONE, NF_LAYER_AFFINE_COUPLING,
+                                NF_LAYER_SPLINE_COUPLING, NF_LAYER_AUTOREGRESSIVE, NF_LAYER_AUTOREGRESSIVE, NF_LAYER_AUTOREGRESSIVE};
     memset(dom, 0, 4 * sizeof *dom);
     dom[0].kind = NF_DOMAIN_INTERVAL; dom[0].lo = -3; dom[0].hi = 4;
     dom[1].kind = NF_DOMAIN_LOWER; dom[1].lo = -1;
@@ -294,11 +295,16 @@ static nf_flow *every_kind_flow(nf_domain *dom) {
     nf_flow_desc_init(&d, 4); d.base = NF_BASE_DIAG_GAUSSIAN; d.context_dim = 2; d.domains = dom;
     for (k = 0; k < (int)(sizeof kinds / sizeof kinds[0]); ++k) {
         memset(&l, 0, sizeof l); l.kind = kinds[k]; l.hidden = l.kind == NF_LAYER_MONOTONE ? 3 : 8; l.activation = NF_ACT_TANH;
-        l.parity = k & 1; l.seed = (uint32_t)k; nf_flow_desc_add(&d, &l);
+        l.parity = k & 1; l.seed = (uint32_t)k; l.bins = 4;
+        if (k == 10) { l.transformer = NF_TRANSFORM_SPLINE; l.inverse = 1; l.order = NF_ORDER_REVERSED; }   /* IAF, spline */
+        if (k == 11) { l.inverse = 0; l.order = NF_ORDER_RANDOM; }                                           /* MAF, affine */
+        nf_flow_desc_add(&d, &l);
     }
     if (nf_flow_create(&f, &d) != NF_OK) return NULL;
     nf_rng_seed(&rng, 12);
     for (i = 0; i < nf_flow_num_params(f); ++i) nf_flow_params(f)[i] = (nf_real)(0.15 * (double)nf_rng_normal(&rng));
+    for (k = 0; k < f->n_layers; ++k)   /* autoregressive layers' masked weights must stay zero */
+        if (nf__kinds[f->layers[k].kind].fixup) nf__kinds[f->layers[k].kind].fixup(&f->layers[k], nf_flow_params(f) + f->layers[k].poff);
     {   nf_real m[6] = {(nf_real)0.2, (nf_real)0.5, (nf_real)-0.1, (nf_real)0.3, (nf_real)0.1, (nf_real)-0.2};
         nf_real s[6] = {(nf_real)1.3, (nf_real)0.8, (nf_real)1.1, (nf_real)0.9, (nf_real)1.2, (nf_real)0.7};
         nf_flow_set_standardization(f, m, s); }
