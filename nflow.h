@@ -1649,13 +1649,18 @@ static nf_result nf__mlp_plan(nf__layer *L) {
     return NF_OK;
 }
 /* hidden layers uniform in +-1/sqrt(fan_in) (PyTorch's nn.Linear); the output layer stays
-   zero, so the layer it conditions starts as the identity */
+   zero, so the layer it conditions starts as the identity. Integer arithmetic and one
+   rounding of an exact integer, so seeded weights are the same bits on every platform
+   (x87's extended precision changed them when this was bound * (2u - 1)). */
 static void nf__mlp_init(const nf__layer *L, nf_real *p, nf_rng *rng) {
     int dep, in = L->nin;
     for (dep = 0; dep < L->depth; ++dep) {
         size_t k, cnt = (size_t)in * L->hidden + L->hidden;
-        nf_real bound = in > 0 ? 1 / NF_SQRT((nf_real)in) : NF__R(0);
-        for (k = 0; k < cnt; ++k) p[k] = bound * (2 * nf_rng_uniform(rng) - 1);
+        int64_t bq = in > 0 ? (int64_t)nf__isqrt(((uint64_t)1 << 62) / (uint64_t)in) : 0;   /* 2^31 / sqrt(in) */
+        for (k = 0; k < cnt; ++k) {
+            int64_t u = (int64_t)(nf_rng_u32(rng) >> 10) * 2 - 4194303;   /* (2v - 1) 2^22, |u| < 2^22 */
+            p[k] = (nf_real)(u * bq) * nf__pow2m(53);                     /* |u bq| < 2^53 */
+        }
         p += cnt; in = L->hidden;
     }
 }

@@ -38,11 +38,12 @@ static nf_flow *golden_flow(void) {
     memset(&l, 0, sizeof l);
     l.kind = NF_LAYER_AFFINE_COUPLING; l.parity = 1; l.hidden = 6; l.activation = NF_ACT_LEAKY_RELU; nf_flow_desc_add(&d, &l);
     if (nf_flow_create(&f, &d) != NF_OK) return NULL;
-    {   /* weights: the seeded initialisation, then every one moved (the last layers start at zero) */
+    {   /* weights: the seeded initialisation, then every one moved by an exact dyadic amount
+           (the last layers start at zero), so the file is the same on every platform */
         nf_real *p = nf_flow_params(f); size_t i;
-        for (i = 0; i < nf_flow_num_params(f); ++i) p[i] += (nf_real)(0.05 * sin(0.7 * (double)i + 0.3));
+        for (i = 0; i < nf_flow_num_params(f); ++i) p[i] += (nf_real)((double)((int)(i * 37 % 64) - 32) / 512.0);
     }
-    for (k = 0, j = 0; j < 6; ++j, ++k) { m[j] = (nf_real)(0.25 * j - 0.5); s[j] = (nf_real)(0.5 + 0.3 * j); }
+    for (k = 0, j = 0; j < 6; ++j, ++k) { m[j] = (nf_real)(0.25 * j - 0.5); s[j] = (nf_real)(0.5 + j / 4.0); }   /* dyadic: exact everywhere */
     nf_flow_set_standardization(f, m, s);
     return f;
 }
@@ -58,10 +59,10 @@ static nf_flow *golden_flow_v3(void) {
     l.transformer = NF_TRANSFORM_SPLINE; l.bins = 3; l.inverse = 1; l.order = NF_ORDER_RANDOM; l.seed = 8; l.min_derivative = 0.01f; nf_flow_desc_add(&d, &l);
     if (nf_flow_create(&f, &d) != NF_OK) return NULL;
     {   nf_real *p = nf_flow_params(f); size_t i; nf_flow *g = f;
-        for (i = 0; i < nf_flow_num_params(g); ++i) p[i] += (nf_real)(0.05 * sin(0.3 * (double)i + 0.1));
+        for (i = 0; i < nf_flow_num_params(g); ++i) p[i] += (nf_real)((double)((int)(i * 29 % 64) - 32) / 512.0);
         for (j = 0; j < g->n_layers; ++j)   /* masked weights stay zero */
             if (nf__kinds[g->layers[j].kind].fixup) nf__kinds[g->layers[j].kind].fixup(&g->layers[j], p + g->layers[j].poff); }
-    for (j = 0; j < 4; ++j) { m[j] = (nf_real)(0.1 * j); s[j] = (nf_real)(1 + 0.2 * j); }
+    for (j = 0; j < 4; ++j) { m[j] = (nf_real)(j / 8.0); s[j] = (nf_real)(1 + j / 4.0); }   /* dyadic: exact everywhere */
     nf_flow_set_standardization(f, m, s);
     return f;
 }
