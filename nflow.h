@@ -3582,12 +3582,10 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     fprintf(c, "const nf_flow_desc %s_desc = {\n    %d, %d, %d, %lluULL, %d, {\n", name, d->dim, d->base, d->n_layers, (unsigned long long)d->seed, chunk);
     for (j = 0; j < d->n_layers; ++j) {
         const nf_layer_desc *l = &d->layers[j];
-        fprintf(c, "        {%d, %d, %d, %d, %.9ef, %d, %d, %luu", l->kind, l->hidden, l->depth, l->activation,
-                (double)l->clamp, l->mask, l->parity, (unsigned long)l->seed);
-        if (nf__layer_is_v3(l))
-            fprintf(c, ", %d, %.9ef, %.9ef, %.9ef, %.9ef, %d, %d, %d", l->bins, (double)l->tail_bound, (double)l->min_width,
-                    (double)l->min_height, (double)l->min_derivative, l->transformer, l->inverse, l->order);
-        fprintf(c, "},\n");
+        fprintf(c, "        {%d, %d, %d, %d, %.9ef, %d, %d, %luu, %d, %.9ef, %.9ef, %.9ef, %.9ef, %d, %d, %d},\n",
+                l->kind, l->hidden, l->depth, l->activation, (double)l->clamp, l->mask, l->parity, (unsigned long)l->seed,
+                l->bins, (double)l->tail_bound, (double)l->min_width, (double)l->min_height, (double)l->min_derivative,
+                l->transformer, l->inverse, l->order);
     }
     fprintf(c, "    },\n    %d, ", f->ctx_dim);
     if (f->has_dom) fprintf(c, "%s_domains\n};\n", name); else fprintf(c, "0\n};\n");

@@ -18,16 +18,23 @@ if gcc -std=c99 -O2 -Wall -Wextra $H/gen_model.c -o "$B/gen_model" -lm >"$B/gen.
     ok mcu_host_trains_and_exports; else bad mcu_host_trains_and_exports "$B/gen.log"; echo "$pass passed, $fail failed"; exit 1; fi
 sed 's/^/# /' "$B/gen.log"
 cp nflow.h "$B/"
+# the newer kinds too: a spline coupling flow and a spline MAF (whose sampling runs dim
+# sequential passes), each exported into its own directory
+for k in nsf maf; do
+    mkdir -p "$B/$k"; cp nflow.h "$B/$k/"
+    if "$B/gen_model" "$B/$k" $k >"$B/$k/gen.log" 2>&1; then ok "mcu_host_trains_and_exports_$k"; sed 's/^/# /' "$B/$k/gen.log"
+    else bad "mcu_host_trains_and_exports_$k" "$B/$k/gen.log"; fi
+done
 # the exported sources compile warning-free as C and C++ on the host too
 if gcc -std=c99 -Wall -Wextra -pedantic -Werror -DNFLOW_NO_TRAINING -I"$B" -c "$B/moons_flow.c" -o "$B/moons_host.o" >"$B/export_c.log" 2>&1 \
    && g++ -std=c++11 -Wall -Wextra -Werror -DNFLOW_NO_TRAINING -I"$B" -x c++ -c "$B/moons_flow.c" -o "$B/moons_host_cxx.o" >>"$B/export_c.log" 2>&1; then
     ok mcu_export_compiles_c_and_cxx; else bad mcu_export_compiles_c_and_cxx "$B/export_c.log"; fi
 
-build_run() {   # name cpu-flags linker-script qemu-machine stack
-    local name=$1 cpu=$2 ld=$3 mach=$4 stack=$5 elf="$B/$1.elf"
-    local flags="$cpu -std=c99 -Os -ffunction-sections -fdata-sections -Wall -Wextra -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -DNF_MAX_LAYERS=8 -I$B"
+build_run() {   # name cpu-flags linker-script qemu-machine stack [model-dir]
+    local name=$1 cpu=$2 ld=$3 mach=$4 stack=$5 M=${6:-$B} elf="$B/$1.elf"
+    local flags="$cpu -std=c99 -Os -ffunction-sections -fdata-sections -Wall -Wextra -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -DNF_MAX_LAYERS=8 -I$M"
     if arm-none-eabi-gcc $flags -specs=rdimon.specs -nostartfiles -L$H -T$ld -Wl,--gc-sections -Wl,--defsym=__STACK_SIZE=$stack \
-         -Wl,-Map="$B/$name.map" $H/fw_main.c "$B/moons_flow.c" $H/startup.c -lm -o "$elf" >"$B/$name.build.log" 2>&1; then
+         -Wl,-Map="$B/$name.map" $H/fw_main.c "$M/moons_flow.c" $H/startup.c -lm -o "$elf" >"$B/$name.build.log" 2>&1; then
         ok "mcu_${name}_builds"
     else bad "mcu_${name}_builds" "$B/$name.build.log"; return; fi
     arm-none-eabi-size "$elf" | sed "s/^/# [$name] /"
@@ -39,5 +46,10 @@ build_run() {   # name cpu-flags linker-script qemu-machine stack
 }
 build_run cortex_m4f "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16" mps2_an386.ld mps2-an386 0x2000
 build_run cortex_m0 "-mcpu=cortex-m0 -mthumb -mfloat-abi=soft" microbit.ld microbit 0x1000
+for k in nsf maf; do
+    [ -f "$B/$k/moons_flow.c" ] || continue
+    build_run cortex_m4f_$k "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16" mps2_an386.ld mps2-an386 0x2000 "$B/$k"
+    build_run cortex_m0_$k "-mcpu=cortex-m0 -mthumb -mfloat-abi=soft" microbit.ld microbit 0x1000 "$B/$k"
+done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
