@@ -56,6 +56,10 @@ static const ls_kind ls_kinds[] = {
      "Affine couplings: z_b = y_b exp(s(y_a)) + t(y_a). Each layer can stretch or squeeze, log|det| = sum of s."},
     {"nice", "NICE", "additive coupling", NF_LAYER_ADDITIVE_COUPLING, NF_BASE_DIAG_GAUSSIAN, 0,
      "Additive couplings: z_b = y_b + t(y_a), every log|det| is 0; only the learnable diagonal Gaussian base can change scale."},
+    {"nsf", "NSF", "spline coupling", NF_LAYER_SPLINE_COUPLING, NF_BASE_STD_NORMAL, 0,
+     "Spline couplings: z_b = a monotone rational-quadratic spline of y_b whose bins come from y_a; log|det| = log of its slope. Sharper shapes than affine maps."},
+    {"maf", "MAF", "autoregressive layer", NF_LAYER_AUTOREGRESSIVE, NF_BASE_STD_NORMAL, 1,
+     "Masked autoregressive layers: z_2 = y_2 exp(s(y_1)) + t(y_1) and z_1 = y_1 exp(s) + t with constants; densities in one pass, samples in two."},
 };
 #define LS_N_KINDS ((int)(sizeof ls_kinds / sizeof ls_kinds[0]))
 
