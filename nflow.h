@@ -56,6 +56,18 @@
                            libm hooks, default to the float or double libm functions
        NF_MAX_LAYERS       most layers in one flow (default 64)
        NFLOW_NO_VECTOR_EXT plain C only in the matrix kernel (no GCC/clang vector extensions)
+       Pay only for what you use (a flow that needs a removed part is refused, NF_ERR_ARG):
+       NFLOW_NO_LU, NFLOW_NO_MONOTONE, NFLOW_NO_SPLINE, NFLOW_NO_AUTOREGRESSIVE,
+       NFLOW_NO_ACTNORM   remove a layer kind (affine/additive couplings and permutations stay)
+       NFLOW_NO_DOMAINS   no bounded or periodic parameters
+       NFLOW_NO_CONTEXT   no conditional flows
+       NFLOW_NO_DIAG_BASE no learnable base (the standard normal only)
+       NFLOW_NO_LOADER    no model-file loading (nf_flow_load*)
+       NFLOW_NO_IMPORTANCE no nf_flow_importance
+       An exported flow's header defines the set it allows when NAME_ONLY is defined.
+       NFLOW_DOUBLE and NF_MAX_LAYERS must be the same in every unit: a unit built otherwise
+       fails to link, naming the mismatch (unless -Wl,--gc-sections drops its only
+       reference).
 
    API AT A GLANCE
        errors     nf_result, nf_result_string, nf_flow_error, nf_flow_error_row
@@ -442,13 +454,17 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
 NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes);
 NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *written);
 #endif
+#ifndef NFLOW_NO_LOADER
 /* Validates a whole model (checksum, architecture, values) and returns its description. */
 NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d);
 /* Loads the weights into a flow built from that same description (no allocation). */
 NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len);
 /* nf_flow_create + nf_flow_load_into. */
 NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len);
+#endif
+#if !defined(NFLOW_NO_LOADER) || !defined(NFLOW_NO_TRAINING)
 NFDEF uint32_t  nf_crc32(uint32_t crc, const void *data, size_t n);
+#endif
 
 /* ---- flows with constant weights (firmware: weights in flash, no heap) ----------
    The caller's memory holds only the flow's bookkeeping and inference workspace;
@@ -458,7 +474,9 @@ NFDEF nf_result nf_flow_init_const(nf_flow **out, const nf_flow_desc *d, const n
                                    const nf_real *mean, const nf_real *std, void *mem, size_t bytes);
 
 #ifndef NFLOW_NO_STDIO
+#ifndef NFLOW_NO_LOADER
 NFDEF nf_result nf_flow_load_file(nf_flow **out, FILE *fp);   /* at most 1 GiB */
+#endif
 #ifndef NFLOW_NO_TRAINING
 NFDEF nf_result nf_flow_save_file(const nf_flow *f, FILE *fp);
 /* Writes name.c and name.h sources (to c_out and h_out): the description, weights and
@@ -479,7 +497,9 @@ typedef int (*nf_log_density_ctx_fn)(const nf_real *x, const nf_real *ctx, size_
    log_z_se its standard error (delta method), ess the effective sample size
    (sum w)^2 / sum w^2. Allocates n doubles through NF_MALLOC. */
 typedef struct nf_is_report { double log_z, log_z_se, ess, ess_fraction; size_t n; } nf_is_report;
+#ifndef NFLOW_NO_IMPORTANCE
 NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, nf_is_report *rep);
+#endif
 
 #ifndef NFLOW_NO_TRAINING
 /* ---- autodiff tape -------------------------------------------------------------
@@ -716,6 +736,12 @@ const char NF__CONFIG_SYMBOL = 0;   /* see nf__config_check */
 #define NF__LOG_2PI 1.8378770664093453
 #define NF__MAXDIM (1 << 20)
 
+/* small helpers that some feature-switch combinations leave unused */
+#if defined(__GNUC__) || defined(__clang__)
+#define NF__HELPER static __attribute__((unused))
+#else
+#define NF__HELPER static
+#endif
 #if defined(__cplusplus) || defined(_MSC_VER)
 #define NF__RESTRICT __restrict   /* C++ and MSVC's C (before /std:c11) have no restrict */
 #else
@@ -779,7 +805,7 @@ static void nf__msg_long(nf__msgbuf *m, long v) {
 }
 
 /* a number: integer part, then 6 decimals if it has a fraction (enough to tell fields apart) */
-static void nf__msg_num(nf__msgbuf *m, double v) {
+NF__HELPER void nf__msg_num(nf__msgbuf *m, double v) {
     char d[32]; int i = 0; unsigned long long ip, fr;
     if (!nf__isfinite_d(v)) { nf__msg_str(m, "non-finite"); return; }
     if (v < 0) { nf__msg_str(m, "-"); v = -v; }
@@ -875,13 +901,27 @@ NFDEF nf_real nf_rng_uniform(nf_rng *r) {
    the platform's libm cannot change it. Precision: about 30 significant bits. */
 #define NF__SQRT1_2_Q62 3260954456333195553ull   /* 2^62 / sqrt(2) */
 #define NF__LN2_Q32 2977044472ull                 /* ln 2 in Q32 */
+/* n / d, exact. 32-bit targets have no 64-bit divide instruction, and libgcc's routine
+   costs 700 bytes of flash: there, shift and subtract (the quotients here fit 33 bits). */
+#if UINTPTR_MAX > 0xffffffffu
+#define nf__udiv64(n, d) ((n) / (d))
+#else
+static uint64_t nf__udiv64(uint64_t n, uint64_t d) {
+    uint64_t q = 0, r = 0; int i;
+    for (i = 63; i >= 0; --i) {
+        r = (r << 1) | ((n >> i) & 1u);
+        if (r >= d) { r -= d; q |= (uint64_t)1 << i; }
+    }
+    return q;
+}
+#endif
 /* floor(sqrt(n)), n < 2^62: a floating-point guess, one Newton step, an exact fix-up */
 static uint64_t nf__isqrt(uint64_t n) {
     uint64_t g;
     if (n < 2) return n;
     g = (uint64_t)NF_SQRT((nf_real)n);
     if (g == 0) g = 1;
-    g = (g + n / g) >> 1;
+    g = (g + nf__udiv64(n, g)) >> 1;
     while (g * g > n) --g;
     while ((g + 1) * (g + 1) <= n) ++g;
     return g;
@@ -907,7 +947,7 @@ static uint64_t nf__neg2ln(uint64_t s, int *e) {
     num = neg ? ((uint64_t)1 << 62) - s : s - ((uint64_t)1 << 62);
     if (num == 0) { *e = 32; return 2 * E * NF__LN2_Q32; }
     while (num < ((uint64_t)1 << 61)) { num <<= 1; ++L; }
-    tm = num / ((s + ((uint64_t)1 << 62)) >> 32);           /* t 2^(32 + L), < 2^31.3 */
+    tm = nf__udiv64(num, (s + ((uint64_t)1 << 62)) >> 32);  /* t 2^(32 + L), < 2^31.3 */
     t2 = ((tm * tm) >> 32) >> (L < 63 ? 2 * L < 63 ? 2 * L : 63 : 63);   /* t^2 in Q32 */
     for (p = c[6], k = 5; k >= 0; --k) p = c[k] + ((p * t2) >> 32);
     am = (tm * p) >> 32;                                    /* atanh|t| = am 2^-(32 + L) */
@@ -932,7 +972,7 @@ NFDEF nf_real nf_rng_normal(nf_rng *r) {
     } while (s >= ((uint64_t)1 << 62) || s == 0);
     /* (cos, sin) = (a, b) / sqrt(s) = ca 2^-ea, cb 2^-eb: s normalised so its root has 31 bits */
     for (s2 = s; s2 < ((uint64_t)1 << 60); s2 <<= 2) ++k;
-    inv = ((uint64_t)1 << 62) / nf__isqrt(s2);                /* 2^(62 - k) / sqrt(s) */
+    inv = nf__udiv64((uint64_t)1 << 62, nf__isqrt(s2));      /* 2^(62 - k) / sqrt(s) */
     ca = nf__fit31(((uint64_t)(a < 0 ? -a : a) << k) * inv, &ea);
     cb = nf__fit31(((uint64_t)(b < 0 ? -b : b) << k) * inv, &eb);
     /* radius sqrt(-2 ln s) = sqrt(q 2^-eq) = isqrt(q 2^2j) 2^-(j + eq / 2) */
@@ -1134,8 +1174,16 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
 }
 
 /* ---- activations ------------------------------------------------------------ */
-static nf_real nf__softplus(nf_real x) { return x > 0 ? x + NF_LOG1P(NF_EXP(-x)) : NF_LOG1P(NF_EXP(x)); }
+NF__HELPER nf_real nf__softplus(nf_real x) { return x > 0 ? x + NF_LOG1P(NF_EXP(-x)) : NF_LOG1P(NF_EXP(x)); }
+/* NFLOW_ACTIVATIONS: the activations compiled in, a mask of 1 << NF_ACT_* (default: all);
+   an exported flow's header sets it to the one its conditioners use, so that softplus
+   does not bring log1p and expm1 into a firmware that never calls them */
+#ifndef NFLOW_ACTIVATIONS
+#define NFLOW_ACTIVATIONS 0x7e
+#endif
+#define NF__HAS_ACT(a) (((NFLOW_ACTIVATIONS) >> (a)) & 1)
 static nf_real nf__act(int act, nf_real z) {
+    if (!NF__HAS_ACT(act)) return z;   /* refused by the plan: unreachable */
     switch (act) {
     case NF_ACT_RELU:       return z > 0 ? z : 0;
     case NF_ACT_TANH:       return NF_TANH(z);
@@ -1176,7 +1224,7 @@ static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT 
     int i, j;
     for (i = 0; i < rows; ++i) {
         nf_real *o = out + (size_t)i * cols;
-        switch (act) {
+        switch (NF__HAS_ACT(act) || act == NF_ACT_IDENTITY ? act : NF_ACT_IDENTITY) {
         case NF_ACT_RELU:
             for (j = 0; j < cols; ++j) { nf_real z = o[j] + b[j]; o[j] = z > 0 ? z : 0; }
             break;
@@ -1656,7 +1704,7 @@ static void nf__mlp_init(const nf__layer *L, nf_real *p, nf_rng *rng) {
     int dep, in = L->nin;
     for (dep = 0; dep < L->depth; ++dep) {
         size_t k, cnt = (size_t)in * L->hidden + L->hidden;
-        int64_t bq = in > 0 ? (int64_t)nf__isqrt(((uint64_t)1 << 62) / (uint64_t)in) : 0;   /* 2^31 / sqrt(in) */
+        int64_t bq = in > 0 ? (int64_t)nf__isqrt(nf__udiv64((uint64_t)1 << 62, (uint64_t)in)) : 0;   /* 2^31 / sqrt(in) */
         for (k = 0; k < cnt; ++k) {
             int64_t u = (int64_t)(nf_rng_u32(rng) >> 10) * 2 - 4194303;   /* (2v - 1) 2^22, |u| < 2^22 */
             p[k] = (nf_real)(u * bq) * nf__pow2m(53);                     /* |u bq| < 2^53 */
@@ -1713,6 +1761,7 @@ enum { NF__T_AFFINE = 0, NF__T_ADDITIVE, NF__T_SPLINE };
 #define NF__MAXBINS 64
 static int nf__tf_params(const nf__layer *L) { return L->transform == NF__T_AFFINE ? 2 : L->transform == NF__T_ADDITIVE ? 1 : 3 * L->bins - 1; }
 
+#ifndef NFLOW_NO_SPLINE
 /* one element's spline: softmax fractions (kept for backward), widths, heights, knot
    derivatives (d[0] = d[K] = 1) */
 typedef struct nf__spl { nf_real sw[NF__MAXBINS], sh[NF__MAXBINS], w[NF__MAXBINS], h[NF__MAXBINS], d[NF__MAXBINS + 1]; } nf__spl;
@@ -1759,6 +1808,8 @@ static nf_real nf__bin_inv(const nf__bin *b, nf_real z) {
     if (!(xi <= 1)) xi = 1;
     return b->xk + xi * b->wk;
 }
+#endif /* NFLOW_NO_SPLINE */
+
 /* element j of n through the transformer: dir > 0 T, dir < 0 T^-1; *ld = log|d out/d in| */
 static nf_real nf__tf_elem(const nf__layer *L, const nf_real *th, int n, int j, nf_real v, int dir, nf_real *ld) {
     const nf_real *tj = th + j;
@@ -1770,6 +1821,7 @@ static nf_real nf__tf_elem(const nf__layer *L, const nf_real *th, int n, int j, 
         *ld = 0;
         return dir > 0 ? v + tj[0] : v - tj[0];
     } else {
+#ifndef NFLOW_NO_SPLINE
         nf__spl sp; nf__bin b; nf_real x, l;
         nf__spl_make(L, tj, n, &sp);
         if (nf__spl_bin(L, &sp, v, dir < 0, &b) < 0) { *ld = 0; return v; }   /* identity tails */
@@ -1778,6 +1830,9 @@ static nf_real nf__tf_elem(const nf__layer *L, const nf_real *th, int n, int j, 
         nf__bin_fwd(&b, x, &l);
         *ld = -l;
         return x;
+#else
+        *ld = 0; return v;   /* unreachable: spline layers are refused by the plan */
+#endif
     }
 }
 /* features idx[0..n) of row x through the transformer (theta: the row's P n values);
@@ -1798,6 +1853,7 @@ static nf_real nf__tf_row(const nf__layer *L, const nf_real *th, int n, const in
     return lsum;
 }
 #ifndef NFLOW_NO_TRAINING
+#ifndef NFLOW_NO_SPLINE
 static nf_real nf__sigmoid(nf_real x) { return x >= 0 ? 1 / (1 + NF_EXP(-x)) : NF_EXP(x) / (1 + NF_EXP(x)); }
 /* Reverse sweep of nf__bin_fwd at x: seeds gz (on z) and gl (on log dz/dx); adds the
    gradients with respect to x and the bin's six values. */
@@ -1883,6 +1939,8 @@ static nf_tensor *nf__t_spline(nf_tape *tp, nf_tensor *x, nf_tensor *th, const n
     }
     return o;
 }
+#endif /* NFLOW_NO_SPLINE */
+
 /* x (R x n) through the transformer on the tape; adds the rows' log|det| */
 static nf_tensor *nf__tf_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x, nf_tensor *th, int dir) {
     nf_tape *tp = c->tp; int n = x ? x->cols : 0; nf_tensor *t, *s, *lds, *out;
@@ -1903,9 +1961,13 @@ static nf_tensor *nf__tf_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x, nf_
     case NF__T_ADDITIVE:
         return dir > 0 ? nf_t_add(tp, x, th) : nf_t_sub(tp, x, th);
     default:
+#ifndef NFLOW_NO_SPLINE
         out = nf__t_spline(tp, x, th, L, dir);
         nf__add_ld(c, nf_t_gather_cols(tp, out, c->f->iota + n, 1), 1);
         return nf_t_gather_cols(tp, out, c->f->iota, n);
+#else
+        tp->err = NF_ERR_ARG; return NULL;
+#endif
     }
 }
 #endif
@@ -1942,6 +2004,9 @@ static nf_result nf__tf_plan(const nf_layer_desc *l, int transform, nf__layer *L
     if (!(l->clamp >= 0 && l->clamp < 1e30f)) return NF_ERR_ARG;
     L->clamp = (nf_real)c.clamp;
     if (transform != NF__T_SPLINE) return NF_OK;
+#ifdef NFLOW_NO_SPLINE
+    return NF_ERR_ARG;   /* compiled out */
+#endif
     if (c.bins < 2 || c.bins > NF__MAXBINS) return NF_ERR_ARG;
     if (!(c.tail_bound > 0 && c.tail_bound < 1e6f)) return NF_ERR_ARG;
     if (!(c.min_width > 0 && c.min_width * (float)c.bins < 1) || !(c.min_height > 0 && c.min_height * (float)c.bins < 1) ||
@@ -1965,7 +2030,7 @@ static nf_result nf__coupling_plan(const nf_layer_desc *ld, int D, int C, nf__la
     nf_layer_desc c; int j; nf_result r;
     nf__coupling_canon(ld, &c);
     if (c.hidden < 1 || c.hidden > (1 << 16) || c.depth < 1 || c.depth > 64) return NF_ERR_ARG;
-    if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY) return NF_ERR_ARG;
+    if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY || !NF__HAS_ACT(c.activation)) return NF_ERR_ARG;
     if (c.mask != NF_MASK_CHECKER && c.mask != NF_MASK_HALF) return NF_ERR_ARG;
     if (c.parity != 0 && c.parity != 1) return NF_ERR_ARG;
     if ((r = nf__tf_plan(ld, nf__coupling_transform(ld->kind), L)) != NF_OK) return r;
@@ -2006,6 +2071,7 @@ static nf_tensor *nf__coupling_tape(nf__tctx *c, const nf__layer *L, nf_tensor *
 static nf_tensor *nf__coupling_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) { return nf__coupling_pass(c, L, z, -1); }
 #endif
 
+#ifndef NFLOW_NO_AUTOREGRESSIVE
 /* ==== autoregressive layers: MADE conditioner (MAF, IAF) =======================================
    One masked MLP (MADE, Germain et al. 2015) reads all D features, in an order (feature
    perm[i] sits at position i), and the context, and gives each feature's map parameters
@@ -2035,7 +2101,7 @@ static nf_result nf__ar_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L
     nf_layer_desc c; nf_result r; int ok = 1;
     nf__ar_canon(ld, &c);
     if (c.hidden < 1 || c.hidden > (1 << 16) || c.depth < 1 || c.depth > 64) return NF_ERR_ARG;
-    if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY) return NF_ERR_ARG;
+    if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY || !NF__HAS_ACT(c.activation)) return NF_ERR_ARG;
     if ((c.transformer != NF_TRANSFORM_AFFINE && c.transformer != NF_TRANSFORM_SPLINE) || (c.inverse != 0 && c.inverse != 1) ||
         c.order < NF_ORDER_NATURAL || c.order > NF_ORDER_RANDOM) return NF_ERR_ARG;
     if ((r = nf__tf_plan(ld, nf__ar_transform(ld), L)) != NF_OK) return r;
@@ -2148,6 +2214,8 @@ static nf_tensor *nf__ar_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) { r
 static nf_tensor *nf__ar_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) { return nf__ar_pass(c, L, z, -1); }
 #endif
 
+#endif /* NFLOW_NO_AUTOREGRESSIVE */
+
 /* ==== permutations: reversal and a fixed random permutation ===================================
    z_j = y_perm[j], log|det| = 0. Couplings leave their kept features alone; permutations
    between them let every feature be transformed. Settings: seed (permute). */
@@ -2189,6 +2257,7 @@ static nf_tensor *nf__perm_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
 static nf_tensor *nf__perm_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) { return nf_t_gather_cols(c->tp, z, L->iperm, c->f->dim); }
 #endif
 
+#ifndef NFLOW_NO_ACTNORM
 /* ==== ActNorm (Glow) ===========================================================================
    Per-feature scale and shift, z = y exp(s) + b, log|det| = sum s; inverse
    y = (z - b) exp(-s). Parameters s (D), then b (D). Starts as the identity; nf_fit (or
@@ -2232,6 +2301,9 @@ static nf_tensor *nf__actnorm_tape_inv(nf__tctx *c, const nf__layer *L, nf_tenso
 }
 #endif
 
+#endif /* NFLOW_NO_ACTNORM */
+
+#ifndef NFLOW_NO_LU
 /* ==== LU-parameterised linear layer (Glow's invertible 1x1 convolution, for vectors) ===========
    z = W y with W = P L U: P a fixed random permutation (seed), L unit lower triangular,
    U upper triangular with diagonal e^s. log|det| = sum s; the inverse is two triangular
@@ -2384,6 +2456,9 @@ static nf_tensor *nf__lu_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z)
 }
 #endif
 
+#endif /* NFLOW_NO_LU */
+
+#ifndef NFLOW_NO_MONOTONE
 /* ==== monotone elementwise layer ===============================================================
    Each feature through its own strictly increasing map
        z = e^a y + sum_k e^b_k tanh(e^c_k y + d_k),   dz/dy = e^a + sum_k e^(b_k + c_k) (1 - tanh^2)
@@ -2533,6 +2608,8 @@ static nf_tensor *nf__mono_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *
 }
 #endif
 
+#endif /* NFLOW_NO_MONOTONE */
+
 /* ==== the table ================================================================================
    One row per kind, in the order of NF_LAYER_*. */
 #ifndef NFLOW_NO_TRAINING
@@ -2540,18 +2617,40 @@ static nf_tensor *nf__mono_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *
 #else
 #define NF__TAPES(f, i)
 #endif
+#define NF__NONE {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL NF__TAPES(NULL, NULL)}
 static const nf__kind nf__kinds[NF_LAYER_KIND_COUNT] = {
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL NF__TAPES(NULL, NULL)},
+    NF__NONE,
     {"affine coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
     {"additive coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
     {"reverse", nf__perm_plan, nf__perm_canon, nf__perm_setup, NULL, nf__perm_apply, NULL, NULL NF__TAPES(nf__perm_tape, nf__perm_tape_inv)},
     {"permute", nf__perm_plan, nf__perm_canon, nf__perm_setup, NULL, nf__perm_apply, NULL, NULL NF__TAPES(nf__perm_tape, nf__perm_tape_inv)},
+#ifndef NFLOW_NO_ACTNORM
     {"actnorm", nf__actnorm_plan, nf__actnorm_canon, NULL, NULL, nf__actnorm_apply, nf__actnorm_data_init, NULL NF__TAPES(nf__actnorm_tape, nf__actnorm_tape_inv)},
+#else
+    NF__NONE,
+#endif
+#ifndef NFLOW_NO_LU
     {"lu linear", nf__lu_plan, nf__lu_canon, nf__perm_setup, NULL, nf__lu_apply, NULL, NULL NF__TAPES(nf__lu_tape, nf__lu_tape_inv)},
+#else
+    NF__NONE,
+#endif
+#ifndef NFLOW_NO_MONOTONE
     {"monotone", nf__mono_plan, nf__mono_canon, nf__mono_setup, nf__mono_init, nf__mono_apply, NULL, NULL NF__TAPES(nf__mono_tape, nf__mono_tape_inv)},
+#else
+    NF__NONE,
+#endif
+#ifndef NFLOW_NO_SPLINE
     {"spline coupling", nf__coupling_plan, nf__coupling_canon, nf__coupling_setup, nf__coupling_init, nf__coupling_apply, NULL, NULL NF__TAPES(nf__coupling_tape, nf__coupling_tape_inv)},
+#else
+    NF__NONE,
+#endif
+#ifndef NFLOW_NO_AUTOREGRESSIVE
     {"autoregressive", nf__ar_plan, nf__ar_canon, nf__ar_setup, nf__ar_init, nf__ar_apply, NULL, nf__ar_fixup NF__TAPES(nf__ar_tape, nf__ar_tape_inv)},
+#else
+    NF__NONE,
+#endif
 };
+#undef NF__NONE
 #undef NF__TAPES
 static const nf__kind *nf__kind_of(int kind) {
     return kind > 0 && kind < NF_LAYER_KIND_COUNT && nf__kinds[kind].plan ? &nf__kinds[kind] : NULL;
@@ -2615,7 +2714,19 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, nf__shape *sh) {
     if (d->base != NF_BASE_STD_NORMAL && d->base != NF_BASE_DIAG_GAUSSIAN) return NF_ERR_ARG;
     if (d->chunk < 0 || d->chunk > (1 << 20)) return NF_ERR_ARG;
     if (d->context_dim < 0 || d->context_dim > (1 << 16)) return NF_ERR_ARG;
-    if (d->domains) for (i = 0; i < D; ++i) { nf_result r = nf__domain_check(&d->domains[i]); if (r != NF_OK) return r; }
+    if (d->domains) for (i = 0; i < D; ++i) {
+        nf_result r = nf__domain_check(&d->domains[i]);
+        if (r != NF_OK) return r;
+#ifdef NFLOW_NO_DOMAINS
+        if (d->domains[i].kind != NF_DOMAIN_REAL) return NF_ERR_ARG;   /* compiled out */
+#endif
+    }
+#ifdef NFLOW_NO_CONTEXT
+    if (d->context_dim) return NF_ERR_ARG;   /* compiled out */
+#endif
+#ifdef NFLOW_NO_DIAG_BASE
+    if (d->base != NF_BASE_STD_NORMAL) return NF_ERR_ARG;   /* compiled out */
+#endif
     mw = mo = 2 * D;
     ni = 2 * (size_t)D;   /* iota */
     for (i = 0; i < d->n_layers; ++i) {
@@ -2850,12 +2961,15 @@ static nf_result nf__check_call(nf_flow *f, const void *in, size_t n, const void
 static void nf__base_logp(const nf_flow *f, const nf_real *z, int R, nf_real *out) {
     int r, j, D = f->dim;
     const nf_real *mu = f->params + f->base_off, *ls = mu + D;
+    (void)mu; (void)ls;
     for (r = 0; r < R; ++r) {
         const nf_real *zr = z + (size_t)r * D;
         nf_real acc = 0;
+#ifndef NFLOW_NO_DIAG_BASE
         if (f->desc.base == NF_BASE_DIAG_GAUSSIAN)
             for (j = 0; j < D; ++j) { nf_real u = (zr[j] - mu[j]) * NF_EXP(-ls[j]); acc += u * u + 2 * ls[j]; }
         else
+#endif
             for (j = 0; j < D; ++j) acc += zr[j] * zr[j];
         out[r] = NF__R(-0.5) * (acc + (nf_real)D * NF__R(NF__LOG_2PI));
     }
@@ -2868,6 +2982,7 @@ static nf_real nf__std_logdet(const nf_flow *f) {
 }
 
 /* ---- domains: y (the user's coordinates) <-> u (the real line) ------------------- */
+#ifndef NFLOW_NO_DOMAINS
 /* u from y and *ld = log|du/dy|; returns 0 when y is outside the domain (a flag, not an
    infinity: -ffast-math may assume there are none). A periodic dimension has no outside:
    the cut itself, and a y that rounds onto it, are moved just inside (the density there is
@@ -2929,6 +3044,10 @@ static nf_real nf__dom_inv(const nf_domain *m, nf_real u, nf_real *y) {
         return 0;
     }
 }
+#else   /* no domains: every dimension is the real line (the plan refuses others) */
+static int nf__dom_fwd(const nf_domain *m, nf_real y, nf_real *u, nf_real *ld) { (void)m; *u = y; *ld = 0; return 1; }
+static nf_real nf__dom_inv(const nf_domain *m, nf_real u, nf_real *y) { (void)m; *y = u; return 0; }
+#endif
 NFDEF const nf_domain *nf_flow_domains(const nf_flow *f) { return f ? f->dom : NULL; }
 NFDEF int nf_flow_in_domain(const nf_flow *f, const nf_real *y) {
     int j; nf_real u, ld;
@@ -2939,11 +3058,15 @@ NFDEF int nf_flow_in_domain(const nf_flow *f, const nf_real *y) {
 
 /* the chunk's context rows, standardised, into w->ctx */
 static void nf__chunk_ctx(nf_flow *f, const nf_real *ctx, int shared, int R, nf__ws *w) {
+#ifndef NFLOW_NO_CONTEXT
     int r, j, C = f->ctx_dim, D = f->dim;
     for (r = 0; r < R; ++r) {
         const nf_real *c = ctx + (shared ? 0 : (size_t)r * C);
         for (j = 0; j < C; ++j) w->ctx[(size_t)r * C + j] = (c[j] - f->mean[D + j]) / f->std[D + j];
     }
+#else
+    (void)f; (void)ctx; (void)shared; (void)R; (void)w;
+#endif
 }
 
 /* Data rows -> latent rows for one chunk, from the user's coordinates: domain map,
@@ -3094,10 +3217,14 @@ NFDEF nf_result nf_flow_sample_ctx(nf_flow *f, nf_rng *rng, size_t n, const nf_r
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
         const nf_real *mu = f->params + f->base_off, *ls = mu + D;
+        (void)mu; (void)ls;
         for (r2 = 0; r2 < R; ++r2)
             for (j = 0; j < D; ++j) {
                 nf_real e = nf_rng_normal(rng);
-                cur[(size_t)r2 * D + j] = f->desc.base == NF_BASE_DIAG_GAUSSIAN ? mu[j] + NF_EXP(ls[j]) * e : e;
+#ifndef NFLOW_NO_DIAG_BASE
+                if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) e = mu[j] + NF_EXP(ls[j]) * e;
+#endif
+                cur[(size_t)r2 * D + j] = e;
             }
         if (logp) nf__base_logp(f, cur, R, logp + i);
         nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * D, &w);
@@ -3215,6 +3342,7 @@ static uint32_t nf__file_version(const nf_flow_desc *d) {
 #define NF__DOMAIN_BYTES 28u
 static const unsigned char nf__magic[8] = {'N', 'F', 'L', 'W', '\r', '\n', 0x1a, '\n'};
 
+#if !defined(NFLOW_NO_LOADER) || !defined(NFLOW_NO_TRAINING)
 NFDEF uint32_t nf_crc32(uint32_t crc, const void *data, size_t n) {
     const unsigned char *p = (const unsigned char *)data; size_t i; int k;
     crc = ~crc;
@@ -3224,6 +3352,7 @@ NFDEF uint32_t nf_crc32(uint32_t crc, const void *data, size_t n) {
     }
     return ~crc;
 }
+#endif
 
 #ifndef NFLOW_NO_TRAINING
 /* little-endian writer into a buffer of known size */
@@ -3236,6 +3365,7 @@ static void nf__put_real(nf__wr *w, nf_real v) {
     if (sizeof(nf_real) == 4) nf__put_f32(w, (float)v); else nf__put_f64(w, (double)v);
 }
 #endif
+#ifndef NFLOW_NO_LOADER
 static uint32_t nf__get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t nf__get_u64(const unsigned char *p) { return (uint64_t)nf__get_u32(p) | (uint64_t)nf__get_u32(p + 4) << 32; }
 static float nf__get_f32(const unsigned char *p) { uint32_t u = nf__get_u32(p); float v; memcpy(&v, &u, 4); return v; }
@@ -3245,6 +3375,7 @@ static void nf__get_domain(const unsigned char *p, nf_domain *m) {
     m->kind = (int)(kf & 0xffffu); m->fixed_cut = (int)(kf >> 16);
     m->lo = nf__get_f64(p + 4); m->hi = nf__get_f64(p + 12); m->cut = nf__get_f64(p + 20);
 }
+#endif
 
 #ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes) {
@@ -3299,6 +3430,7 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
 }
 
 #endif
+#ifndef NFLOW_NO_LOADER
 /* A model file's contents, checked: its description, state flags and where its
    domains and reals are. */
 typedef struct nf__model {
@@ -3498,6 +3630,7 @@ NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len) {
     if ((r = nf__load_into(*out, buf, len, 0)) != NF_OK) { nf_flow_destroy(*out); *out = NULL; }
     return r;
 }
+#endif /* NFLOW_NO_LOADER */
 
 #ifndef NFLOW_NO_STDIO
 #ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
@@ -3513,6 +3646,7 @@ NFDEF nf_result nf_flow_save_file(const nf_flow *f, FILE *fp) {
     return r;
 }
 #endif
+#ifndef NFLOW_NO_LOADER
 NFDEF nf_result nf_flow_load_file(nf_flow **out, FILE *fp) {
     size_t cap = 1 << 16, n = 0, got; unsigned char *buf, *nb; nf_result r;
     if (!out) return NF_ERR_NULL;
@@ -3533,6 +3667,7 @@ NFDEF nf_result nf_flow_load_file(nf_flow **out, FILE *fp) {
     NF_FREE(buf, NULL);
     return r;
 }
+#endif
 
 #ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 static void nf__put_real_c(FILE *fp, nf_real v) { fprintf(fp, "%.17g", (double)v); }
@@ -3555,7 +3690,30 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
         if (!nf__ws_reals(dd.dim, dd.context_dim, chunk, &sh, &ws)) return NF_ERR_OVERFLOW;
         n_ints = sh.ni; }
     fprintf(h, "/* %s.h: a trained nflow flow as constant data (generated by nf_flow_export_c). */\n", name);
-    fprintf(h, "#ifndef %s_H\n#define %s_H\n#include \"nflow.h\"\n", up, up);
+    fprintf(h, "#ifndef %s_H\n#define %s_H\n", up, up);
+    {   /* the feature switches this flow allows, for a firmware that runs only this flow */
+        static const char *const kind_sw[NF_LAYER_KIND_COUNT] = {0, 0, 0, 0, 0, "NFLOW_NO_ACTNORM", "NFLOW_NO_LU", "NFLOW_NO_MONOTONE", "NFLOW_NO_SPLINE", "NFLOW_NO_AUTOREGRESSIVE"};
+        int used[NF_LAYER_KIND_COUNT] = {0}, spline = 0, k;
+        for (j = 0; j < d->n_layers; ++j) {
+            used[d->layers[j].kind] = 1;
+            if (d->layers[j].kind == NF_LAYER_SPLINE_COUPLING || (d->layers[j].kind == NF_LAYER_AUTOREGRESSIVE && d->layers[j].transformer == NF_TRANSFORM_SPLINE)) spline = 1;
+        }
+        fprintf(h, "/* Define %s_ONLY before including this header in the file that compiles nflow's\n"
+                   "   implementation (NFLOW_IMPLEMENTATION) to compile in only what this flow uses. */\n#ifdef %s_ONLY\n", up, up);
+#define NF__SW(s) fprintf(h, "#ifndef %s\n#define %s\n#endif\n", s, s)
+        NF__SW("NFLOW_NO_TRAINING"); NF__SW("NFLOW_NO_LOADER"); NF__SW("NFLOW_NO_IMPORTANCE");
+        for (k = NF_LAYER_ACTNORM; k < NF_LAYER_KIND_COUNT; ++k)
+            if (kind_sw[k] && !used[k] && !(k == NF_LAYER_SPLINE_COUPLING && spline)) NF__SW(kind_sw[k]);
+        if (!f->has_dom) NF__SW("NFLOW_NO_DOMAINS");
+        if (!f->ctx_dim) NF__SW("NFLOW_NO_CONTEXT");
+        if (d->base == NF_BASE_STD_NORMAL) NF__SW("NFLOW_NO_DIAG_BASE");
+#undef NF__SW
+        {   unsigned acts = 0;
+            for (j = 0; j < f->n_layers; ++j) if (f->layers[j].act) acts |= 1u << f->layers[j].act;
+            fprintf(h, "#ifndef NFLOW_ACTIVATIONS\n#define NFLOW_ACTIVATIONS 0x%xu   /* the conditioners' activations */\n#endif\n", acts ? acts : 2u);
+        }
+        fprintf(h, "#endif\n#include \"nflow.h\"\n");
+    }
     fprintf(h, "#define %s_DIM %d\n#define %s_NUM_PARAMS %lu\n", up, f->dim, up, (unsigned long)f->n_params);
     fprintf(h, "/* RAM for nf_flow_init_const, exact for the target it is compiled for */\n");
     fprintf(h, "#define %s_WORKSPACE_INTS %lu\n#define %s_WORKSPACE_REALS %lu\n", up, (unsigned long)n_ints, up, (unsigned long)ws);
@@ -3602,6 +3760,7 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
 #endif
 #endif /* NFLOW_NO_STDIO */
 
+#ifndef NFLOW_NO_IMPORTANCE
 /* -inf, from the bits (a zero density is a valid answer of a target; -ffast-math may
    assume no infinities, so comparisons cannot be trusted to see it) */
 static int nf__is_neg_inf(double x) {
@@ -3646,6 +3805,7 @@ NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_den
     NF_FREE(lw, NULL);
     return r;
 }
+#endif /* NFLOW_NO_IMPORTANCE */
 
 #ifndef NFLOW_NO_TRAINING
 /* ---- Adam(W) ---------------------------------------------------------------------- */

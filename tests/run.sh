@@ -77,6 +77,8 @@ compile build_test_io_float  $CC -std=c99 -O2 -g $WARN tests/test_io.c -o "$B/te
 compile build_test_io_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_io.c -o "$B/test_io_double" -lm
 compile build_test_science $CC -std=c99 -O2 -g $WARN tests/test_science.c -o "$B/test_science" -lm
 compile build_test_alloc  $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unused-function tests/test_alloc.c -o "$B/test_alloc" -lm
+SWITCHES="-DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_TRAINING -DNFLOW_ACTIVATIONS=2"
+compile build_test_switches $CC -std=c99 -O2 -g $WARN $SWITCHES tests/test_switches.c -o "$B/test_switches" -lm
 compile build_test_golden_float  $CC -std=c99 -O2 -g $WARN tests/test_golden.c -o "$B/test_golden_float" -lm
 compile build_test_golden_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_golden.c -o "$B/test_golden_double" -lm
 compile build_test_trust_float  $CC -std=c99 -O2 -g $WARN tests/test_trust.c -o "$B/test_trust_float" -lm
@@ -92,6 +94,7 @@ compile build_fastmath_clang  clang -std=c99 -O2 -ffast-math $WARN -DNFLOW_DOUBL
 [ -x "$B/test_io_float" ] && run_prog io_float "$B/test_io_float"
 [ -x "$B/test_science" ] && run_prog science "$B/test_science"
 [ -x "$B/test_io_double" ] && run_prog io_double "$B/test_io_double"
+[ -x "$B/test_switches" ] && run_prog switches "$B/test_switches"
 [ -x "$B/test_golden_float" ] && run_prog golden_float "$B/test_golden_float"
 [ -x "$B/test_golden_double" ] && run_prog golden_double "$B/test_golden_double"
 [ -x "$B/test_trust_float" ] && run_prog trust_float "$B/test_trust_float"

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/../.."
 B=${1:-build/tests}/api_link
 mkdir -p "$B"
 configs=("default:" "double:-DNFLOW_DOUBLE" "no_training:-DNFLOW_NO_TRAINING" "no_stdio:-DNFLOW_NO_STDIO"
-         "no_training_no_stdio:-DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO" "double_no_training:-DNFLOW_DOUBLE -DNFLOW_NO_TRAINING")
+         "no_training_no_stdio:-DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO" "double_no_training:-DNFLOW_DOUBLE -DNFLOW_NO_TRAINING"
+         "every_switch:-DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE"
+         "every_switch_inference_only:-DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -DNFLOW_ACTIVATIONS=2")
 for c in "${configs[@]}"; do
     name=${c%%:*}; flags=${c#*:}
     printf '#include "nflow.h"\n' > "$B/decl_$name.c"
