@@ -4,7 +4,7 @@ CFLAGS  ?= -std=c99 -O3 -march=native -Wall -Wextra -pedantic
 LDLIBS  = -lm
 BUILD   = build
 
-.PHONY: all demo test test-mcu fuzz bench bench-compare clean examples mcu-example docs web test-web test-mpi test-cross
+.PHONY: all demo test test-mcu fuzz bench bench-compare clean examples mcu-example docs web test-web test-mpi test-cross mpi
 
 all: examples
 
@@ -38,6 +38,13 @@ test-web:
 # data-parallel training on Open MPI (2 processes)
 test-mpi:
 	bash tests/mpi/run.sh
+
+# data-parallel training on MPI (needs an MPI compiler: Debian's libopenmpi-dev):
+# make mpi, then mpirun -np 4 build/mpi_train
+MPICC ?= mpicc
+$(BUILD)/mpi_train: examples/mpi_train.c nflow.h | $(BUILD)
+	$(MPICC) -DNFLOW_MPI $(CFLAGS) $< -o $@ $(LDLIBS)
+mpi: $(BUILD)/mpi_train
 
 # model files and a quick unit-test subset on 32-bit, ARM and big-endian targets (qemu-user)
 test-cross:

@@ -112,6 +112,15 @@
        dimension, NaN/Inf data, corrupt file, out of memory) gives an error code, never
        a crash, print, exit or abort. nf_flow_error(f) gives a message with detail
        (for non-finite data: the first bad row, also in nf_flow_error_row(f)).
+       No call returns NF_OK with a NaN or Inf it computed: inference checks what it
+       writes, and a row whose result is not finite (an input so extreme that the
+       network overflows nf_real, or a density below the smallest nf_real) is
+       NF_ERR_RANGE with that row; only points outside the domain get log_prob = -inf.
+       Settings that would produce one are refused up front: Adam settings (lr >= 0,
+       betas in [0, 1), eps > 0, ...), an affine clamp below 1e-6, a standardisation
+       std that is not a normal number, an interval or period too narrow for nf_real.
+       A flow keeps (saves, exports) its description with the settings its layer kinds
+       do not read set to 0, so whatever a caller left there cannot spoil a file.
 
    THREAD SAFETY
        No global state. A flow's inference calls use its workspace, so one flow must
@@ -258,8 +267,10 @@ enum { NF_BASE_STD_NORMAL = 0, NF_BASE_DIAG_GAUSSIAN = 1 };
 enum { NF_DOMAIN_REAL = 0, NF_DOMAIN_INTERVAL, NF_DOMAIN_LOWER, NF_DOMAIN_PERIODIC, NF_DOMAIN_KIND_COUNT };
 
 /* A parameter's domain. The flow maps it to the real line first (log-det included),
-   so log_prob is a density in your coordinates, samples stay inside, and points
-   outside get log_prob = -inf.
+   so log_prob is a density in your coordinates, samples stay strictly inside, and
+   points outside get log_prob = -inf. An interval or period must be wide enough for
+   nf_real: at least 16 EPS max(|lo|, |hi|), and (hi - lo) EPS a normal number
+   (NF_ERR_RANGE otherwise; EPS is 2^-23 for float, 2^-52 for double).
      NF_DOMAIN_REAL      (-inf, inf)
      NF_DOMAIN_INTERVAL  (lo, hi)       u = logit((y - lo) / (hi - lo))
      NF_DOMAIN_LOWER     (lo, inf)      u = log(y - lo)
@@ -280,7 +291,7 @@ typedef struct nf_layer_desc {
     int hidden;      /* couplings, autoregressive: conditioner width (64); monotone: tanh terms per feature (8) */
     int depth;       /* couplings, autoregressive: hidden layers (2) */
     int activation;  /* couplings, autoregressive: NF_ACT_* (NF_ACT_RELU) */
-    float clamp;     /* affine maps: log-scale = clamp * tanh(raw / clamp) (3) */
+    float clamp;     /* affine maps: log-scale = clamp * tanh(raw / clamp) (3; 1e-6 .. 1e30) */
     int mask;        /* couplings: NF_MASK_CHECKER (features j % 2 == parity are kept) or NF_MASK_HALF */
     int parity;      /* couplings: which half is kept (0 or 1) */
     uint32_t seed;   /* permute, LU, random order: the permutation's seed */
@@ -604,8 +615,9 @@ NFDEF nf_result nf_train_step_kl_ctx(nf_trainer *t, nf_rng *rng, size_t n, const
                                      nf_log_density_ctx_fn target, void *user, double *loss);
 /* Data-dependent initialisation (Glow's ActNorm): every ActNorm layer not yet initialised
    gets the scale and shift that make its input over these rows zero-mean and unit-variance
-   per feature. nf_fit does it with its first batch; call it before a hand-written training
-   loop. Training steps and loss evaluations never do (they have no side effects beyond
+   per feature (a feature with spread below 1e-6 is only shifted). NF_ERR_RANGE, and no
+   layer changed, if a start is not representable. nf_fit does it with its first
+   training rows (a batch, at least 1024); call it before a hand-written training loop. Training steps and loss evaluations never do (they have no side effects beyond
    the step). The initialised state is saved in model files. */
 NFDEF nf_result nf_flow_data_init(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n);
 /* Conditional flows: ctx holds one context row per data row. */
@@ -614,7 +626,8 @@ NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const 
 NFDEF nf_real  *nf_trainer_grad(nf_trainer *t);
 /* One AdamW step (with clipping) from the gradient now in nf_trainer_grad: after
    nf_trainer_loss_grad(_ctx), for a gradient the caller has changed, e.g. averaged over
-   processes with MPI_Allreduce. A non-finite gradient is refused (NF_ERR_DIVERGED). */
+   processes with MPI_Allreduce. A non-finite gradient is refused (NF_ERR_DIVERGED);
+   entries at an autoregressive layer's masked weights are ignored (they stay 0). */
 NFDEF nf_result nf_trainer_apply(nf_trainer *t);
 NFDEF long      nf_trainer_steps(const nf_trainer *t);
 NFDEF size_t    nf_trainer_bytes(const nf_trainer *t);  /* gradients + moments + arena high-water */
@@ -727,9 +740,11 @@ const char NF__CONFIG_SYMBOL = 0;   /* see nf__config_check */
 
 #ifdef NFLOW_DOUBLE
 #define NF__EPS 2.220446049250313e-16
+#define NF__TINY 2.2250738585072014e-308   /* smallest normal nf_real */
 #define NF__GC_FLOOR 1e-6   /* gradient check: below this, errors are absolute */
 #else
 #define NF__EPS 1.1920929e-7
+#define NF__TINY 1.17549435e-38
 #define NF__GC_FLOOR 1e-2   /* float losses carry ~1e-7 relative noise: /2h amplifies it */
 #endif
 #define NF__R(x) ((nf_real)(x))
@@ -1674,8 +1689,9 @@ typedef struct nf__kind {
     void (*init)(const nf__layer *L, nf_real *p, int D, nf_rng *rng);   /* NULL: all zero */
     /* R rows of x in place; dir +1: data -> latent, -1: latent -> data; w->ld[r] += log|det| */
     void (*apply)(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w);
-    /* data-dependent start from the mean and sd of the layer's input (NULL: none) */
-    void (*data_init)(const nf__layer *L, nf_real *p, int D, const double *mean, const double *sd);
+    /* data-dependent start from the mean and sd of the layer's input (NULL: none);
+       NF_ERR_RANGE, nothing written, if the start is not representable */
+    nf_result (*data_init)(const nf__layer *L, nf_real *p, int D, const double *mean, const double *sd);
     /* after loading weights: zero what is not part of the model (NULL: nothing) */
     void (*fixup)(const nf__layer *L, nf_real *p);
 #ifndef NFLOW_NO_TRAINING
@@ -2001,7 +2017,8 @@ static nf_result nf__tf_plan(const nf_layer_desc *l, int transform, nf__layer *L
     nf_layer_desc c; memset(&c, 0, sizeof c);
     nf__tf_canon(l, transform, &c);
     L->transform = transform;
-    if (!(l->clamp >= 0 && l->clamp < 1e30f)) return NF_ERR_ARG;
+    /* 0 is the default; a clamp below 1e-6 would make raw / clamp overflow (0 * inf) */
+    if (transform == NF__T_AFFINE && !(l->clamp == 0 || (l->clamp >= 1e-6f && l->clamp < 1e30f))) return NF_ERR_ARG;
     L->clamp = (nf_real)c.clamp;
     if (transform != NF__T_SPLINE) return NF_OK;
 #ifdef NFLOW_NO_SPLINE
@@ -2279,14 +2296,19 @@ static void nf__actnorm_apply(const nf_flow *f, const nf__layer *L, nf_real *x, 
         w->ld[r] += dir > 0 ? lsum : -lsum;
     }
 }
-/* e^s = 1/sd, b = -mean/sd: z = (y - mean) / sd */
-static void nf__actnorm_data_init(const nf__layer *L, nf_real *p, int D, const double *mean, const double *sd) {
-    int j; (void)L;
-    for (j = 0; j < D; ++j) {
-        double s = sd[j] > 1e-6 ? sd[j] : 1e-6;
-        p[j] = (nf_real)(-log(s));
-        p[D + j] = (nf_real)(-mean[j] / s);
-    }
+/* e^s = 1/sd, b = -mean/sd: z = (y - mean) / sd. A feature without spread (below 1e-6:
+   a constant column, or one row) only gets shifted: scaling it by a million per layer
+   would make every other value overflow. */
+static nf_result nf__actnorm_data_init(const nf__layer *L, nf_real *p, int D, const double *mean, const double *sd) {
+    int j, pass; (void)L;
+    for (pass = 0; pass < 2; ++pass)   /* check all, then write */
+        for (j = 0; j < D; ++j) {
+            double s = sd[j] >= 1e-6 ? sd[j] : 1.0;
+            nf_real ls = (nf_real)(-log(s)), b = (nf_real)(-mean[j] / s);
+            if (pass == 0 && (!nf__isfinite(ls) || !nf__isfinite(b))) return NF_ERR_RANGE;
+            if (pass == 1) { p[j] = ls; p[D + j] = b; }
+        }
+    return NF_OK;
 }
 #ifndef NFLOW_NO_TRAINING
 static nf_tensor *nf__actnorm_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
@@ -2697,6 +2719,11 @@ static nf_result nf__domain_check(const nf_domain *m) {
     if (!nf__isfinite(NF__R(m->lo))) return NF_ERR_RANGE;
     if (m->kind == NF_DOMAIN_LOWER) return NF_OK;
     if (!(NF__R(m->hi) > NF__R(m->lo)) || !nf__isfinite(NF__R(m->hi) - NF__R(m->lo))) return NF_ERR_RANGE;
+    {   /* the maps keep points P EPS inside the edges: that must be a normal number, and the
+           interval must hold at least 16 values per edge's ulp (1e9 .. 1e9 + 1 in float does not) */
+        double P = (double)(NF__R(m->hi) - NF__R(m->lo)), a = fabs(m->lo) > fabs(m->hi) ? fabs(m->lo) : fabs(m->hi);
+        if (P * NF__EPS < NF__TINY || P < 16 * NF__EPS * a) return NF_ERR_RANGE;
+    }
     return m->kind != NF_DOMAIN_PERIODIC || nf__isfinite(NF__R(m->cut)) ? NF_OK : NF_ERR_RANGE;
 }
 
@@ -2809,6 +2836,26 @@ static void nf__init_params(nf_flow *f) {
     }
 }
 
+/* The description a flow keeps (and saves and exports): settings its kind does not read
+   are 0, whatever the caller left there; a 0 the caller gave for a default stays 0, so
+   files keep their oldest version. */
+static void nf__scrub_layer(nf_layer_desc *l) {
+    nf_layer_desc c; const nf__kind *k = nf__kind_of(l->kind);
+    k->canon(l, &c);
+#define NF__KEEP(x) if (c.x == 0) l->x = 0
+    NF__KEEP(hidden); NF__KEEP(depth); NF__KEEP(activation); NF__KEEP(mask); NF__KEEP(parity); NF__KEEP(seed);
+    NF__KEEP(bins); NF__KEEP(transformer); NF__KEEP(inverse); NF__KEEP(order);
+    NF__KEEP(clamp); NF__KEEP(tail_bound); NF__KEEP(min_width); NF__KEEP(min_height); NF__KEEP(min_derivative);
+#undef NF__KEEP
+}
+static void nf__scrub_domain(const nf_domain *m, nf_domain *c) {
+    memset(c, 0, sizeof *c);
+    c->kind = m->kind;
+    if (m->kind != NF_DOMAIN_REAL) c->lo = m->lo;
+    if (m->kind == NF_DOMAIN_INTERVAL || m->kind == NF_DOMAIN_PERIODIC) c->hi = m->hi;
+    if (m->kind == NF_DOMAIN_PERIODIC) { c->cut = m->cut; c->fixed_cut = m->fixed_cut; }
+}
+
 /* Builds the flow's bookkeeping in mem; own = 0 leaves params, mean and std unset. */
 static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes, int own) {
     size_t off[7], skip; nf__shape sh; nf_result r; nf_flow *f; unsigned char *b;
@@ -2824,6 +2871,7 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     memset(b, 0, off[6]);
     f = (nf_flow *)b;
     f->desc = *d;
+    for (i = 0; i < d->n_layers; ++i) nf__scrub_layer(&f->desc.layers[i]);
     nf__plan(d, f, &sh);
     f->dim = D = d->dim; f->n_layers = d->n_layers; f->max_width = sh.width; f->max_out = sh.out; f->has_seq = sh.seq;
     f->chunk = d->chunk ? d->chunk : 256;
@@ -2835,7 +2883,7 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     /* own flows keep a table (nf_fit moves periodic cuts, loading fills it); constant
        flows read the caller's */
     f->dom = own ? (nf_domain *)(b + off[3]) : (nf_domain *)(uintptr_t)d->domains;
-    if (own && d->domains) memcpy(f->dom, d->domains, (size_t)D * sizeof(nf_domain));
+    if (own && d->domains) for (j = 0; j < D; ++j) nf__scrub_domain(&d->domains[j], &f->dom[j]);
     if (f->dom) for (j = 0; j < D; ++j) if (f->dom[j].kind != NF_DOMAIN_REAL) f->has_dom = 1;
     f->desc.domains = f->dom;
     ints = (int *)(b + off[4]);
@@ -2866,6 +2914,11 @@ NFDEF nf_result nf_flow_init_const(nf_flow **out, const nf_flow_desc *d, const n
     r = nf__init(&f, d, mem, bytes, 0);
     if (r != NF_OK) return r;
     if (f->n_params != n_params) return NF_ERR_SHAPE;
+    {   size_t i; int j;   /* once, so that inference need not: finite weights, usable std */
+        for (i = 0; i < n_params; ++i) if (!nf__isfinite(params[i])) return NF_ERR_NONFINITE;
+        for (j = 0; j < f->dim + f->ctx_dim; ++j)
+            if (!nf__isfinite(mean[j]) || !nf__isfinite(std[j]) || !(std[j] >= (nf_real)NF__TINY)) return NF_ERR_ARG;
+    }
     /* read-only from here on: every writer checks f->readonly */
     f->params = (nf_real *)(uintptr_t)params;
     f->mean = (nf_real *)(uintptr_t)mean;
@@ -2905,8 +2958,8 @@ NFDEF nf_result nf_flow_set_standardization(nf_flow *f, const nf_real *mean, con
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
     if (!mean != !std) return nf__fail(f, NF_ERR_NULL, "mean and std go together", -1);
     for (j = 0; j < f->dim + f->ctx_dim; ++j) {
-        if (mean && (!nf__isfinite(mean[j]) || !nf__isfinite(std[j]) || !(std[j] > 0)))
-            return nf__fail(f, NF_ERR_ARG, "standardisation needs finite mean and positive std", -1);
+        if (mean && (!nf__isfinite(mean[j]) || !nf__isfinite(std[j]) || !(std[j] >= (nf_real)NF__TINY)))
+            return nf__fail(f, NF_ERR_ARG, "standardisation needs finite mean and a std that is a positive normal number", -1);
     }
     for (j = 0; j < f->dim + f->ctx_dim; ++j) { f->mean[j] = mean ? mean[j] : 0; f->std[j] = std ? std[j] : 1; }
     f->fitted = mean != NULL;   /* set by hand counts as fitted: nf_fit keeps it */
@@ -2964,14 +3017,14 @@ static void nf__base_logp(const nf_flow *f, const nf_real *z, int R, nf_real *ou
     (void)mu; (void)ls;
     for (r = 0; r < R; ++r) {
         const nf_real *zr = z + (size_t)r * D;
-        nf_real acc = 0;
+        nf_real acc = 0;   /* half the sum of squares: z^2 would overflow before the halving */
 #ifndef NFLOW_NO_DIAG_BASE
         if (f->desc.base == NF_BASE_DIAG_GAUSSIAN)
-            for (j = 0; j < D; ++j) { nf_real u = (zr[j] - mu[j]) * NF_EXP(-ls[j]); acc += u * u + 2 * ls[j]; }
+            for (j = 0; j < D; ++j) { nf_real u = (zr[j] - mu[j]) * NF_EXP(-ls[j]); acc += NF__R(0.5) * u * u + ls[j]; }
         else
 #endif
-            for (j = 0; j < D; ++j) acc += zr[j] * zr[j];
-        out[r] = NF__R(-0.5) * (acc + (nf_real)D * NF__R(NF__LOG_2PI));
+            for (j = 0; j < D; ++j) acc += NF__R(0.5) * zr[j] * zr[j];
+        out[r] = -(acc + (nf_real)D * (NF__R(0.5) * NF__R(NF__LOG_2PI)));
     }
 }
 
@@ -3023,8 +3076,10 @@ static nf_real nf__dom_inv(const nf_domain *m, nf_real u, nf_real *y) {
     case NF_DOMAIN_INTERVAL:
         s = u > 0 ? 1 / (1 + NF_EXP(-u)) : NF_EXP(u) / (1 + NF_EXP(u));
         v = u > 0 ? hi - P * (1 - s) : lo + P * s;
-        if (!(v > lo)) v = lo + P * (nf_real)NF__EPS;          /* rounding must not reach the boundary */
-        if (!(v < hi)) v = hi - P * (nf_real)NF__EPS;
+        /* rounding must not reach the boundary: a step of at least an ulp of the edge
+           (the domain check leaves room for it) */
+        if (!(v > lo)) v = lo + (P > NF_FABS(lo) ? P : NF_FABS(lo)) * (nf_real)NF__EPS;
+        if (!(v < hi)) v = hi - (P > NF_FABS(hi) ? P : NF_FABS(hi)) * (nf_real)NF__EPS;
         *y = v;
         return ld;
     case NF_DOMAIN_LOWER:
@@ -3103,6 +3158,21 @@ static void nf__chunk_inverse(nf_flow *f, nf_real *cur, int R, const nf_real *ct
         }
 }
 
+/* Results are checked, one pass over what the call writes: a value that is not finite
+   for a row inside the domain means the input is beyond what the network can carry in
+   nf_real (an overflow), or a density below the smallest nf_real. Rows flagged in oob
+   (outside the domain: log_prob -inf by definition) are skipped. */
+static nf_result nf__check_out(nf_flow *f, const nf_real *v, int R, int cols, const nf_real *oob, size_t row0) {
+    int r, j;
+    for (r = 0; r < R; ++r) {
+        if (oob && oob[r] != 0) continue;
+        for (j = 0; j < cols; ++j)
+            if (!nf__isfinite(v[(size_t)r * cols + j]))
+                return nf__fail(f, NF_ERR_RANGE, "result not representable (the input is too extreme for this flow)", (long)(row0 + (size_t)r));
+    }
+    return NF_OK;
+}
+
 static nf_result nf__check_ctx(nf_flow *f, const nf_real *ctx, size_t ctx_rows, size_t n) {
     if (f->ctx_dim == 0) return ctx ? nf__fail(f, NF_ERR_ARG, "this flow takes no context", -1) : NF_OK;
     if (!ctx) return nf__fail(f, NF_ERR_NULL, "a conditional flow needs a context", -1);
@@ -3122,6 +3192,7 @@ NFDEF nf_result nf_flow_forward_ctx(nf_flow *f, const nf_real *y, size_t n, cons
         if (nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers))
             for (r2 = 0; r2 < R; ++r2)
                 if (w.oob[r2] != 0) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + r2));
+        if ((r = nf__check_out(f, cur, R, f->dim, NULL, i)) != NF_OK || (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK) return r;
         memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
@@ -3135,6 +3206,7 @@ NFDEF nf_result nf_flow_inverse_ctx(nf_flow *f, const nf_real *z, size_t n, cons
     NF__CHUNKS(i, R, n, f)
         memcpy(cur, z + i * f->dim, (size_t)R * f->dim * sizeof(nf_real));
         nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * f->dim, &w);
+        if ((r = nf__check_out(f, y + i * f->dim, R, f->dim, NULL, i)) != NF_OK || (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK) return r;
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
     return NF_OK;
@@ -3163,6 +3235,7 @@ NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, in
                 nf_real v = cur[(size_t)r2 * D + j];
                 y[(i + r2) * D + j] = k == f->n_layers ? v * f->std[j] + f->mean[j] : v;
             }
+        if ((r = nf__check_out(f, y + i * D, R, D, NULL, i)) != NF_OK) return r;
     }
     return NF_OK;
 }
@@ -3177,6 +3250,7 @@ NFDEF nf_result nf_flow_forward_stage(nf_flow *f, const nf_real *y, size_t n, in
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
         nf__chunk_forward(f, y + i * f->dim, R, NULL, 0, cur, &w, k);   /* layers 0 .. k-1 */
+        if ((r = nf__check_out(f, cur, R, f->dim, NULL, i)) != NF_OK) return r;
         memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
@@ -3193,6 +3267,7 @@ NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, con
         int bad = nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
         nf__base_logp(f, cur, R, logp + i);
         for (r2 = 0; r2 < R; ++r2) logp[i + r2] += w.ld[r2];
+        if ((r = nf__check_out(f, logp + i, R, 1, bad ? w.oob : NULL, i)) != NF_OK) return r;
         if (bad) for (r2 = 0; r2 < R; ++r2) if (w.oob[r2] != 0) logp[i + r2] = (nf_real)-HUGE_VAL;
     }
     return NF_OK;
@@ -3203,8 +3278,10 @@ NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real
 NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp) {
     size_t i; nf_result r = nf__check_call(f, z, n, logp);
     if (r != NF_OK) return r;
+    if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK) return r;
     NF__CHUNKS(i, R, n, f)
         nf__base_logp(f, z + i * f->dim, R, logp + i);
+        if ((r = nf__check_out(f, logp + i, R, 1, NULL, i)) != NF_OK) return r;
     }
     return NF_OK;
 }
@@ -3229,6 +3306,7 @@ NFDEF nf_result nf_flow_sample_ctx(nf_flow *f, nf_rng *rng, size_t n, const nf_r
         if (logp) nf__base_logp(f, cur, R, logp + i);
         nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * D, &w);
         if (logp) for (r2 = 0; r2 < R; ++r2) logp[i + r2] -= w.ld[r2];
+        if ((r = nf__check_out(f, y + i * D, R, D, NULL, i)) != NF_OK || (logp && (r = nf__check_out(f, logp + i, R, 1, NULL, i)) != NF_OK)) return r;
     }
     return NF_OK;
 }
@@ -3415,7 +3493,8 @@ NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *wr
         nf__put_u32(&w, (uint32_t)l->transformer); nf__put_u32(&w, (uint32_t)l->inverse); nf__put_u32(&w, (uint32_t)l->order);
     }
     for (j = 0; j < f->dim; ++j) {
-        const nf_domain *m = f->dom ? &f->dom[j] : NULL;
+        nf_domain sc; const nf_domain *m = f->dom ? &f->dom[j] : NULL;
+        if (m) { nf__scrub_domain(m, &sc); m = &sc; }
         nf__put_u32(&w, m ? (uint32_t)m->kind | (uint32_t)(m->fixed_cut ? 1 : 0) << 16 : 0);
         nf__put_f64(&w, m ? m->lo : 0); nf__put_f64(&w, m ? m->hi : 0); nf__put_f64(&w, m ? m->cut : 0);
     }
@@ -3522,7 +3601,7 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
         double v = rb == 4 ? (double)nf__get_f32(p + off + 4 * k) : nf__get_f64(p + off + 8 * k);
         int is_std = k >= ns / 2 && k < ns;
         if (!nf__isfinite_d(v) || (is_std && !(v > 0))) return NF_ERR_CORRUPT;
-        if (!nf__isfinite(NF__R(v)) || (is_std && !(NF__R(v) > 0))) return NF_ERR_RANGE;   /* e.g. 1e-300 in float */
+        if (!nf__isfinite(NF__R(v)) || (is_std && !(NF__R(v) >= (nf_real)NF__TINY))) return NF_ERR_RANGE;   /* e.g. 1e-300 in float */
     }
     m->reals = p + off; m->rsize = rb; m->n_params = np;
     if (!nf__load_chunk(d, len)) return NF_ERR_CORRUPT;
@@ -3733,8 +3812,10 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     fprintf(c, "#include \"%s.h\"\n", name);
     if (f->has_dom) {
         fprintf(c, "static const nf_domain %s_domains[%d] = {\n", name, f->dim);
-        for (j = 0; j < f->dim; ++j)
-            fprintf(c, "    {%d, %.17g, %.17g, %.17g, %d},\n", f->dom[j].kind, f->dom[j].lo, f->dom[j].hi, f->dom[j].cut, f->dom[j].fixed_cut);
+        for (j = 0; j < f->dim; ++j) {
+            nf_domain m; nf__scrub_domain(&f->dom[j], &m);
+            fprintf(c, "    {%d, %.17g, %.17g, %.17g, %d},\n", m.kind, m.lo, m.hi, m.cut, m.fixed_cut);
+        }
         fprintf(c, "};\n");
     }
     fprintf(c, "const nf_flow_desc %s_desc = {\n    %d, %d, %d, %lluULL, %d, {\n", name, d->dim, d->base, d->n_layers, (unsigned long long)d->seed, chunk);
@@ -3770,12 +3851,13 @@ static int nf__is_neg_inf(double x) {
 NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, nf_is_report *rep) {
     double *lw, mx = 0, s1 = 0, s2 = 0, var = 0, mean; size_t i, k, bytes, nz = 0; nf_result r = NF_OK;
     nf_real x[64 * 16], lq[64], lp[64]; int D;
-    if (!f || !rng || !target || !rep) return NF_ERR_NULL;
+    if (!f) return NF_ERR_NULL;
+    if (!rng || !target || !rep) return nf__fail(f, NF_ERR_NULL, "rng, target or report is NULL", -1);
     if (n < 2) return nf__fail(f, NF_ERR_ARG, "need at least 2 samples", -1);
     if (f->ctx_dim) return nf__fail(f, NF_ERR_ARG, "importance sampling needs a flow without context", -1);
     D = f->dim;
     if (D > 16) return nf__fail(f, NF_ERR_SHAPE, "importance sampling supports dim <= 16", -1);
-    if (!nf__mul(n, sizeof(double), &bytes)) return NF_ERR_OVERFLOW;
+    if (!nf__mul(n, sizeof(double), &bytes)) return nf__fail(f, NF_ERR_OVERFLOW, "n samples' weights", -1);
     lw = (double *)NF_MALLOC(bytes, NULL);
     if (!lw) return nf__fail(f, NF_ERR_NOMEM, "importance weights", -1);
     for (i = 0; i < n && r == NF_OK; i += 64) {   /* log w = log p~(x) - log q(x), x ~ q */
@@ -3815,6 +3897,20 @@ NFDEF void nf_adam_config_default(nf_adam_config *c) {
     c->lr = 1e-3; c->beta1 = 0.9; c->beta2 = 0.999; c->eps = 1e-8;
     c->schedule = NF_SCHED_CONSTANT; c->min_lr_frac = 0; c->step_gamma = 0.5;
 }
+/* NULL if the settings are usable, else what is wrong (every such setting would turn the
+   parameters into NaN or make the update meaningless) */
+static const char *nf__adam_check(const nf_adam_config *c) {
+    if (!(nf__isfinite_d(c->lr) && c->lr >= 0)) return "adam: lr must be finite and >= 0";
+    if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1)) return "adam: beta1 and beta2 must be in [0, 1)";
+    if (!(nf__isfinite_d(c->eps) && c->eps > 0)) return "adam: eps must be finite and > 0";
+    if (!(nf__isfinite_d(c->weight_decay) && c->weight_decay >= 0)) return "adam: weight_decay must be finite and >= 0";
+    if (!(nf__isfinite_d(c->clip_norm) && c->clip_norm >= 0)) return "adam: clip_norm must be finite and >= 0";
+    if (c->schedule < NF_SCHED_CONSTANT || c->schedule > NF_SCHED_STEP || c->total_steps < 0 || c->step_every < 0)
+        return "adam: unknown schedule, or a negative step count";
+    if (!(c->min_lr_frac >= 0 && c->min_lr_frac <= 1) || !(nf__isfinite_d(c->step_gamma) && c->step_gamma >= 0))
+        return "adam: min_lr_frac must be in [0, 1], step_gamma finite and >= 0";
+    return NULL;
+}
 NFDEF double nf_adam_lr(const nf_adam_config *c, long step) {
     if (c->schedule == NF_SCHED_COSINE && c->total_steps > 0) {
         double x = step >= c->total_steps ? 1.0 : (double)step / (double)c->total_steps;
@@ -3826,20 +3922,37 @@ NFDEF double nf_adam_lr(const nf_adam_config *c, long step) {
 }
 /* m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),
    after the decoupled decay p *= 1 - lr wd (Loshchilov & Hutter's AdamW). */
+typedef struct nf__adamk { nf_real b1, b2, eps, c1, c2, decay, step; } nf__adamk;
+static void nf__adam_coefs(const nf_adam_config *c, long t, nf__adamk *k) {
+    double lr = nf_adam_lr(c, t - 1);
+    k->b1 = (nf_real)c->beta1; k->b2 = (nf_real)c->beta2; k->eps = (nf_real)c->eps;
+    k->c1 = (nf_real)(1.0 / (1.0 - pow(c->beta1, (double)t)));
+    k->c2 = (nf_real)(1.0 / (1.0 - pow(c->beta2, (double)t)));
+    k->decay = (nf_real)(1.0 - lr * c->weight_decay); k->step = (nf_real)lr;
+}
 NFDEF void nf_adam_update(const nf_adam_config *c, long t, size_t n, nf_real *p,
                           const nf_real *g, nf_real *m, nf_real *v) {
-    size_t i;
-    double lr = nf_adam_lr(c, t - 1);
-    nf_real b1 = (nf_real)c->beta1, b2 = (nf_real)c->beta2, eps = (nf_real)c->eps;
-    nf_real c1 = (nf_real)(1.0 / (1.0 - pow(c->beta1, (double)t)));
-    nf_real c2 = (nf_real)(1.0 / (1.0 - pow(c->beta2, (double)t)));
-    nf_real decay = (nf_real)(1.0 - lr * c->weight_decay), step = (nf_real)lr;
+    size_t i; nf__adamk k;
+    nf__adam_coefs(c, t, &k);
     for (i = 0; i < n; ++i) {
         nf_real gi = g[i];
-        m[i] = b1 * m[i] + (1 - b1) * gi;
-        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-        p[i] = p[i] * decay - step * (m[i] * c1) / (NF_SQRT(v[i] * c2) + eps);
+        m[i] = k.b1 * m[i] + (1 - k.b1) * gi;
+        v[i] = k.b2 * v[i] + (1 - k.b2) * gi * gi;
+        p[i] = p[i] * k.decay - k.step * (m[i] * k.c1) / (NF_SQRT(v[i] * k.c2) + k.eps);
     }
+}
+/* 1 if the step keeps every moment and parameter finite (a gradient near the largest
+   nf_real squares to inf, and inf / inf is NaN): checked before anything is written */
+static int nf__adam_finite(const nf_adam_config *c, long t, size_t n, const nf_real *p,
+                           const nf_real *g, const nf_real *m, const nf_real *v) {
+    size_t i; nf__adamk k; int ok = 1;
+    nf__adam_coefs(c, t, &k);
+    for (i = 0; i < n; ++i) {
+        nf_real gi = g[i], mi = k.b1 * m[i] + (1 - k.b1) * gi, vi = k.b2 * v[i] + (1 - k.b2) * gi * gi;
+        nf_real pi = p[i] * k.decay - k.step * (mi * k.c1) / (NF_SQRT(vi * k.c2) + k.eps);
+        ok &= nf__isfinite(vi) & nf__isfinite(pi);
+    }
+    return ok;
 }
 
 /* ---- training ----------------------------------------------------------------------- */
@@ -3952,6 +4065,7 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
     if (!f) return NF_ERR_NULL;
     if (max_batch == 0 || max_batch > (size_t)INT32_MAX / (size_t)f->dim)
         return nf__fail(f, NF_ERR_ARG, "max_batch must be in 1 .. 2^31 / dim", -1);
+    if (c && nf__adam_check(c)) return nf__fail(f, NF_ERR_ARG, nf__adam_check(c), -1);
     /* a step's per-row arrays (data, context, weights) must be addressable */
     if (!nf__mul(max_batch, ((size_t)f->dim + (size_t)f->ctx_dim + 1) * sizeof(nf_real), &bytes) ||
         !nf__mul(f->n_params ? f->n_params : 1, 3 * sizeof(nf_real), &bytes))
@@ -3973,24 +4087,36 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
 
 /* Data-dependent initialisation: every layer whose kind has one, not yet initialised, gets
    the mean and sd (two passes, in double) of its input over the rows (checked: finite,
-   inside the domain), computed through the layers below it. 2D doubles via NF_MALLOC. */
-static nf_result nf__data_init(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n) {
-    int a, D = f->dim, j, pass, rr; double *mean = NULL, *sd;
-    for (a = 0; a < f->n_layers; ++a) {
-        nf__layer *L = &f->layers[a]; const nf__kind *k = nf__kind_of(L->kind);
-        nf_real *cur; nf__ws w; size_t r0;
-        if (!k->data_init || L->initialized) continue;
-        if (!mean) {
-            mean = (double *)NF_MALLOC(2 * (size_t)D * sizeof(double), NULL);
-            if (!mean) return nf__fail(f, NF_ERR_NOMEM, "data initialisation", -1);
-        }
-        sd = mean + D;
+   inside the domain), computed through the layers below it. Rows idx[0..n) of y (idx
+   NULL: the first n). All or nothing: a layer whose start is not representable
+   (NF_ERR_RANGE) undoes the ones before it. Scratch via NF_MALLOC. */
+static nf_result nf__data_init(nf_flow *f, const nf_real *y, const nf_real *ctx, const size_t *idx, size_t n) {
+    int a, D = f->dim, C = f->ctx_dim, j, pass, rr, k = 0, done[NF_MAX_LAYERS];
+    size_t bytes = 0, nb = 0, r0; double *mean = NULL, *sd; nf_real *gy, *gc, *keep; nf_result r = NF_OK; int ok = 1;
+    for (a = 0; a < f->n_layers; ++a)
+        if (nf__kind_of(f->layers[a].kind)->data_init && !f->layers[a].initialized) nb += f->layers[a].np;
+    if (nb == 0) return NF_OK;
+    bytes = nf__madd(nf__madd(2 * (size_t)D * sizeof(double), (size_t)f->chunk, ((size_t)D + C) * sizeof(nf_real), &ok),
+                     nb, sizeof(nf_real), &ok);
+    if (!ok) return nf__fail(f, NF_ERR_OVERFLOW, "data initialisation", -1);
+    mean = (double *)NF_MALLOC(bytes, NULL);
+    if (!mean) return nf__fail(f, NF_ERR_NOMEM, "data initialisation", -1);
+    sd = mean + D; gy = (nf_real *)(sd + D); gc = gy + (size_t)f->chunk * D; keep = gc + (size_t)f->chunk * C;
+    for (a = 0; a < f->n_layers && r == NF_OK; ++a) {
+        nf__layer *L = &f->layers[a]; const nf__kind *kd = nf__kind_of(L->kind);
+        nf_real *cur; nf__ws w;
+        if (!kd->data_init || L->initialized) continue;
         for (j = 0; j < D; ++j) mean[j] = sd[j] = 0;
         nf__ws_carve(f, &cur, &w);
         for (pass = 0; pass < 2; ++pass) {
             for (r0 = 0; r0 < n; r0 += (size_t)f->chunk) {
                 int R = (int)(n - r0 < (size_t)f->chunk ? n - r0 : (size_t)f->chunk);
-                nf__chunk_forward(f, y + r0 * D, R, ctx ? ctx + r0 * f->ctx_dim : NULL, 0, cur, &w, a);   /* the layers below */
+                for (rr = 0; rr < R; ++rr) {   /* the rows, gathered */
+                    size_t s = idx ? idx[r0 + rr] : r0 + rr;
+                    memcpy(gy + (size_t)rr * D, y + s * D, (size_t)D * sizeof(nf_real));
+                    if (C) memcpy(gc + (size_t)rr * C, ctx + s * C, (size_t)C * sizeof(nf_real));
+                }
+                nf__chunk_forward(f, gy, R, C ? gc : NULL, 0, cur, &w, a);   /* the layers below */
                 for (j = 0; j < D; ++j)
                     for (rr = 0; rr < R; ++rr) {
                         double v = (double)cur[(size_t)rr * D + j];
@@ -3999,11 +4125,21 @@ static nf_result nf__data_init(nf_flow *f, const nf_real *y, const nf_real *ctx,
             }
             for (j = 0; j < D; ++j) { if (pass == 0) mean[j] /= (double)n; else sd[j] = sqrt(sd[j] / (double)n); }
         }
-        k->data_init(L, f->params + L->poff, D, mean, sd);
-        L->initialized = 1;
+        memcpy(keep, f->params + L->poff, L->np * sizeof(nf_real));
+        if ((r = kd->data_init(L, f->params + L->poff, D, mean, sd)) != NF_OK) break;
+        keep += L->np; L->initialized = 1; done[k++] = a;
+    }
+    if (r != NF_OK) {   /* undo, newest first */
+        while (k > 0) {
+            nf__layer *L = &f->layers[done[--k]];
+            keep -= L->np;
+            memcpy(f->params + L->poff, keep, L->np * sizeof(nf_real));
+            L->initialized = 0;
+        }
+        nf__fail(f, r, "a data-dependent start (ActNorm) is not representable: standardise the data", -1);
     }
     NF_FREE(mean, NULL);
-    return NF_OK;
+    return r;
 }
 
 static nf_result nf__check_domain(nf_flow *f, const nf_real *y, size_t n) {
@@ -4018,7 +4154,7 @@ NFDEF nf_result nf_flow_data_init(nf_flow *f, const nf_real *y, const nf_real *c
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_domain(f, y, n)) != NF_OK ||
         (r = nf__check_ctx(f, ctx, n, n)) != NF_OK) return r;
-    return nf__data_init(f, y, ctx, n);
+    return nf__data_init(f, y, ctx, NULL, n);
 }
 static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n) {
     nf_flow *f; nf_result r; size_t i;
@@ -4058,7 +4194,7 @@ static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *c
     return NF_OK;
 }
 
-static void nf__clip_and_update(nf_trainer *t);
+static nf_result nf__clip_and_update(nf_trainer *t);
 NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     return nf__loss_grad(t, y, ctx, w, n, loss);
 }
@@ -4071,8 +4207,7 @@ NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w,
 NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf_result r = nf__loss_grad(t, y, ctx, w, n, loss);
     if (r != NF_OK) return r;
-    nf__clip_and_update(t);
-    return NF_OK;
+    return nf__clip_and_update(t);
 }
 NFDEF nf_result nf_trainer_apply(nf_trainer *t) {
     size_t i;
@@ -4080,12 +4215,17 @@ NFDEF nf_result nf_trainer_apply(nf_trainer *t) {
     if (t->f->readonly) return nf__fail(t->f, NF_ERR_READONLY, "cannot train read-only weights", -1);
     for (i = 0; i < t->f->n_params; ++i)
         if (!nf__isfinite(t->grad[i])) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
-    nf__clip_and_update(t);
-    return NF_OK;
+    return nf__clip_and_update(t);
 }
-/* global-norm clipping, then one AdamW step */
-static void nf__clip_and_update(nf_trainer *t) {
-    size_t i, np = t->f->n_params;
+/* global-norm clipping, then one AdamW step. Weights that are not part of the model
+   (autoregressive masks) get no gradient, whatever the caller left there, so they stay 0.
+   A step that would make a moment or parameter non-finite is refused, nothing written. */
+static nf_result nf__clip_and_update(nf_trainer *t) {
+    size_t i, np = t->f->n_params; int j;
+    for (j = 0; j < t->f->n_layers; ++j) {
+        const nf__layer *L = &t->f->layers[j]; const nf__kind *k = nf__kind_of(L->kind);
+        if (k->fixup) k->fixup(L, t->grad + L->poff);
+    }
     if (t->cfg.clip_norm > 0) {
         double s = 0;
         for (i = 0; i < np; ++i) s += (double)t->grad[i] * (double)t->grad[i];
@@ -4095,8 +4235,11 @@ static void nf__clip_and_update(nf_trainer *t) {
             for (i = 0; i < np; ++i) t->grad[i] *= k;
         }
     }
+    if (!nf__adam_finite(&t->cfg, t->t + 1, np, t->f->params, t->grad, t->m, t->v))
+        return nf__fail(t->f, NF_ERR_DIVERGED, "the step would overflow (gradient or learning rate too large)", -1);
     t->t++;
     nf_adam_update(&t->cfg, t->t, np, t->f->params, t->grad, t->m, t->v);
+    return NF_OK;
 }
 
 NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n, double h,
@@ -4246,7 +4389,7 @@ static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n
 
 static nf_result nf__train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf__target *tg, size_t ctx_rows, double *loss) {
     nf_tape tp; nf_tensor *l; double c; nf_result r; size_t i, np; nf_flow *f = t->f;
-    if (!rng) return NF_ERR_NULL;
+    if (!rng) return nf__fail(f, NF_ERR_NULL, "rng is NULL", -1);
     if (n == 0 || n > t->max_batch) return nf__fail(f, NF_ERR_SHAPE, "n must be in 1 .. max_batch", -1);
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot train read-only weights", -1);
     if ((r = nf__check_ctx(f, tg->ctx, ctx_rows, n)) != NF_OK) return r;
@@ -4267,8 +4410,7 @@ static nf_result nf__train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf__tar
     if (!nf__isfinite(l->val[0])) return nf__fail(f, NF_ERR_DIVERGED, "loss is not finite", -1);
     for (i = 0; i < np; ++i)
         if (!nf__isfinite(t->grad[i])) return nf__fail(f, NF_ERR_DIVERGED, "gradient is not finite", -1);
-    nf__clip_and_update(t);
-    return NF_OK;
+    return nf__clip_and_update(t);
 }
 NFDEF nf_result nf_train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, double *loss) {
     nf__target tg;
@@ -4449,6 +4591,7 @@ static nf_result nf__fit_check(nf_flow *f, const nf_real *y, const nf_real *ctx,
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot train read-only weights", -1);
     if (o->batch < 1 || o->max_epochs < 0 || o->patience < 0 || !(o->val_fraction >= 0 && o->val_fraction < 1))
         return nf__fail(f, NF_ERR_ARG, "fit options out of range", -1);
+    if (nf__adam_check(&o->adam)) return nf__fail(f, NF_ERR_ARG, nf__adam_check(&o->adam), -1);
     if (n < 2) return nf__fail(f, NF_ERR_ARG, "need at least 2 rows", -1);
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
     if ((r = nf__check_domain(f, y, n)) != NF_OK) return r;
@@ -4479,14 +4622,9 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
         if ((r = nf__fit_stats(f, y, ctx, fb.idx, n_tr, o.standardize, fb.mean, fb.sd)) != NF_OK) { NF_FREE(fb.block, NULL); return r; }
         f->fitted = 1;
     }
-    {   /* ActNorm layers never initialised start from the first training batch */
-        int D = f->dim, C = f->ctx_dim;
-        for (i = 0; i < B; ++i) {
-            memcpy(fb.batch + i * D, y + fb.idx[i] * D, (size_t)D * sizeof(nf_real));
-            if (C) memcpy(fb.bc + i * C, ctx + fb.idx[i] * C, (size_t)C * sizeof(nf_real));
-        }
-        r = nf__data_init(f, fb.batch, C ? fb.bc : NULL, B);
-    }
+    /* ActNorm layers never initialised start from the first training rows: a batch, or
+       1024 rows if the batch is smaller (a few rows give no spread to scale by) */
+    r = nf__data_init(f, y, ctx, fb.idx, n_tr < (B > 1024 ? B : 1024) ? n_tr : (B > 1024 ? B : 1024));
     if (r != NF_OK) { NF_FREE(fb.block, NULL); return r; }
     r = nf_trainer_create(&tr, f, &o.adam, B);
     if (r != NF_OK) { NF_FREE(fb.block, NULL); return r; }

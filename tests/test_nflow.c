@@ -748,6 +748,7 @@ static void test_bad_input(void) {
     CHECK(nf_flow_desc_realnvp(&d, 2, NF_MAX_LAYERS + 1, 8) == NF_ERR_ARG, "desc_too_many_layers");
     {   /* caller memory: too small is an error, exact size works */
         size_t need = 0; void *mem; nf_flow_desc_realnvp(&d, 2, 2, 8);
+        for (i = 0; i < 20; ++i) y[i] = (nf_real)(0.1 * (double)i - 1);   /* ordinary rows again */
         nf_flow_size(&d, &need); mem = malloc(need);
         CHECK(nf_flow_init(&f, &d, mem, need - 100) == NF_ERR_ARENA_FULL, "flow_init_too_small");
         CHECK(nf_flow_init(&f, &d, mem, need) == NF_OK && nf_flow_log_prob(f, y, 10, out) == NF_OK, "flow_init_caller_memory");
