@@ -4,7 +4,7 @@ CFLAGS  ?= -std=c99 -O3 -march=native -Wall -Wextra -pedantic
 LDLIBS  = -lm
 BUILD   = build
 
-.PHONY: all demo test test-mcu fuzz bench bench-compare clean examples mcu-example docs web test-web test-mpi test-cross mpi
+.PHONY: all demo test test-mcu bench-mcu bench-scaling bench-gemm-blas fuzz bench bench-compare clean examples mcu-example docs web test-web test-mpi test-cross mpi
 
 all: examples
 
@@ -25,7 +25,13 @@ test:
 
 # flows exported from the host, run on emulated Cortex-M4F, Cortex-M0 and RISC-V (QEMU)
 test-mcu:
-	bash tests/mcu/run.sh; a=$$?; bash tests/mcu/run_riscv.sh; b=$$?; [ $$a -eq 0 ] && [ $$b -eq 0 ]
+	bash tests/mcu/run.sh; a=$$?; bash tests/mcu/run_riscv.sh; b=$$?; bash tests/mcu/run_train.sh; c=$$?; \
+	[ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ]
+
+# executed instructions per log_prob row, sample and training step (QEMU plugin), and
+# .text/RAM of the firmware configurations (arm-none-eabi-size)
+bench-mcu:
+	bash bench/mcu_count.sh; bash bench/mcu_size.sh
 
 # the browser lesson: nflow.h compiled to WebAssembly, page in build/web/
 web:
@@ -53,6 +59,7 @@ test-cross:
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run_api.sh
 
 # train on the desktop, export C source, build firmware, run it on an emulated Cortex-M4F
 MCU_CPU = -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
@@ -81,13 +88,27 @@ $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 $(BUILD)/bench_flows: bench/bench_flows.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)
 
+# nf_gemm against OpenBLAS at the flow shapes (needs libopenblas-dev)
+$(BUILD)/gemm_blas: bench/gemm_blas.c nflow.h | $(BUILD)
+	$(CC) -std=c99 -O3 -march=native $< -o $@ -lopenblas $(LDLIBS)
+bench-gemm-blas: $(BUILD)/gemm_blas
+	OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-$$(grep -q avx512f /proc/cpuinfo && echo SkylakeX || echo Haswell)} ./$(BUILD)/gemm_blas
+
 bench: $(BUILD)/bench_gemm $(BUILD)/bench_flows
 	./$(BUILD)/bench_gemm
 	./$(BUILD)/bench_flows
 
+$(BUILD)/scaling: bench/scaling.c nflow.h examples/png.h | $(BUILD)
+	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)
+
 # nflow and PyTorch side by side (needs python3-torch and libopenblas0-openmp)
 bench-compare: $(BUILD)/bench_flows
 	/usr/bin/python3 bench/compare.py
+
+# one training step's time over batch, width, dimension and depth sweeps, nflow and
+# PyTorch interleaved: build/scaling.md and docs/scaling.png
+bench-scaling: $(BUILD)/scaling
+	/usr/bin/python3 bench/compare.py --scaling
 
 clean:
 	rm -rf $(BUILD)

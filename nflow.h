@@ -55,7 +55,10 @@
        NF_EXP NF_LOG NF_TANH NF_SQRT NF_FABS NF_LOG1P NF_FLOOR
                            libm hooks, default to the float or double libm functions
        NF_MAX_LAYERS       most layers in one flow (default 64)
-       NFLOW_NO_VECTOR_EXT plain C only in the matrix kernel (no GCC/clang vector extensions)
+       NFLOW_NO_VECTOR_EXT plain C only in the matrix kernel (no GCC/clang vector extensions);
+                           built with -Os it is one dot product per element (0.2 KB of code),
+                           unless NFLOW_FAST_GEMM asks for the register-tiled one (2.6 KB)
+       NFLOW_OPENMP        threads from OpenMP (compile with -fopenmp); see nf_parallel
        Pay only for what you use (a flow that needs a removed part is refused, NF_ERR_ARG):
        NFLOW_NO_LU, NFLOW_NO_MONOTONE, NFLOW_NO_SPLINE, NFLOW_NO_AUTOREGRESSIVE,
        NFLOW_NO_ACTNORM   remove a layer kind (affine/additive couplings and permutations stay)
@@ -64,6 +67,7 @@
        NFLOW_NO_DIAG_BASE no learnable base (the standard normal only)
        NFLOW_NO_LOADER    no model-file loading (nf_flow_load*)
        NFLOW_NO_IMPORTANCE no nf_flow_importance
+       NFLOW_NO_THREADS   no parallel-for (nf_flow_set_parallel accepts one thread only)
        An exported flow's header defines the set it allows when NAME_ONLY is defined.
        NFLOW_DOUBLE and NF_MAX_LAYERS must be the same in every unit: a unit built otherwise
        fails to link, naming the mismatch (unless -Wl,--gc-sections drops its only
@@ -248,11 +252,33 @@ NFDEF uint32_t nf_rng_u32(nf_rng *r);
 NFDEF nf_real  nf_rng_uniform(nf_rng *r);   /* [0, 1) */
 NFDEF nf_real  nf_rng_normal(nf_rng *r);    /* N(0, 1), polar method with a portable log */
 
+/* ---- threads ------------------------------------------------------------------ */
+/* nflow starts no thread. A parallel-for is yours to give: run task(arg, i) for every i
+   in 0 .. n-1, on any threads, in any order, and return when all are done (pool is
+   passed through: your thread pool, or NULL). threads: how many pieces work is cut
+   into. Results do not depend on it: work is split by rows of the matrix kernel, whose
+   every element is summed in one fixed order, so 1 thread and 8 give the same bits. */
+typedef void (*nf_task_fn)(void *arg, int i);
+typedef void (*nf_parallel_fn)(void *pool, int n, nf_task_fn task, void *arg);
+typedef struct nf_parallel { nf_parallel_fn run; void *pool; int threads; } nf_parallel;
+#if defined(NFLOW_OPENMP) && defined(NFLOW_NO_THREADS)
+#error "NFLOW_OPENMP and NFLOW_NO_THREADS contradict each other"
+#endif
+#ifdef NFLOW_OPENMP
+/* NFLOW_OPENMP (compile with -fopenmp): a parallel-for on OpenMP's threads; flows use it
+   from creation, with omp_get_max_threads() pieces. */
+NFDEF void nf_parallel_openmp(void *pool, int n, nf_task_fn task, void *arg);
+#endif
+
 /* ---- matrix kernel ----------------------------------------------------------- */
 /* C (+)= op(A) op(B), row-major; op(A) is M x K, op(B) is K x N. ta/tb: 1 = transposed.
    accumulate: 0 overwrites C, 1 adds to it. */
 NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
                    const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate);
+/* The same with the rows of C cut into par->threads pieces run by par->run (par NULL,
+   one thread, or a product too small to gain: nf_gemm itself). Same bits as nf_gemm. */
+NFDEF void nf_gemm_parallel(const nf_parallel *par, int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
+                            const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate);
 
 /* ---- activations, layers, bases ----------------------------------------------- */
 enum { NF_ACT_RELU = 1, NF_ACT_TANH, NF_ACT_LEAKY_RELU, NF_ACT_SOFTPLUS, NF_ACT_SIGMOID,
@@ -348,6 +374,7 @@ struct nf_flow {
     int owned, readonly;
     int fitted;             /* standardisation and periodic cuts estimated (nf_fit does it once) */
     void *block;
+    nf_parallel par;        /* threads for the matrix products (threads 0: one) */
     long err_row;
     char err[192];
 };
@@ -377,6 +404,9 @@ NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidde
 
 NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes);
 NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes);
+/* Threads for this flow's inference and its trainers' steps (run NULL or threads <= 1:
+   one thread, the default; with NFLOW_OPENMP, OpenMP's). Same results either way. */
+NFDEF nf_result nf_flow_set_parallel(nf_flow *f, nf_parallel_fn run, void *pool, int threads);
 NFDEF nf_result nf_flow_create(nf_flow **out, const nf_flow_desc *d);
 NFDEF void      nf_flow_destroy(nf_flow *f);  /* frees only what nf_flow_create allocated */
 
@@ -527,6 +557,7 @@ struct nf_tensor {
     int op;                /* which variant of its op (internal) */
     void (*back)(nf_tensor *self);   /* the op's backward step; NULL for leaves */
     const void *aux;       /* op-specific data (internal) */
+    const nf_parallel *par;   /* the tape's, for the backward step's matrix products */
     int iarg;              /* small integer argument (transposes, activation) */
     nf_real k;             /* scalar argument */
     nf_tensor *a, *b, *c;  /* inputs */
@@ -539,6 +570,7 @@ typedef struct nf_tape {
     nf_tensor *last;
     nf_result err;
     void *free_grads;      /* gradient buffers backward is done with, for reuse */
+    const nf_parallel *par;   /* matrix products' threads (NULL: one); trainers set their flow's */
 } nf_tape;
 
 NFDEF void       nf_tape_init(nf_tape *t, nf_arena *arena);
@@ -785,7 +817,7 @@ NFDEF const char *nf_result_string(nf_result r) {
         NF__RESULTS(NF__MSG)
 #undef NF__MSG
     };
-    if ((int)r < 0 || (int)r >= (int)NF_RESULT_COUNT) return "unknown error";
+    if ((unsigned)r >= (unsigned)NF_RESULT_COUNT) return "unknown error";   /* enums may be unsigned (ARM EABI: short enums) */
     return msgs[r];
 }
 
@@ -1003,190 +1035,493 @@ NFDEF nf_real nf_rng_normal(nf_rng *r) {
 }
 
 /* ---- matrix kernel ---------------------------------------------------------
-   C (+)= op(A) op(B). A register block of NF__MR x NF__NR accumulators is updated
-   by rank-1 steps along k; the j loop is fixed-length so the compiler keeps the
-   block in vector registers. op(B) rows must be contiguous in j: for tb, a KC x NR
-   panel of B is packed (transposed) first. Blocking over k keeps the panel in L1. */
-#ifndef NF__MR
-#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__) || defined(_M_ARM64)
-/* 8 x 32 accumulators fill half of AVX-512's (or all of NEON's) vector registers;
-   measured best of 4/6/8/12 x 32/64 with gcc -O3 -march=native (bench/bench_gemm.c) */
-#define NF__MR 8
-#define NF__NR 32
-#define NF__KC 128
-#define NF__SMALLN 8   /* narrow-output kernels: worth their code only with wide vectors */
+   C (+)= op(A) op(B), row-major, the BLIS way. Panels of op(B), KC deep and two vectors
+   wide, are packed contiguous (zero-padded at the right edge) and stay in L1, while a
+   register tile of MR rows x 2 vectors sweeps down op(A), one scalar per row and k
+   broadcast. op(A) is read in place when its rows are contiguous (A B, A B^T); for A^T it
+   is packed MC rows x KC at a time, since a tile read in place would touch KC cache lines
+   that fall in a few L1 sets whenever lda is a power of two. Edge rows take smaller tiles
+   of the same code (8, 4, 2, 1 rows; the 1- and 2-row tiles span two panels so that they
+   keep 8 FMA chains). When K is small, more panels are packed at once so that C is
+   written row by row.
+   The vector width is the compiler's: 64 bytes with AVX-512 (tile 12 x 2), 32 with
+   AVX/AVX2 (6 x 2), 16 with NEON on aarch64 (8 x 2) or SSE2 (6 x 2); plain C scalars
+   elsewhere or under NFLOW_NO_VECTOR_EXT (4 x 2, 1.1 KB of float stack, no A packing).
+   Stack: two panels (16 KB with AVX2, 32 KB with AVX-512) + packed A (NF__GN_MCB, 24 KB).
+
+   Row-split invariance: every element of C is computed in one order whatever M is and
+   wherever its row sits: per KC block a chain acc = acc + a*b over k ascending from 0,
+   then C = acc (first block, no accumulate) or C = C + acc. All tiles, edge tiles and the
+   transposed form (below) follow it, so a threaded version that splits the rows gives
+   the same bits as one thread. The only other order is the narrow-output kernel for
+   !ta (dot products in vector lanes along k); it is chosen from N and K, never M.
+
+   Narrow outputs (N < one panel: a coupling's shift/scale layer, a small input's
+   gradient) would leave the tile mostly empty:
+     ta:  compute C^T = op(B)^T op(A)^T with the same tiles, written back transposed;
+     !ta, N <= 8: dot products, 8 x 1, 4 x 2 or 2 x 4 of C at a time, lanes along k. */
+
+#if !defined(NFLOW_NO_VECTOR_EXT) && (defined(__GNUC__) || defined(__clang__)) && !defined(NF__GN_VB)
+#if defined(__AVX512F__)
+#define NF__GN_VB 64   /* 32 zmm registers: a 12 x 2 tile is 24 accumulators */
+#define NF__GN_MR 12
+#elif defined(__AVX__)
+#define NF__GN_VB 32   /* 16 ymm registers: 6 x 2 = 12 accumulators + 2 of B + 1 of A */
+#define NF__GN_MR 6
+#elif defined(__aarch64__) || defined(_M_ARM64)
+#define NF__GN_VB 16   /* 32 NEON registers: 8 x 2 = 16 accumulators (12 x 2 spilled: gcc 12
+                          holds the 12 scalars of A in registers of their own) */
+#define NF__GN_MR 8
+#elif defined(__SSE2__) || defined(__ARM_NEON) || defined(__ALTIVEC__) || defined(__wasm_simd128__)
+#define NF__GN_VB 16   /* 16 registers (WebAssembly SIMD: the engine maps them to SSE/NEON) */
+#define NF__GN_MR 6
+#endif
+#endif
+
+/* Contraction. With vectors, c += a * b is one fused multiply-add where the target has it:
+   GCC's ISO modes (-std=c99, -std=c++11) default to -ffp-contract=off, which halves the
+   peak on Intel cores (mul and add share two ports); every tile contracts the same
+   expression, so rows still agree. The plain C path has contraction off: there the
+   compiler vectorises some tiles and not others, and a multiply vectorised apart from its
+   add would round differently from one fused in a neighbouring tile (seen with gcc -O3
+   -march=native). Both only for this section, restored at its end. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#ifdef NF__GN_VB
+#pragma GCC optimize("fp-contract=fast")
 #else
-/* small cores: small stack frames (the packed panel is KC x NR reals on the stack) */
-#define NF__MR 4
-#define NF__NR 8
-#define NF__KC 32
+#pragma GCC optimize("fp-contract=off")
+#endif
+#elif defined(__clang__)
+#ifdef NF__GN_VB
+#pragma STDC FP_CONTRACT ON
+#else
+#pragma STDC FP_CONTRACT OFF
 #endif
 #endif
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(NF__SMALLN) && !defined(NFLOW_NO_VECTOR_EXT) \
-    && !defined(NFLOW_DOUBLE) && NF__MR == 8 && NF__NR == 32
-/* The full 8 x 32 float tile with GCC/clang vector extensions (any architecture) and
-   16 named accumulators: the plain loop below vectorises at -O3, but GCC's -O2 leaves
-   it scalar (2.6x slower) and keeps arrays of vectors in memory. NFLOW_NO_VECTOR_EXT
-   keeps the plain C, which the tests also build. */
-#define NF__VECTOR_TILE 1
-typedef float nf__vec __attribute__((vector_size(64)));
-static void nf__micro_tile(int K, const nf_real *NF__RESTRICT A, int ars, int acs,
-                           const nf_real *NF__RESTRICT B, int bs, nf_real *NF__RESTRICT C, int ldc, int acc_into) {
-    nf__vec z, b0, b1, t, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
-    int k;
-    memset(&z, 0, sizeof z);
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = z;
-    for (k = 0; k < K; ++k) {
-        const nf_real *b = B + (size_t)k * bs, *a = A + (size_t)k * acs;
-        memcpy(&b0, b, sizeof b0); memcpy(&b1, b + 16, sizeof b1);   /* unaligned loads */
-#define NF__ROW(i) { nf_real s = a[(size_t)(i) * ars]; c##i##0 += b0 * s; c##i##1 += b1 * s; }
-        NF__ROW(0) NF__ROW(1) NF__ROW(2) NF__ROW(3) NF__ROW(4) NF__ROW(5) NF__ROW(6) NF__ROW(7)
-#undef NF__ROW
-    }
-#define NF__OUT(i) { nf_real *c = C + (size_t)(i) * ldc; \
-        if (acc_into) { memcpy(&t, c, sizeof t); t += c##i##0; memcpy(c, &t, sizeof t); memcpy(&t, c + 16, sizeof t); t += c##i##1; memcpy(c + 16, &t, sizeof t); } \
-        else { memcpy(c, &c##i##0, sizeof t); memcpy(c + 16, &c##i##1, sizeof t); } }
-    NF__OUT(0) NF__OUT(1) NF__OUT(2) NF__OUT(3) NF__OUT(4) NF__OUT(5) NF__OUT(6) NF__OUT(7)
-#undef NF__OUT
-}
+/* clang's tuning for Intel AVX-512 cores prefers 256-bit vectors and then splits explicit
+   512-bit ones in two: the 12 x 2 tile became 48 ymm accumulators and spilled (clang 14,
+   -march=cooperlake). min_vector_width(512) keeps them whole, as clang's intrinsics do. */
+#if defined(__clang__) && defined(NF__GN_VB) && NF__GN_VB == 64
+#define NF__GN_FN static __attribute__((min_vector_width(512)))
+#else
+#define NF__GN_FN static
 #endif
 
-static void nf__micro(int mr, int nr, int K, const nf_real *NF__RESTRICT A, int ars, int acs,
-                      const nf_real *NF__RESTRICT B, int bs, nf_real *NF__RESTRICT C, int ldc, int acc_into) {
-    nf_real acc[NF__MR][NF__NR];
+#ifdef NF__GN_VB
+typedef nf_real nf__gv __attribute__((vector_size(NF__GN_VB)));
+#define NF__GN_VL (NF__GN_VB / (int)sizeof(nf_real))   /* reals per vector */
+#define NF__GN_KC 128                                   /* two panels: 16 KB (float, AVX2) */
+#define NF__GN_ALIGNED __attribute__((aligned(64)))
+#else
+typedef nf_real nf__gv;   /* plain C: a "vector" is one real */
+#define NF__GN_VL 1
+#define NF__GN_MR 4
+#define NF__GN_KC 64      /* two panels of 64 x 2 reals: 1 KB of float stack */
+#define NF__GN_ALIGNED
+#endif
+#define NF__GN_W (2 * NF__GN_VL)   /* panel width in reals */
+#define NF__GN_PS (NF__GN_KC * NF__GN_W)   /* reals per packed panel */
+
+/* Plain C built for size (-Os defines __OPTIMIZE_SIZE__: a microcontroller's firmware):
+   one dot product per element of C, k ascending (the same order as the tiles, one chain
+   per element: 0.2 KB of code instead of 2.6 KB). */
+#if !defined(NF__GN_VB) && defined(__OPTIMIZE_SIZE__) && !defined(NFLOW_FAST_GEMM)
+static void nf__gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
+                     const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+    size_t ars = ta ? 1 : (size_t)lda, acs = ta ? (size_t)lda : 1;
+    size_t brs = tb ? 1 : (size_t)ldb, bcs = tb ? (size_t)ldb : 1;
     int i, j, k;
-#ifdef NF__VECTOR_TILE
-    if (mr == NF__MR && nr == NF__NR) { nf__micro_tile(K, A, ars, acs, B, bs, C, ldc, acc_into); return; }
+    for (i = 0; i < M; ++i)
+        for (j = 0; j < N; ++j) {
+            const nf_real *a = A + (size_t)i * ars, *b = B + (size_t)j * bcs; nf_real s = 0, *c = C + (size_t)i * ldc + j;
+            for (k = 0; k < K; ++k) s += a[(size_t)k * acs] * b[(size_t)k * brs];
+            *c = accumulate ? *c + s : s;
+        }
+}
+#else
+/* ---- register tiles: rows x vectors, generated from one template ---------- */
+#define NF__GN_R1(X, N) X(0, N)
+#define NF__GN_R2(X, N) X(0, N) X(1, N)
+#define NF__GN_R4(X, N) NF__GN_R2(X, N) X(2, N) X(3, N)
+#define NF__GN_R6(X, N) NF__GN_R4(X, N) X(4, N) X(5, N)
+#define NF__GN_R8(X, N) NF__GN_R6(X, N) X(6, N) X(7, N)
+#define NF__GN_R12(X, N) NF__GN_R8(X, N) X(8, N) X(9, N) X(10, N) X(11, N)
+#define NF__GN_V2(Y, i) Y(i, 0) Y(i, 1)
+#define NF__GN_V4(Y, i) Y(i, 0) Y(i, 1) Y(i, 2) Y(i, 3)
+
+#define NF__GN_DECL1(i, v) nf__gv c##i##_##v = z;
+#define NF__GN_DECL(i, V) V(NF__GN_DECL1, i)
+#define NF__GN_FMA1(i, v) c##i##_##v += b##v * s;
+#define NF__GN_FMA(i, V) { nf_real s = a[(size_t)(i) * ars]; V(NF__GN_FMA1, i) }
+#define NF__GN_OUT1(i, v) { nf_real *p = c + (size_t)(i) * rsc + (v) * NF__GN_VL; \
+        if (add) { nf__gv t; memcpy(&t, p, sizeof t); t += c##i##_##v; memcpy(p, &t, sizeof t); } \
+        else memcpy(p, &c##i##_##v, sizeof c##i##_##v); }
+#define NF__GN_OUT(i, V) V(NF__GN_OUT1, i)
+
+/* b holds two panels (b, b + ps) for a 4-vector tile; vector v of row k is at
+   b + (v / 2) * ps + (v % 2) * NF__GN_VL. */
+#define NF__GN_LOAD2 memcpy(&b0, b, sizeof b0); memcpy(&b1, b + NF__GN_VL, sizeof b1);
+#define NF__GN_LOAD4 NF__GN_LOAD2 memcpy(&b2, b + ps, sizeof b2); memcpy(&b3, b + ps + NF__GN_VL, sizeof b3);
+#define NF__GN_BDECL2 nf__gv b0, b1;
+#define NF__GN_BDECL4 nf__gv b0, b1, b2, b3;
+
+/* c (+)= a(rows x kc, element (i, k) at a[i * ars + k * acs]) times the packed panel(s) */
+#define NF__GN_TILE(name, ROWS, V, BDECL, LOAD) \
+NF__GN_FN void name(int kc, const nf_real *NF__RESTRICT a, size_t ars, size_t acs, const nf_real *NF__RESTRICT b, \
+                 size_t ps, nf_real *NF__RESTRICT c, size_t rsc, int add) { \
+    nf__gv z; BDECL int k; \
+    (void)ps; memset(&z, 0, sizeof z); \
+    { ROWS(NF__GN_DECL, V) \
+      for (k = 0; k < kc; ++k, a += acs, b += NF__GN_W) { LOAD ROWS(NF__GN_FMA, V) } \
+      ROWS(NF__GN_OUT, V) } \
+}
+
+#if NF__GN_MR == 12
+NF__GN_TILE(nf__gn_tile12, NF__GN_R12, NF__GN_V2, NF__GN_BDECL2, NF__GN_LOAD2)
 #endif
-    memset(acc, 0, sizeof acc);
-    if (mr == NF__MR && nr == NF__NR) {
-        for (k = 0; k < K; ++k) {
-            const nf_real *b = B + (size_t)k * bs;
-            for (i = 0; i < NF__MR; ++i) {
-                nf_real a = A[(size_t)i * ars + (size_t)k * acs];
-                for (j = 0; j < NF__NR; ++j) acc[i][j] += a * b[j];
+#if NF__GN_MR >= 8
+NF__GN_TILE(nf__gn_tile8, NF__GN_R8, NF__GN_V2, NF__GN_BDECL2, NF__GN_LOAD2)
+#elif NF__GN_MR == 6
+NF__GN_TILE(nf__gn_tile6, NF__GN_R6, NF__GN_V2, NF__GN_BDECL2, NF__GN_LOAD2)
+#endif
+NF__GN_TILE(nf__gn_tile4, NF__GN_R4, NF__GN_V2, NF__GN_BDECL2, NF__GN_LOAD2)
+NF__GN_TILE(nf__gn_tile2, NF__GN_R2, NF__GN_V2, NF__GN_BDECL2, NF__GN_LOAD2)
+NF__GN_TILE(nf__gn_tile1, NF__GN_R1, NF__GN_V2, NF__GN_BDECL2, NF__GN_LOAD2)
+NF__GN_TILE(nf__gn_tile2w, NF__GN_R2, NF__GN_V4, NF__GN_BDECL4, NF__GN_LOAD4)
+NF__GN_TILE(nf__gn_tile1w, NF__GN_R1, NF__GN_V4, NF__GN_BDECL4, NF__GN_LOAD4)
+
+typedef void (*nf__gn_tile_fn)(int, const nf_real *, size_t, size_t, const nf_real *, size_t, nf_real *, size_t, int);
+
+/* Pack columns j0 .. j0 + nw - 1 of op(B) (element (k, j) at B[k * brs + j * bcs]),
+   rows k0 .. k0 + kc - 1, into np panels of kc x NF__GN_W (kc * NF__GN_W reals apart),
+   zero-padded to the right. */
+static void nf__gn_pack(nf_real *NF__RESTRICT bp, const nf_real *NF__RESTRICT B, size_t brs, size_t bcs,
+                        int k0, int kc, int j0, int nw, int np) {
+    int p, k, j;
+    for (p = 0; p < np; ++p) {
+        nf_real *d = bp + (size_t)p * (size_t)kc * NF__GN_W;
+        int jn = nw - p * NF__GN_W;
+        if (jn > NF__GN_W) jn = NF__GN_W;
+        if (bcs == 1) {   /* rows of op(B) contiguous: copy */
+            for (k = 0; k < kc; ++k) {
+                const nf_real *s = B + (size_t)(k0 + k) * brs + (size_t)(j0 + p * NF__GN_W);
+                nf_real *dk = d + (size_t)k * NF__GN_W;
+                if (jn == NF__GN_W) memcpy(dk, s, sizeof(nf_real) * NF__GN_W);
+                else { for (j = 0; j < jn; ++j) dk[j] = s[j]; for (; j < NF__GN_W; ++j) dk[j] = 0; }
             }
-        }
-    } else if (nr == NF__NR) {   /* last rows: the j loop keeps its fixed length */
-        for (k = 0; k < K; ++k) {
-            const nf_real *b = B + (size_t)k * bs;
-            for (i = 0; i < mr; ++i) {
-                nf_real a = A[(size_t)i * ars + (size_t)k * acs];
-                for (j = 0; j < NF__NR; ++j) acc[i][j] += a * b[j];
+        } else {          /* columns contiguous (brs == 1 for tb): transpose */
+            for (j = 0; j < jn; ++j) {
+                const nf_real *s = B + (size_t)(j0 + p * NF__GN_W + j) * bcs + (size_t)k0 * brs;
+                for (k = 0; k < kc; ++k) d[(size_t)k * NF__GN_W + j] = s[(size_t)k * brs];
             }
+            for (; j < NF__GN_W; ++j)
+                for (k = 0; k < kc; ++k) d[(size_t)k * NF__GN_W + j] = 0;
         }
-    } else {
-        for (k = 0; k < K; ++k) {
-            const nf_real *b = B + (size_t)k * bs;
-            for (i = 0; i < mr; ++i) {
-                nf_real a = A[(size_t)i * ars + (size_t)k * acs];
-                for (j = 0; j < nr; ++j) acc[i][j] += a * b[j];
-            }
-        }
-    }
-    for (i = 0; i < mr; ++i) {
-        nf_real *c = C + (size_t)i * ldc;
-        if (acc_into) for (j = 0; j < nr; ++j) c[j] += acc[i][j];
-        else          for (j = 0; j < nr; ++j) c[j] = acc[i][j];
     }
 }
 
-#ifdef NF__SMALLN
-/* Narrow outputs (N <= NF__SMALLN: a coupling's shift/scale layer, a 1-feature input's
-   gradient) would leave the register block mostly empty. They get kernels that
-   vectorise along the long dimension instead. */
-#define NF__LANES 16
-/* !ta: C[i, j] (+)= dot(A[i, :], op(B)[:, j]), op(B)'s columns packed contiguous */
-static void nf__gemm_smalln_rows(int tb, int M, int N, int K, const nf_real *A, int lda,
-                                 const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
-    nf_real pack[NF__SMALLN * NF__KC];
-    int i, j, k0, kc, k, l;
-    for (k0 = 0; k0 < K; k0 += NF__KC) {
-        kc = K - k0 < NF__KC ? K - k0 : NF__KC;
-        for (j = 0; j < N; ++j)
-            for (k = 0; k < kc; ++k) pack[j * NF__KC + k] = tb ? B[(size_t)j * ldb + k0 + k] : B[(size_t)(k0 + k) * ldb + j];
-        for (i = 0; i < M; ++i) {
-            const nf_real *a = A + (size_t)i * lda + k0;
-            for (j = 0; j < N; ++j) {
-                const nf_real *b = pack + j * NF__KC;
-                nf_real lane[NF__LANES], s = 0;
-                for (l = 0; l < NF__LANES; ++l) lane[l] = 0;
-                for (k = 0; k + NF__LANES <= kc; k += NF__LANES)   /* independent lanes vectorise without -ffast-math */
-                    for (l = 0; l < NF__LANES; ++l) lane[l] += a[k + l] * b[k + l];
-                for (; k < kc; ++k) s += a[k] * b[k];
-                for (l = 0; l < NF__LANES; ++l) s += lane[l];
-                if (accumulate || k0 > 0) C[(size_t)i * ldc + j] += s; else C[(size_t)i * ldc + j] = s;
+/* The tile for the rows left (greedy: MR, then 8, 4, 2, 1); tiles of 1 or 2 rows span both
+   panels when there are two. Returns the rows it takes. */
+static int nf__gn_pick(int left, int np, nf__gn_tile_fn *f) {
+#if NF__GN_MR == 12
+    if (left >= 12) { *f = nf__gn_tile12; return 12; }
+#endif
+#if NF__GN_MR >= 8
+    if (left >= 8) { *f = nf__gn_tile8; return 8; }
+#elif NF__GN_MR == 6
+    if (left >= 6) { *f = nf__gn_tile6; return 6; }
+#endif
+    if (left >= 4) { *f = nf__gn_tile4; return 4; }
+    if (left >= 2) { *f = np == 2 ? nf__gn_tile2w : nf__gn_tile2; return 2; }
+    *f = np == 2 ? nf__gn_tile1w : nf__gn_tile1; return 1;
+}
+
+#ifdef NF__GN_VB
+/* op(A) column-contiguous (ta): a tile read in place touches kc cache lines of A, which all
+   fall in a few L1 sets when lda is a power of two (A^T B at lda 512 ran at 65 instead of
+   81 GFLOP/s on Zen 3). So op(A) is packed MC rows x KC at a time, tile by tile, k-major. */
+#ifndef NF__GN_MCB
+#define NF__GN_MCB 24576   /* bytes of packed op(A): 48 KB would be 5-10% faster on A^T B
+                              (Zen 3) but stack is scarce in threads (musl: 128 KB) */
+#endif
+#define NF__GN_MC ((NF__GN_MCB / (NF__GN_KC * (int)sizeof(nf_real))) / NF__GN_MR * NF__GN_MR)
+#endif
+
+/* The blocked product in canonical order. C element (i, j) at C[i * rsc + j * csc];
+   op(A) element (i, k) at A[i * ars + k * acs], op(B) element (k, j) at B[k * brs + j * bcs].
+   Loops: k blocks of KC; [row blocks of MC when op(A) is packed]; groups of panels (two
+   when kc = KC, more when kc is small, so that C is written row by row); tiles down the
+   rows; the panels of the group. */
+static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, size_t acs,
+                           const nf_real *B, size_t brs, size_t bcs, nf_real *C, size_t rsc, size_t csc, int accumulate) {
+    nf_real bp[2 * NF__GN_PS] NF__GN_ALIGNED;
+    nf_real tmp[(NF__GN_MR > 4 ? NF__GN_MR : 4) * 2 * NF__GN_W] NF__GN_ALIGNED;
+#ifdef NF__GN_MC
+    nf_real ap[NF__GN_MC * NF__GN_KC] NF__GN_ALIGNED;
+    int apack = ars == 1 && acs != 1;
+#else
+    const nf_real *ap = 0;   /* small cores: op(A) is read in place */
+    const int apack = 0;
+#endif
+    int k0, kc, j0, i0, i1, mc, mr;
+    for (k0 = 0; k0 < K; k0 += NF__GN_KC) {
+        int add = accumulate || k0 > 0, gmax;
+        size_t ps;
+        kc = K - k0 < NF__GN_KC ? K - k0 : NF__GN_KC;
+        ps = (size_t)kc * NF__GN_W;
+        gmax = 2 * NF__GN_KC / kc;   /* panels the buffer holds */
+        for (i1 = 0; i1 < M; i1 += mc) {   /* blocks of MC rows when op(A) is packed, else all rows */
+            mc = M - i1;
+#ifdef NF__GN_MC
+            if (apack) {   /* k-major tiles, each row of A read once: constant-size copies for full tiles */
+                int k, i, nfull, rest;
+                if (mc > NF__GN_MC) mc = NF__GN_MC;
+                nfull = mc / NF__GN_MR; rest = mc - nfull * NF__GN_MR;
+                for (k = 0; k < kc; ++k) {
+                    const nf_real *s = A + (size_t)i1 + (size_t)(k0 + k) * acs;
+                    nf_real *d = ap + (size_t)k * NF__GN_MR;
+                    int t, off;
+                    for (t = 0; t < nfull; ++t, s += NF__GN_MR, d += (size_t)NF__GN_MR * kc)
+                        memcpy(d, s, sizeof(nf_real) * NF__GN_MR);
+                    for (off = 0, d = ap + (size_t)nfull * NF__GN_MR * kc; off < rest; off += mr, d += (size_t)mr * kc) {
+                        nf__gn_tile_fn f;
+                        mr = nf__gn_pick(rest - off, 1, &f);
+                        for (i = 0; i < mr; ++i) d[(size_t)k * mr + i] = s[off + i];
+                    }
+                }
+            }
+#endif
+            for (j0 = 0; j0 < N; ) {
+                int g = (N - j0 + NF__GN_W - 1) / NF__GN_W, nw, off = 0;
+                if (g > gmax) g = gmax;
+                nw = N - j0 < g * NF__GN_W ? N - j0 : g * NF__GN_W;
+                nf__gn_pack(bp, B, brs, bcs, k0, kc, j0, nw, g);
+                for (i0 = i1; i0 < i1 + mc; off += mr * kc, i0 += mr) {
+                    nf__gn_tile_fn f;
+                    int p, pn;
+                    const nf_real *a;
+                    size_t tars, tacs;
+                    mr = nf__gn_pick(i1 + mc - i0, 1, &f);
+                    a = apack ? ap + off : A + (size_t)i0 * ars + (size_t)k0 * acs;
+                    tars = apack ? 1 : ars; tacs = apack ? (size_t)mr : acs;
+                    for (p = 0; p < g; p += pn) {   /* panels p (and p + 1 for the wide tiles) */
+                        int cols, tw;
+                        nf_real *cp = C + (size_t)i0 * rsc + (size_t)(j0 + p * NF__GN_W) * csc;
+                        pn = nf__gn_pick(mr, g - p >= 2 ? 2 : 1, &f) <= 2 && g - p >= 2 ? 2 : 1;
+                        tw = pn * NF__GN_W;
+                        cols = nw - p * NF__GN_W < tw ? nw - p * NF__GN_W : tw;
+                        if (csc == 1 && cols == tw) f(kc, a, tars, tacs, bp + (size_t)p * ps, ps, cp, rsc, add);
+                        else {   /* edge or transposed C: through a small tile */
+                            int i, j;
+                            f(kc, a, tars, tacs, bp + (size_t)p * ps, ps, tmp, (size_t)tw, 0);
+                            for (i = 0; i < mr; ++i)
+                                for (j = 0; j < cols; ++j) {
+                                    nf_real *d = cp + (size_t)i * rsc + (size_t)j * csc;
+                                    *d = add ? *d + tmp[i * tw + j] : tmp[i * tw + j];
+                                }
+                        }
+                    }
+                }
+                j0 += nw;
             }
         }
     }
 }
-/* ta: op(A)(i, k) = A[k, i] is contiguous in i, so update NF__NR rows of C at once */
-static void nf__gemm_smalln_cols(int tb, int M, int N, int K, const nf_real *A, int lda,
-                                 const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
-    int i0, j, k, l;
-    for (i0 = 0; i0 < M; i0 += NF__NR) {
-        nf_real acc[NF__SMALLN][NF__NR];
-        int mr = M - i0 < NF__NR ? M - i0 : NF__NR;
-        memset(acc, 0, sizeof acc);
-        for (k = 0; k < K; ++k) {
-            const nf_real *a = A + (size_t)k * lda + i0;
-            for (j = 0; j < N; ++j) {
-                nf_real b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-                if (mr == NF__NR) for (l = 0; l < NF__NR; ++l) acc[j][l] += a[l] * b;
-                else              for (l = 0; l < mr; ++l) acc[j][l] += a[l] * b;
+
+#ifdef NF__GN_VB
+/* ---- narrow outputs, !ta: C(i, j) = dot(A[i, :], op(B)(:, j)) in vector lanes ---- */
+#define NF__GN_NL 8    /* widest N given to the dot kernel */
+#define NF__GN_KL 256  /* k block of the dot kernel (packed op(B)^T: NF__GN_NL x NF__GN_KL) */
+
+/* sum of a vector's lanes, halving (a fixed tree: the same for every row) */
+NF__GN_FN nf_real nf__gn_hsum(const nf__gv *v) {
+    nf_real t[NF__GN_VL];
+    int w, l;
+    memcpy(t, v, sizeof *v);
+    for (w = NF__GN_VL / 2; w >= 1; w /= 2)
+        for (l = 0; l < w; ++l) t[l] += t[l + w];
+    return t[0];
+}
+
+/* the n < VL reals at p, zero-padded to a vector */
+NF__GN_FN void nf__gn_ldp(nf__gv *v, const nf_real *p, int n) {
+    nf_real t[NF__GN_VL];
+    int l;
+    for (l = 0; l < NF__GN_VL; ++l) t[l] = l < n ? p[l] : 0;
+    memcpy(v, t, sizeof *v);
+}
+
+/* Dot kernels: R rows of A (a[r], kc long) against J columns of op(B) (b[j], kc long),
+   R x J = 8 vector accumulators; out[r * J + j] = the dot. Every (row, column) is summed
+   the same way in each of them and in each slot: lane l takes k = l mod VL in order (the
+   last, partial vector zero-padded), then nf__gn_hsum. No scalar multiply-add: a compiler
+   that vectorised some slots' scalar tails and not others could round them differently. */
+#define NF__GN_D(r, j) s##r##j += x##r * y##j;
+#define NF__GN_LD(v, p) memcpy(&v, (p) + k, sizeof v);
+#define NF__GN_LDP(v, p) nf__gn_ldp(&v, (p) + k, kc - k);
+/* the vector loop, then the last partial vector (LDP: zero-padded loads) */
+#define NF__GN_DOTLOOP(BODY) for (k = 0; k + NF__GN_VL <= kc; k += NF__GN_VL) { BODY(NF__GN_LD) } \
+    if (k < kc) { BODY(NF__GN_LDP) }
+#define NF__GN_DOT_END(R, J) \
+    for (r = 0; r < R; ++r) for (j = 0; j < J; ++j) out[r * J + j] = nf__gn_hsum(&acc[r * J + j]);
+NF__GN_FN void nf__gn_dot2x4(int kc, const nf_real *const *a, const nf_real *const *b, nf_real *out) {
+    nf__gv z, x0, x1, y0, y1, y2, y3, s00, s01, s02, s03, s10, s11, s12, s13, acc[8];
+    int k, r, j;
+    memset(&z, 0, sizeof z);
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z;
+#define NF__GN_B24(L) L(x0, a[0]) L(x1, a[1]) L(y0, b[0]) L(y1, b[1]) L(y2, b[2]) L(y3, b[3]) \
+        NF__GN_D(0, 0) NF__GN_D(0, 1) NF__GN_D(0, 2) NF__GN_D(0, 3) NF__GN_D(1, 0) NF__GN_D(1, 1) NF__GN_D(1, 2) NF__GN_D(1, 3)
+    NF__GN_DOTLOOP(NF__GN_B24)
+    acc[0] = s00; acc[1] = s01; acc[2] = s02; acc[3] = s03; acc[4] = s10; acc[5] = s11; acc[6] = s12; acc[7] = s13;
+    NF__GN_DOT_END(2, 4)
+}
+NF__GN_FN void nf__gn_dot4x2(int kc, const nf_real *const *a, const nf_real *const *b, nf_real *out) {
+    nf__gv z, x0, x1, x2, x3, y0, y1, s00, s01, s10, s11, s20, s21, s30, s31, acc[8];
+    int k, r, j;
+    memset(&z, 0, sizeof z);
+    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = z;
+#define NF__GN_B42(L) L(x0, a[0]) L(x1, a[1]) L(x2, a[2]) L(x3, a[3]) L(y0, b[0]) L(y1, b[1]) \
+        NF__GN_D(0, 0) NF__GN_D(0, 1) NF__GN_D(1, 0) NF__GN_D(1, 1) NF__GN_D(2, 0) NF__GN_D(2, 1) NF__GN_D(3, 0) NF__GN_D(3, 1)
+    NF__GN_DOTLOOP(NF__GN_B42)
+    acc[0] = s00; acc[1] = s01; acc[2] = s10; acc[3] = s11; acc[4] = s20; acc[5] = s21; acc[6] = s30; acc[7] = s31;
+    NF__GN_DOT_END(4, 2)
+}
+NF__GN_FN void nf__gn_dot8x1(int kc, const nf_real *const *a, const nf_real *const *b, nf_real *out) {
+    nf__gv z, x0, x1, x2, x3, x4, x5, x6, x7, y0, s00, s10, s20, s30, s40, s50, s60, s70, acc[8];
+    int k, r, j;
+    memset(&z, 0, sizeof z);
+    s00 = s10 = s20 = s30 = s40 = s50 = s60 = s70 = z;
+#define NF__GN_B81(L) L(y0, b[0]) L(x0, a[0]) L(x1, a[1]) L(x2, a[2]) L(x3, a[3]) L(x4, a[4]) L(x5, a[5]) \
+        L(x6, a[6]) L(x7, a[7]) NF__GN_D(0, 0) NF__GN_D(1, 0) NF__GN_D(2, 0) NF__GN_D(3, 0) NF__GN_D(4, 0) \
+        NF__GN_D(5, 0) NF__GN_D(6, 0) NF__GN_D(7, 0)
+    NF__GN_DOTLOOP(NF__GN_B81)
+    acc[0] = s00; acc[1] = s10; acc[2] = s20; acc[3] = s30; acc[4] = s40; acc[5] = s50; acc[6] = s60; acc[7] = s70;
+    NF__GN_DOT_END(8, 1)
+}
+
+/* !ta, N <= NF__GN_NL: C(i, j) (+)= dot(A[i, :], op(B)(:, j)), k in blocks of NF__GN_KL.
+   The kernel's shape depends on N only; missing rows and columns of the last group
+   repeat the last real one and are not stored. */
+static void nf__gn_dots(int tb, int M, int N, int K, const nf_real *A, int lda,
+                        const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+    nf_real pack[NF__GN_NL * NF__GN_KL] NF__GN_ALIGNED;
+    nf_real out[8];
+    const nf_real *ar[8], *bc[4];
+    int R = N == 1 ? 8 : N == 2 ? 4 : 2, J = 8 / R;
+    void (*dot)(int, const nf_real *const *, const nf_real *const *, nf_real *) =
+        N == 1 ? nf__gn_dot8x1 : N == 2 ? nf__gn_dot4x2 : nf__gn_dot2x4;
+    int k0, kc, i, j, j0, k, r;
+    for (k0 = 0; k0 < K; k0 += NF__GN_KL) {
+        int add = accumulate || k0 > 0;
+        kc = K - k0 < NF__GN_KL ? K - k0 : NF__GN_KL;
+        if (!tb)   /* op(B)(:, j) contiguous */
+            for (j = 0; j < N; ++j)
+                for (k = 0; k < kc; ++k) pack[j * NF__GN_KL + k] = B[(size_t)(k0 + k) * ldb + j];
+        for (j0 = 0; j0 < N; j0 += J) {
+            int nj = N - j0 < J ? N - j0 : J;
+            for (j = 0; j < J; ++j) {
+                int jj = j0 + (j < nj ? j : nj - 1);
+                bc[j] = tb ? B + (size_t)jj * ldb + k0 : pack + jj * NF__GN_KL;
+            }
+            for (i = 0; i < M; i += R) {
+                int nr = M - i < R ? M - i : R;
+                for (r = 0; r < R; ++r) ar[r] = A + (size_t)(i + (r < nr ? r : nr - 1)) * lda + k0;
+                dot(kc, ar, bc, out);
+                for (r = 0; r < nr; ++r)
+                    for (j = 0; j < nj; ++j) {
+                        nf_real *d = C + (size_t)(i + r) * ldc + j0 + j;
+                        *d = add ? *d + out[r * J + j] : out[r * J + j];
+                    }
             }
         }
-        for (l = 0; l < mr; ++l)
-            for (j = 0; j < N; ++j) {
-                nf_real *c = C + (size_t)(i0 + l) * ldc + j;
-                *c = accumulate ? *c + acc[j][l] : acc[j][l];
-            }
     }
 }
 #endif
 
-NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
-                   const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
-    nf_real pack[NF__KC * NF__NR];
-    int i, j, k0, kc;
-    /* element (i, k) of op(A) is A[i * ars + k * acs] */
-    int ars = ta ? 1 : lda, acs = ta ? lda : 1;
+static void nf__gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
+                          const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+    /* element (i, k) of op(A) is A[i * ars + k * acs]; (k, j) of op(B) is B[k * brs + j * bcs] */
+    size_t ars = ta ? 1 : (size_t)lda, acs = ta ? (size_t)lda : 1;
+    size_t brs = tb ? 1 : (size_t)ldb, bcs = tb ? (size_t)ldb : 1;
+    int i;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!accumulate) for (i = 0; i < M; ++i) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(nf_real));
         return;
     }
-#ifdef NF__SMALLN
-    if (N <= NF__SMALLN && M >= 2 * NF__MR) {
-        if (ta) nf__gemm_smalln_cols(tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
-        else    nf__gemm_smalln_rows(tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+#ifdef NF__GN_VB
+    if (!ta && N <= NF__GN_NL && K >= 2 * NF__GN_VL) {   /* narrow, rows along k: dots */
+        nf__gn_dots(tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         return;
     }
 #endif
-    for (j = 0; j < N; j += NF__NR) {
-        int nr = N - j < NF__NR ? N - j : NF__NR;
-        for (k0 = 0; k0 < K; k0 += NF__KC) {
-            const nf_real *bp; int bs;
-            kc = K - k0 < NF__KC ? K - k0 : NF__KC;
-            if (tb) {   /* op(B)(k, j) = B[j * ldb + k]: pack the panel row-contiguous */
-                int kk, jj;
-                for (jj = 0; jj < nr; ++jj) {
-                    const nf_real *src = B + (size_t)(j + jj) * ldb + k0;
-                    for (kk = 0; kk < kc; ++kk) pack[kk * NF__NR + jj] = src[kk];
-                }
-                bp = pack; bs = NF__NR;
-            } else {
-                bp = B + (size_t)k0 * ldb + j; bs = ldb;
-            }
-            for (i = 0; i < M; i += NF__MR) {
-                int mr = M - i < NF__MR ? M - i : NF__MR;
-                nf__micro(mr, nr, kc, A + (size_t)i * ars + (size_t)k0 * acs, ars, acs,
-                          bp, bs, C + (size_t)i * ldc + j, ldc, accumulate || k0 > 0);
-            }
-        }
+    if (ta && N < NF__GN_W) {   /* narrow, op(A)^T rows contiguous: C^T = op(B)^T op(A)^T */
+        nf__gn_blocked(N, M, K, B, bcs, brs, A, acs, ars, C, 1, (size_t)ldc, accumulate);
+        return;
     }
+    nf__gn_blocked(M, N, K, A, ars, acs, B, brs, bcs, C, (size_t)ldc, 1, accumulate);
 }
+#endif /* the compact kernel for -Os */
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#elif defined(__clang__)
+#pragma STDC FP_CONTRACT DEFAULT
+#endif
+
+NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
+                   const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+    nf__gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+
+#ifndef NFLOW_NO_THREADS
+/* Rows of C in pieces of whole register tiles: piece i is rows [i rows, (i + 1) rows). */
+typedef struct nf__gpar {
+    int ta, tb, M, N, K, lda, ldb, ldc, acc, rows;
+    const nf_real *A, *B; nf_real *C;
+} nf__gpar;
+static void nf__gemm_piece(void *arg, int i) {
+    const nf__gpar *g = (const nf__gpar *)arg;
+    int r0 = i * g->rows, m = g->M - r0 < g->rows ? g->M - r0 : g->rows;
+    if (m <= 0) return;
+    nf__gemm(g->ta, g->tb, m, g->N, g->K, g->ta ? g->A + r0 : g->A + (size_t)r0 * g->lda, g->lda,
+             g->B, g->ldb, g->C + (size_t)r0 * g->ldc, g->ldc, g->acc);
+}
+#endif
+/* Below this many multiply-adds a product is not worth waking threads for (a few
+   microseconds each; 2^19 is ~10 microseconds of one core's work). */
+#ifndef NF__PAR_MIN
+#define NF__PAR_MIN ((double)(1 << 19))
+#endif
+NFDEF void nf_gemm_parallel(const nf_parallel *par, int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
+                            const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+#ifndef NFLOW_NO_THREADS
+    nf__gpar g; int T = par && par->run ? par->threads : 1;
+    if (T > 1 && M >= 2 * NF__GN_MR && (double)M * (double)N * (double)K >= NF__PAR_MIN) {
+        int tiles = (M + NF__GN_MR - 1) / NF__GN_MR;
+        if (T > tiles) T = tiles;
+        g.rows = (tiles + T - 1) / T * NF__GN_MR;
+        T = (M + g.rows - 1) / g.rows;
+        g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc; g.acc = accumulate;
+        g.A = A; g.B = B; g.C = C;
+        par->run(par->pool, T, nf__gemm_piece, &g);
+        return;
+    }
+#else
+    (void)par;
+#endif
+    nf__gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+#ifdef NFLOW_OPENMP
+#include <omp.h>
+NFDEF void nf_parallel_openmp(void *pool, int n, nf_task_fn task, void *arg) {
+    int i; (void)pool;
+#pragma omp parallel for schedule(static)
+    for (i = 0; i < n; ++i) task(arg, i);
+}
+#endif
 
 /* ---- activations ------------------------------------------------------------ */
 NF__HELPER nf_real nf__softplus(nf_real x) { return x > 0 ? x + NF_LOG1P(NF_EXP(-x)) : NF_LOG1P(NF_EXP(x)); }
@@ -1263,7 +1598,7 @@ enum { NF__OP_ADD = 1, NF__OP_SUB, NF__OP_MUL, NF__OP_SCALE, NF__OP_EXP, NF__OP_
 
 NFDEF void nf_tape_init(nf_tape *t, nf_arena *arena) {
     if (!t) return;
-    t->arena = arena; t->last = NULL; t->err = arena ? NF_OK : NF_ERR_NULL; t->free_grads = NULL;
+    t->arena = arena; t->last = NULL; t->err = arena ? NF_OK : NF_ERR_NULL; t->free_grads = NULL; t->par = NULL;
 }
 
 static nf_tensor *nf__node(nf_tape *t, int op, void (*back)(nf_tensor *), int rows, int cols, nf_tensor *a, nf_tensor *b) {
@@ -1276,7 +1611,7 @@ static nf_tensor *nf__node(nf_tape *t, int op, void (*back)(nf_tensor *), int ro
     val = (nf_real *)nf_arena_alloc(t->arena, bytes);
     if (!n || !val) { t->err = NF_ERR_ARENA_FULL; return NULL; }
     memset(n, 0, sizeof *n);
-    n->rows = rows; n->cols = cols; n->op = op; n->back = back; n->a = a; n->b = b;
+    n->rows = rows; n->cols = cols; n->op = op; n->back = back; n->a = a; n->b = b; n->par = t->par;
     n->needs = (a && a->needs) || (b && b->needs);
     n->val = val; n->prev = t->last;
     t->last = n;
@@ -1366,7 +1701,7 @@ NFDEF nf_tensor *nf_t_matmul(nf_tape *t, nf_tensor *a, nf_tensor *b, int ta, int
     c = nf__node(t, 0, nf__matmul_back, M, N, a, b);
     if (!c) return NULL;
     c->iarg = (ta ? 1 : 0) | (tb ? 2 : 0);
-    nf_gemm(ta, tb, M, N, K, a->val, a->cols, b->val, b->cols, c->val, N, 0);
+    nf_gemm_parallel(t->par, ta, tb, M, N, K, a->val, a->cols, b->val, b->cols, c->val, N, 0);
     return c;
 }
 static void nf__matmul_back(nf_tensor *c) {
@@ -1374,12 +1709,12 @@ static void nf__matmul_back(nf_tensor *c) {
     int ta = c->iarg & 1, tb = (c->iarg >> 1) & 1;
     int M = c->rows, N = c->cols, K = ta ? a->rows : a->cols;
     if (a->grad) {
-        if (!ta) nf_gemm(0, !tb, M, K, N, c->grad, N, b->val, b->cols, a->grad, a->cols, 1); /* dA = dC op(B)^T */
-        else     nf_gemm(tb, 1, K, M, N, b->val, b->cols, c->grad, N, a->grad, a->cols, 1); /* dA = op(B) dC^T */
+        if (!ta) nf_gemm_parallel(c->par, 0, !tb, M, K, N, c->grad, N, b->val, b->cols, a->grad, a->cols, 1); /* dA = dC op(B)^T */
+        else     nf_gemm_parallel(c->par, tb, 1, K, M, N, b->val, b->cols, c->grad, N, a->grad, a->cols, 1); /* dA = op(B) dC^T */
     }
     if (b->grad) {
-        if (!tb) nf_gemm(!ta, 0, K, N, M, a->val, a->cols, c->grad, N, b->grad, b->cols, 1); /* dB = op(A)^T dC */
-        else     nf_gemm(1, ta, N, K, M, c->grad, N, a->val, a->cols, b->grad, b->cols, 1); /* dB = dC^T op(A) */
+        if (!tb) nf_gemm_parallel(c->par, !ta, 0, K, N, M, a->val, a->cols, c->grad, N, b->grad, b->cols, 1); /* dB = op(A)^T dC */
+        else     nf_gemm_parallel(c->par, 1, ta, N, K, M, c->grad, N, a->val, a->cols, b->grad, b->cols, 1); /* dB = dC^T op(A) */
     }
 }
 
@@ -1582,15 +1917,15 @@ NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *
     if (!y) return NULL;
     y->c = b; y->iarg = act;
     y->needs |= b->needs;   /* the bias is an input too */
-    nf_gemm(0, 0, x->rows, w->cols, x->cols, x->val, x->cols, w->val, w->cols, y->val, w->cols, 0);
+    nf_gemm_parallel(t->par, 0, 0, x->rows, w->cols, x->cols, x->val, x->cols, w->val, w->cols, y->val, w->cols, 0);
     nf__bias_act(y->val, b->val, y->rows, y->cols, act);
     return y;
 }
 static void nf__linear_back(nf_tensor *y) {
     nf_tensor *x = y->a, *w = y->b, *b = y->c; int i, j, N = y->rows, O = y->cols, I = x->cols;
     nf__act_backward(y->iarg, y->val, y->grad, (size_t)N * O);
-    if (x->grad) nf_gemm(0, 1, N, I, O, y->grad, O, w->val, O, x->grad, I, 1);
-    if (w->grad) nf_gemm(1, 0, I, O, N, x->val, I, y->grad, O, w->grad, O, 1);
+    if (x->grad) nf_gemm_parallel(y->par, 0, 1, N, I, O, y->grad, O, w->val, O, x->grad, I, 1);
+    if (w->grad) nf_gemm_parallel(y->par, 1, 0, I, O, N, x->val, I, y->grad, O, w->grad, O, 1);
     if (b->grad)
         for (i = 0; i < N; ++i) for (j = 0; j < O; ++j) b->grad[j] += y->grad[(size_t)i * O + j];
 }
@@ -1652,7 +1987,7 @@ NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, in
 }
 
 /* Inference scratch for one chunk of R rows (carved from the flow's workspace): */
-typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *oob, *z, *ctx, *seq; } nf__ws;
+typedef struct nf__ws { nf_real *tmp, *cond, *ha, *hb, *out, *ld, *oob, *z, *ctx, *seq; const nf_parallel *par; } nf__ws;
 
 /* ==== layer kinds: the interface ============================================================
    Each kind of layer is one section below, holding side by side its settings and their
@@ -1734,14 +2069,14 @@ static void nf__mlp(const nf__layer *L, const nf_real *params, const nf_real *in
     const nf_real *x = in; int xin = L->nin, dep;
     nf_real *h = w->ha;
     for (dep = 0; dep < L->depth; ++dep) {
-        nf_gemm(0, 0, R, L->hidden, xin, x, xin, p, L->hidden, h, L->hidden, 0);
+        nf_gemm_parallel(w->par, 0, 0, R, L->hidden, xin, x, xin, p, L->hidden, h, L->hidden, 0);
         p += (size_t)xin * L->hidden;
         nf__bias_act(h, p, R, L->hidden, L->act);
         p += L->hidden;
         x = h; xin = L->hidden;
         h = (h == w->ha) ? w->hb : w->ha;
     }
-    nf_gemm(0, 0, R, L->nout, xin, x, xin, p, L->nout, w->out, L->nout, 0);
+    nf_gemm_parallel(w->par, 0, 0, R, L->nout, xin, x, xin, p, L->nout, w->out, L->nout, 0);
     nf__bias_act(w->out, p + (size_t)xin * L->nout, R, L->nout, NF_ACT_IDENTITY);
 }
 #ifndef NFLOW_NO_TRAINING
@@ -2889,6 +3224,9 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     ints = (int *)(b + off[4]);
     f->ws = (nf_real *)(b + off[5]);
     f->err_row = -1;
+#ifdef NFLOW_OPENMP
+    f->par.run = nf_parallel_openmp; f->par.threads = omp_get_max_threads();
+#endif
     if (own) for (j = 0; j < D + f->ctx_dim; ++j) { f->mean[j] = 0; f->std[j] = 1; }
     f->iota = ints; for (j = 0; j < 2 * D; ++j) ints[j] = j;
     ints += 2 * D;
@@ -2952,6 +3290,14 @@ NFDEF const nf_flow_desc *nf_flow_get_desc(const nf_flow *f) { return f ? &f->de
 NFDEF const char *nf_flow_error(const nf_flow *f) { return f ? f->err : "flow is NULL"; }
 NFDEF long nf_flow_error_row(const nf_flow *f) { return f ? f->err_row : -1; }
 
+NFDEF nf_result nf_flow_set_parallel(nf_flow *f, nf_parallel_fn run, void *pool, int threads) {
+    if (!f) return NF_ERR_NULL;
+#ifdef NFLOW_NO_THREADS
+    if (run && threads > 1) return nf__fail(f, NF_ERR_ARG, "threads are compiled out (NFLOW_NO_THREADS)", -1);
+#endif
+    f->par.run = run; f->par.pool = pool; f->par.threads = run && threads > 1 ? threads : 1;
+    return NF_OK;
+}
 NFDEF nf_result nf_flow_set_standardization(nf_flow *f, const nf_real *mean, const nf_real *std) {
     int j;
     if (!f) return NF_ERR_NULL;
@@ -2977,6 +3323,7 @@ NFDEF int nf_flow_context_dim(const nf_flow *f) { return f ? f->ctx_dim : 0; }
 static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) {
     size_t R = (size_t)f->chunk, D = (size_t)f->dim, mw = (size_t)f->max_width;
     nf_real *p = f->ws;
+    w->par = &f->par;
     *cur = p; p += R * D;
     w->tmp = p; p += R * D;
     w->cond = p; p += R * (D + (size_t)f->ctx_dim);
@@ -3780,7 +4127,7 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
         fprintf(h, "/* Define %s_ONLY before including this header in the file that compiles nflow's\n"
                    "   implementation (NFLOW_IMPLEMENTATION) to compile in only what this flow uses. */\n#ifdef %s_ONLY\n", up, up);
 #define NF__SW(s) fprintf(h, "#ifndef %s\n#define %s\n#endif\n", s, s)
-        NF__SW("NFLOW_NO_TRAINING"); NF__SW("NFLOW_NO_LOADER"); NF__SW("NFLOW_NO_IMPORTANCE");
+        NF__SW("NFLOW_NO_TRAINING"); NF__SW("NFLOW_NO_LOADER"); NF__SW("NFLOW_NO_IMPORTANCE"); NF__SW("NFLOW_NO_THREADS");
         for (k = NF_LAYER_ACTNORM; k < NF_LAYER_KIND_COUNT; ++k)
             if (kind_sw[k] && !used[k] && !(k == NF_LAYER_SPLINE_COUPLING && spline)) NF__SW(kind_sw[k]);
         if (!f->has_dom) NF__SW("NFLOW_NO_DOMAINS");
@@ -4027,21 +4374,25 @@ NFDEF void nf_trainer_destroy(nf_trainer *t) {
 }
 
 /* Size the arena by building the largest step's graph (weighted, max_batch rows):
-   grow until it fits, then keep exactly the high-water mark. Setup only. */
+   grow until it fits, then keep exactly the high-water mark. Setup only. The trials
+   start at 4 KiB and grow by a quarter up to 256 KiB (then they double), so on a small
+   target the largest trial (freed before the arena is made) is at most 1.25 times the
+   need: a trainer fits in a microcontroller's RAM. A trial too small stops building
+   where it runs out, so the small ones cost little. */
 struct nf__target;
 static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, const struct nf__target *tg, double *constant);
 static nf_result nf__size_arena(nf_trainer *tr) {
-    size_t guess = 1 << 16, need = 0; int tries;
-    for (tries = 0; tries < 48; ++tries) {
+    size_t guess = 1 << 12, need = 0; int tries;
+    for (tries = 0; tries < 96; ++tries) {
         nf_tape tp; nf_tensor *loss; double c; nf_result r;
         r = nf_arena_create(&tr->arena, guess, NULL);
         if (r != NF_OK) return r;
-        nf_tape_init(&tp, &tr->arena);
+        nf_tape_init(&tp, &tr->arena); tp.par = &tr->f->par;
         loss = nf__loss_tape(tr, &tp, NULL, NULL, NULL, 1, tr->max_batch, &c);
         if (loss) r = nf_tape_backward(&tp, loss);
         if (loss && r == NF_OK) {   /* a reverse-KL step must fit too (with a shared context's rows) */
             size_t first = tr->arena.high;
-            nf_arena_reset(&tr->arena); nf_tape_init(&tp, &tr->arena);
+            nf_arena_reset(&tr->arena); nf_tape_init(&tp, &tr->arena); tp.par = &tr->f->par;
             if (tr->f->ctx_dim && !nf_arena_alloc(&tr->arena, tr->max_batch * (size_t)tr->f->ctx_dim * sizeof(nf_real))) tp.err = NF_ERR_ARENA_FULL;
             loss = nf__kl_tape(tr, &tp, NULL, tr->max_batch, NULL, &c);
             if (loss) r = nf_tape_backward(&tp, loss);
@@ -4052,7 +4403,7 @@ static nf_result nf__size_arena(nf_trainer *tr) {
         if (loss && r == NF_OK && tp.err == NF_OK) break;
         if (tp.err != NF_OK && tp.err != NF_ERR_ARENA_FULL) return tp.err;
         if (guess > ((size_t)-1) / 4) return NF_ERR_OVERFLOW;
-        guess *= 2;
+        guess += guess < ((size_t)1 << 18) ? guess / 4 : guess;
     }
     memset(tr->grad, 0, tr->f->n_params * sizeof(nf_real));
     return nf_arena_create(&tr->arena, need, NULL);
@@ -4183,7 +4534,7 @@ static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *c
     if ((r = nf__check_batch(t, y, ctx, w, n)) != NF_OK) return r;
     memset(t->grad, 0, t->f->n_params * sizeof(nf_real));
     nf_arena_reset(&t->arena);
-    nf_tape_init(&tp, &t->arena);
+    nf_tape_init(&tp, &t->arena); tp.par = &t->f->par;
     l = nf__loss_tape(t, &tp, y, ctx, w, w != NULL, n, &c);
     if (!l) return nf__fail(t->f, tp.err, "building the loss", -1);
     if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(t->f, r, "backward", -1);
@@ -4396,7 +4747,7 @@ static nf_result nf__train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf__tar
     np = f->n_params;
     memset(t->grad, 0, np * sizeof(nf_real));
     nf_arena_reset(&t->arena);
-    nf_tape_init(&tp, &t->arena);
+    nf_tape_init(&tp, &t->arena); tp.par = &t->f->par;
     if (f->ctx_dim && ctx_rows == 1) {   /* the callback gets one context row per draw */
         nf_real *rows = (nf_real *)nf_arena_alloc(&t->arena, n * (size_t)f->ctx_dim * sizeof(nf_real));
         if (!rows) return nf__fail(f, NF_ERR_ARENA_FULL, "context rows", -1);

@@ -4,8 +4,13 @@
    log-scale = tanh(raw) (clamp 1), last layer zero-initialised; standard normal base;
    Adam, lr 1e-3. A step = forward, mean NLL, backward, Adam update on one minibatch.
      P1 D=2 H=64 batch 256   P2 D=2 H=256 batch 512   P3 D=16 H=128 batch 256   P4 D=64 H=256 batch 512
+   The same sizes with other layers (issue 12): Pn-NSF is nf_flow_desc_nsf(&d, D, 8, H, 8)
+   (rational-quadratic spline couplings, 8 bins, tail bound 3), Pn-MAF is
+   nf_flow_desc_maf(&d, D, 8, H, NF_TRANSFORM_AFFINE, 0) (MADE conditioners, clamp 3);
+   MAF samples in D sequential passes, so its sampling is not timed.
    Data: D = 2 two moons (noise 0.05, standardised); D > 2 a fixed-seed Gaussian mixture.
-   Prints a table and one JSON line per config. Usage: bench_flows [--quick] [P1 P2 ...] */
+   Prints a table and one JSON line per config. Usage: bench_flows [--quick] [P1 P2 P3-NSF ...]
+   (no names: every row below). */
 #define _POSIX_C_SOURCE 199309L
 #define NFLOW_IMPLEMENTATION
 #include "../nflow.h"
@@ -46,20 +51,34 @@ static void make_data(int D, size_t n, nf_real *y) {
     }
 }
 
-typedef struct cfg { const char *name; int D, H, batch; } cfg;
+enum { REALNVP, NSF, MAF };
+typedef struct cfg { const char *name; int D, H, batch, kind; } cfg;
+
+/* multiply-adds of coupling/MADE layer L's linear layers per row (2 hidden layers of H) */
+static double layer_macs(const cfg *C, int L) {
+    int nk = (C->D + (L % 2 == 0 ? 1 : 0)) / 2, nt = C->D - nk;
+    if (C->D == 2) { nk = 1; nt = 1; }
+    if (C->kind == MAF) return (double)C->D * C->H + (double)C->H * C->H + (double)C->H * 2 * C->D;
+    return (double)nk * C->H + (double)C->H * C->H + (double)C->H * (C->kind == NSF ? 3 * 8 - 1 : 2) * nt;
+}
 
 int main(int argc, char **argv) {
-    static const cfg cfgs[4] = {{"P1", 2, 64, 256}, {"P2", 2, 256, 512}, {"P3", 16, 128, 256}, {"P4", 64, 256, 512}};
-    int quick = 0, want[4] = {0, 0, 0, 0}, any = 0, c, i;
+    enum { NCFG = 9 };
+    static const cfg cfgs[NCFG] = {{"P1", 2, 64, 256, REALNVP}, {"P2", 2, 256, 512, REALNVP}, {"P3", 16, 128, 256, REALNVP},
+                                   {"P4", 64, 256, 512, REALNVP}, {"P2-NSF", 2, 256, 512, NSF}, {"P3-NSF", 16, 128, 256, NSF},
+                                   {"P4-NSF", 64, 256, 512, NSF}, {"P3-MAF", 16, 128, 256, MAF}, {"P4-MAF", 64, 256, 512, MAF}};
+    int quick = 0, want[NCFG] = {0}, any = 0, c, i;
     for (i = 1; i < argc; ++i) {
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-        else for (c = 0; c < 4; ++c) if (!strcmp(argv[i], cfgs[c].name)) { want[c] = 1; any = 1; }
+        int found = 0;
+        if (!strcmp(argv[i], "--quick")) { quick = 1; continue; }
+        for (c = 0; c < NCFG; ++c) if (!strcmp(argv[i], cfgs[c].name)) { want[c] = 1; any = 1; found = 1; }
+        if (!found) { fprintf(stderr, "bench_flows: unknown config %s\n", argv[i]); return 1; }
     }
     printf("nflow %s, %s, one thread. Medians of %d timed runs after warm-up.\n", NFLOW_VERSION_STRING,
            sizeof(nf_real) == 4 ? "float32" : "float64", quick ? 3 : 7);
-    printf("%-4s %4s %4s %6s %10s %9s %7s %12s %12s %12s %9s\n", "cfg", "D", "H", "batch", "steps/s", "GFLOP/s", "%peak",
+    printf("%-6s %4s %4s %6s %10s %9s %7s %12s %12s %12s %9s\n", "cfg", "D", "H", "batch", "steps/s", "GFLOP/s", "%peak",
            "logprob10k", "sample10k", "train bytes", "vs min");
-    for (c = 0; c < 4; ++c) {
+    for (c = 0; c < NCFG; ++c) {
         const cfg *C = &cfgs[c]; nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_adam_config ac;
         size_t n = 20000, np; nf_real *y, *out, *lp; double runs[9], steps_per_s, macs = 0, gflops, lp_ms, s_ms, loss;
         int nrun = quick ? 3 : 7, r, L, steps_per_run;
@@ -69,20 +88,23 @@ int main(int argc, char **argv) {
         out = (nf_real *)malloc(sizeof(nf_real) * 10000 * C->D);
         lp = (nf_real *)malloc(sizeof(nf_real) * 10000);
         make_data(C->D, n, y);
-        nf_flow_desc_realnvp(&d, C->D, 8, C->H);
-        for (L = 0; L < 8; ++L) d.layers[L].clamp = 1;   /* log-scale = tanh(raw) */
-        nf_flow_create(&f, &d);
+        if (C->kind == REALNVP) {
+            nf_flow_desc_realnvp(&d, C->D, 8, C->H);
+            for (L = 0; L < 8; ++L) d.layers[L].clamp = 1;   /* log-scale = tanh(raw) */
+        } else if (C->kind == NSF) nf_flow_desc_nsf(&d, C->D, 8, C->H, 8);
+        else nf_flow_desc_maf(&d, C->D, 8, C->H, NF_TRANSFORM_AFFINE, 0);
+        if (nf_flow_create(&f, &d) != NF_OK) { fprintf(stderr, "bench_flows: cannot create %s\n", C->name); return 1; }
         nf_adam_config_default(&ac); ac.lr = 1e-3;
         nf_trainer_create(&t, f, &ac, (size_t)C->batch);
         np = nf_flow_num_params(f);
         for (L = 0; L < 8; ++L) {   /* multiply-adds of the linear layers per row */
             int nk = (C->D + (L % 2 == 0 ? 1 : 0)) / 2, nt = C->D - nk;
             if (C->D == 2) { nk = 1; nt = 1; }
-            macs += (double)nk * C->H + (double)C->H * C->H + (double)C->H * 2 * nt;
-            /* what backward must keep per row: each linear's input and output, s, e^s, z */
+            macs += layer_macs(C, L);
+            /* RealNVP: what backward must keep per row: each linear's input and output, s, e^s, z */
             min_bytes += (size_t)C->batch * sizeof(nf_real) * (size_t)(nk + 2 * C->H + 2 * nt + 3 * nt + C->D);
         }
-        min_bytes += 4 * np * sizeof(nf_real);
+        min_bytes = C->kind == REALNVP ? min_bytes + 4 * np * sizeof(nf_real) : 0;
         steps_per_run = (int)(2e9 / (6 * macs * C->batch)) + 5;   /* about 0.1 s per run at ~100 GFLOP/s */
         if (quick) steps_per_run = steps_per_run / 4 + 2;
         for (i = 0; i < steps_per_run; ++i)   /* warm-up */
@@ -97,14 +119,19 @@ int main(int argc, char **argv) {
         gflops = 6 * macs * C->batch * steps_per_s * 1e-9;
         for (r = 0; r < nrun; ++r) { double t0 = now(); nf_flow_log_prob(f, y, 10000, lp); runs[r] = (now() - t0) * 1e3; }
         lp_ms = median(runs, nrun);
-        for (r = 0; r < nrun; ++r) { double t0 = now(); nf_rng_seed(&rng, 7); nf_flow_sample(f, &rng, 10000, out, NULL); runs[r] = (now() - t0) * 1e3; }
-        s_ms = median(runs, nrun);
+        for (r = 0; r < nrun && C->kind != MAF; ++r) { double t0 = now(); nf_rng_seed(&rng, 7); nf_flow_sample(f, &rng, 10000, out, NULL); runs[r] = (now() - t0) * 1e3; }
+        s_ms = C->kind != MAF ? median(runs, nrun) : -1;
         train_bytes = nf_trainer_bytes(t) + np * sizeof(nf_real);
-        printf("%-4s %4d %4d %6d %10.1f %9.1f %6.0f%% %10.2fms %10.2fms %12lu %8.2fx\n", C->name, C->D, C->H, C->batch, steps_per_s,
-               gflops, 100 * gflops / 117.0, lp_ms, s_ms, (unsigned long)train_bytes, (double)train_bytes / (double)min_bytes);
-        printf("{\"impl\": \"nflow\", \"config\": \"%s\", \"steps_per_s\": %.2f, \"gflops\": %.2f, \"logprob_10k_ms\": %.3f, "
-               "\"sample_10k_ms\": %.3f, \"train_bytes\": %lu, \"min_bytes\": %lu, \"final_loss\": %.4f}\n",
-               C->name, steps_per_s, gflops, lp_ms, s_ms, (unsigned long)train_bytes, (unsigned long)min_bytes, loss);
+        {   /* MAF's sampling and non-RealNVP minimum bytes: "-" here, null in the JSON */
+            char sbuf[32] = "-", mbuf[32] = "-", sjs[32] = "null", mjs[32] = "null";
+            if (s_ms >= 0) { sprintf(sbuf, "%.2fms", s_ms); sprintf(sjs, "%.3f", s_ms); }
+            if (min_bytes) { sprintf(mbuf, "%.2fx", (double)train_bytes / (double)min_bytes); sprintf(mjs, "%lu", (unsigned long)min_bytes); }
+            printf("%-6s %4d %4d %6d %10.1f %9.1f %6.0f%% %10.2fms %12s %12lu %9s\n", C->name, C->D, C->H, C->batch, steps_per_s,
+                   gflops, 100 * gflops / 117.0, lp_ms, sbuf, (unsigned long)train_bytes, mbuf);
+            printf("{\"impl\": \"nflow\", \"config\": \"%s\", \"steps_per_s\": %.2f, \"gflops\": %.2f, \"logprob_10k_ms\": %.3f, "
+                   "\"sample_10k_ms\": %s, \"train_bytes\": %lu, \"min_bytes\": %s, \"final_loss\": %.4f}\n",
+                   C->name, steps_per_s, gflops, lp_ms, sjs, (unsigned long)train_bytes, mjs, loss);
+        }
         fflush(stdout);
         nf_trainer_destroy(t); nf_flow_destroy(f); free(y); free(out); free(lp);
     }

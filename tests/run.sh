@@ -77,7 +77,7 @@ compile build_test_io_float  $CC -std=c99 -O2 -g $WARN tests/test_io.c -o "$B/te
 compile build_test_io_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_io.c -o "$B/test_io_double" -lm
 compile build_test_science $CC -std=c99 -O2 -g $WARN tests/test_science.c -o "$B/test_science" -lm
 compile build_test_alloc  $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unused-function tests/test_alloc.c -o "$B/test_alloc" -lm
-SWITCHES="-DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_TRAINING -DNFLOW_ACTIVATIONS=2"
+SWITCHES="-DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_THREADS -DNFLOW_NO_TRAINING -DNFLOW_ACTIVATIONS=2"
 compile build_test_switches $CC -std=c99 -O2 -g $WARN $SWITCHES tests/test_switches.c -o "$B/test_switches" -lm
 compile build_test_golden_float  $CC -std=c99 -O2 -g $WARN tests/test_golden.c -o "$B/test_golden_float" -lm
 compile build_test_golden_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_golden.c -o "$B/test_golden_double" -lm
@@ -100,6 +100,11 @@ compile build_fastmath_clang  clang -std=c99 -O2 -ffast-math $WARN -DNFLOW_DOUBL
 [ -x "$B/test_trust_float" ] && run_prog trust_float "$B/test_trust_float"
 [ -x "$B/test_trust_double" ] && run_prog trust_double "$B/test_trust_double"
 [ -x "$B/fastmath_gcc" ] && run_prog fastmath_gcc "$B/fastmath_gcc"
+# threads: results bit-identical to one thread (a reverse-order parallel-for, POSIX threads, OpenMP)
+compile build_test_threads $CC -std=c99 -O2 -g $WARN -march=native -pthread tests/test_threads.c -o "$B/test_threads" -lm
+compile build_test_threads_openmp gcc -std=c99 -O2 -g $WARN -fopenmp -DNFLOW_OPENMP tests/test_threads.c -o "$B/test_threads_omp" -lm
+[ -x "$B/test_threads" ] && run_prog threads "$B/test_threads"
+[ -x "$B/test_threads_omp" ] && OMP_NUM_THREADS=2 run_prog threads_openmp "$B/test_threads_omp"
 [ -x "$B/fastmath_clang" ] && run_prog fastmath_clang "$B/fastmath_clang"
 
 echo "# 32-bit (gcc -m32, with sanitizers): sizes must not wrap, loaders hold"

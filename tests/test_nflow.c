@@ -130,6 +130,78 @@ static void test_gemm(void) {
     check(worst < (IS_DOUBLE ? 1e-12 : 1e-4), "gemm_all_forms_vs_reference", "worst rel err %g (tol %g)", worst, IS_DOUBLE ? 1e-12 : 1e-4);
 }
 
+/* Odd shapes, padded leading dimensions, every form: each element within (K + 2) eps of
+   the sum of |a b| (a rounding bound, not a guess), the padding of C untouched. Then
+   row-split identity: C computed in row pieces (as threads would split it) equals C
+   computed at once, bit for bit. */
+static nf_real *gm_rand(nf_rng *r, size_t n) {
+    nf_real *p = (nf_real *)malloc(sizeof(nf_real) * (n ? n : 1)); size_t i;
+    for (i = 0; i < n; ++i) p[i] = (nf_real)(4 * (double)nf_rng_uniform(r) - 2);
+    return p;
+}
+static double gm_case(nf_rng *r, int ta, int tb, int M, int N, int K, int acc, int pad, int *pad_ok) {
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad, i, j, k; double worst = 0;
+    double eps = IS_DOUBLE ? 2.3e-16 : 1.2e-7;
+    nf_real *A = gm_rand(r, (size_t)(ta ? K : M) * lda), *B = gm_rand(r, (size_t)(tb ? N : K) * ldb);
+    nf_real *C0 = gm_rand(r, (size_t)M * ldc), *C = (nf_real *)malloc(sizeof(nf_real) * (size_t)M * ldc);
+    memcpy(C, C0, sizeof(nf_real) * (size_t)M * ldc);
+    nf_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
+    for (i = 0; i < M; ++i) {
+        for (j = 0; j < N; ++j) {
+            double s = acc ? (double)C0[(size_t)i * ldc + j] : 0, mag = fabs(s), e;
+            for (k = 0; k < K; ++k) {
+                double p = (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) * (double)(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                s += p; mag += fabs(p);
+            }
+            e = fabs((double)C[(size_t)i * ldc + j] - s) / ((K + 2) * eps * mag + 1e-300);
+            if (!(e <= worst)) worst = e;
+        }
+        if (pad && memcmp(C + (size_t)i * ldc + N, C0 + (size_t)i * ldc + N, sizeof(nf_real) * (size_t)pad)) *pad_ok = 0;
+    }
+    free(A); free(B); free(C0); free(C);
+    return worst;
+}
+static int gm_split(nf_rng *r, int ta, int tb, int M, int N, int K, int acc, const int *cuts, int nc) {
+    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2, c, same;
+    nf_real *A = gm_rand(r, (size_t)(ta ? K : M) * lda), *B = gm_rand(r, (size_t)(tb ? N : K) * ldb);
+    nf_real *C1 = gm_rand(r, (size_t)M * ldc), *C2 = (nf_real *)malloc(sizeof(nf_real) * (size_t)M * ldc);
+    memcpy(C2, C1, sizeof(nf_real) * (size_t)M * ldc);
+    nf_gemm(ta, tb, M, N, K, A, lda, B, ldb, C1, ldc, acc);
+    for (c = 0; c + 1 < nc; ++c)
+        nf_gemm(ta, tb, cuts[c + 1] - cuts[c], N, K, ta ? A + cuts[c] : A + (size_t)cuts[c] * lda, lda, B, ldb,
+                C2 + (size_t)cuts[c] * ldc, ldc, acc);
+    same = !memcmp(C1, C2, sizeof(nf_real) * (size_t)M * ldc);
+    free(A); free(B); free(C1); free(C2);
+    return same;
+}
+static void test_gemm_shapes(void) {
+    static const int Ms[] = {1, 2, 3, 5, 7, 12, 13, 17, 33, 100}, Ns[] = {1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 65};
+    static const int Ks[] = {1, 2, 7, 16, 31, 127, 128, 129, 257};
+    static const int sp[][3] = {{37, 33, 131}, {50, 2, 300}, {29, 4, 64}, {26, 7, 9}, {40, 64, 257}, {19, 1, 200}, {45, 12, 150}};
+    nf_rng r; int ta, tb, acc, mi, ni, ki, s, c, pad_ok = 1, split_ok = 1; double worst = 0, e;
+    nf_rng_seed(&r, 12);
+    for (ta = 0; ta < 2; ++ta) for (tb = 0; tb < 2; ++tb) for (acc = 0; acc < 2; ++acc)
+        for (mi = 0; mi < 10; ++mi) for (ni = 0; ni < 11; ++ni) for (ki = 0; ki < 9; ++ki) {
+            if ((mi + 2 * ni + 3 * ki + ta + tb) % 4 != 0) continue;   /* a quarter of the grid per form */
+            e = gm_case(&r, ta, tb, Ms[mi], Ns[ni], Ks[ki], acc, (mi + ni) % 3, &pad_ok);
+            if (!(e <= worst)) worst = e;
+        }
+    check(worst <= 1 && pad_ok, "gemm_odd_shapes_within_rounding_bound", "worst %g of the bound (padding kept %g)", worst, pad_ok);
+    for (s = 0; s < 7; ++s) {
+        int M = sp[s][0], N = sp[s][1], K = sp[s][2], cuts[64], nc;
+        for (ta = 0; ta < 2; ++ta) for (tb = 0; tb < 2; ++tb) for (acc = 0; acc < 2; ++acc) {
+            for (c = 0; c <= M; ++c) cuts[c] = c;   /* every row alone */
+            split_ok &= gm_split(&r, ta, tb, M, N, K, acc, cuts, M + 1);
+            nc = 0; cuts[nc++] = 0;                  /* random pieces */
+            while (cuts[nc - 1] < M) { int step = 1 + (int)(nf_rng_u32(&r) % 9); cuts[nc] = cuts[nc - 1] + step > M ? M : cuts[nc - 1] + step; ++nc; }
+            split_ok &= gm_split(&r, ta, tb, M, N, K, acc, cuts, nc);
+            cuts[0] = 0; cuts[1] = M / 2 + 1; cuts[2] = M;
+            split_ok &= gm_split(&r, ta, tb, M, N, K, acc, cuts, 3);
+        }
+    }
+    CHECK(split_ok, "gemm_row_split_bit_identical");
+}
+
 /* ---------------------------------------------------------------- op gradients */
 typedef nf_tensor *(*build_fn)(nf_tape *t, nf_tensor **x);
 typedef struct { const char *name; int nin; int shape[3][2]; build_fn f; int positive; } op_case;
@@ -765,6 +837,7 @@ int main(int argc, char **argv) {
     test_rng();
     test_arena();
     test_gemm();
+    test_gemm_shapes();
     test_op_gradients();
     test_tape_errors();
     test_layers();

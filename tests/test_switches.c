@@ -9,6 +9,9 @@
 static int g_pass, g_fail;
 static void check(int ok, const char *name) { if (ok) { g_pass++; printf("ok %s\n", name); } else { g_fail++; printf("FAIL %s\n", name); } }
 
+#ifdef NFLOW_NO_THREADS
+static void par_serial(void *pool, int n, nf_task_fn task, void *arg) { int i; (void)pool; for (i = 0; i < n; ++i) task(arg, i); }
+#endif
 int main(void) {
     nf_flow_desc d; nf_layer_desc l; nf_flow *f; nf_rng rng; nf_real y[64 * 2], z[64 * 2], lp[64]; double rt = 1; int k;
     static const int removed[5] = {NF_LAYER_LU_LINEAR, NF_LAYER_MONOTONE, NF_LAYER_SPLINE_COUPLING, NF_LAYER_AUTOREGRESSIVE, NF_LAYER_ACTNORM};
@@ -19,6 +22,9 @@ int main(void) {
     nf_flow_sample(f, &rng, 64, y, lp);
     nf_flow_forward(f, y, 64, z, NULL);
     check(nf_flow_roundtrip_error(f, y, 64, &rt) == NF_OK && rt < 1e-5 && nf_flow_log_prob(f, y, 64, lp) == NF_OK, "switched_build_realnvp_works");
+#ifdef NFLOW_NO_THREADS
+    check(nf_flow_set_parallel(f, NULL, NULL, 1) == NF_OK && nf_flow_set_parallel(f, par_serial, NULL, 2) == NF_ERR_ARG, "removed_threads_refused");
+#endif
     nf_flow_destroy(f);
     for (k = 0; k < 5; ++k) {
         char nm[64];

@@ -16,16 +16,6 @@
 #if !defined(LS_FLOAT) && !defined(NFLOW_DOUBLE)
 #define NFLOW_DOUBLE
 #endif
-/* The matrix kernel's register tile. nflow.h picks 8 x 32 (with narrow-output kernels)
-   on x86-64 and ARM64 and 4 x 8 elsewhere, wasm32 included. The lesson asks for the
-   8 x 32 tile everywhere: in V8 it trains 3.7x faster than 4 x 8, and the native build
-   that tests/web/run.sh compares with then adds up every dot product in the same order. */
-#ifndef NF__MR
-#define NF__MR 8
-#define NF__NR 32
-#define NF__KC 128
-#define NF__SMALLN 8
-#endif
 #define NFLOW_NO_STDIO
 #define NFLOW_IMPLEMENTATION
 #include "../nflow.h"

@@ -82,13 +82,20 @@ static void trace(const char *fmt, ...) {
     va_start(ap, fmt); vfprintf(stderr, fmt, ap); va_end(ap);
     fputc('\n', stderr);
 }
-/* a property failed: abort unless the class is a known, reported issue */
+/* a property failed: abort unless the class is a known, reported issue (known ones are
+   printed the first 3 times per class) */
 static void fail(const char *cls, const char *fmt, ...) {
-    va_list ap;
+    static char seen[32][40]; static int count[32], n_seen;
+    va_list ap; int k, is_known = known(cls);
+    if (is_known) {
+        for (k = 0; k < n_seen && strcmp(seen[k], cls) != 0; ++k) {}
+        if (k == n_seen && n_seen < 32) { snprintf(seen[n_seen], sizeof seen[0], "%s", cls); ++n_seen; }
+        if (k < 32 && ++count[k] > 3 && !g_trace) return;
+    }
     fprintf(stderr, "fuzz_api: [%s] in %s: ", cls, g_op);
     va_start(ap, fmt); vfprintf(stderr, fmt, ap); va_end(ap);
     fputc('\n', stderr);
-    if (!known(cls)) abort();
+    if (!is_known) abort();
 }
 
 /* ---- the byte reader ------------------------------------------------------------ */
@@ -266,6 +273,9 @@ typedef struct run {
     int adam_bad;    /* the config of the call being checked is */
     int poisoned;    /* the flow's parameters are no longer finite: stop this input */
     int in_data_init;   /* checking after nf_flow_data_init (repro/actnorm_data_init_inf.c) */
+    int mask_dirty;  /* nf_trainer_apply ran on a changed gradient of a flow with autoregressive
+                        layers (repro/trainer_apply_breaks_ar_mask.c) */
+    int huge_grad;   /* the caller's gradient for nf_trainer_apply holds |g| > 1e19 */
     int std_by_fit;  /* nf_fit set the standardisation (not nf_flow_set_standardization) */
 } run;
 
@@ -303,7 +313,8 @@ static void check_params(run *s) {
     for (i = 0; p && i < nf_flow_num_params(s->f); ++i)
         if (!finite_r(p[i])) {
             s->poisoned = 1;
-            fail(s->adam_bad ? "adam_config_unchecked" : s->in_data_init || actnorm_param(s, i) ? "data_init_nonfinite" : "params_nonfinite",
+            fail(s->adam_bad ? "adam_config_unchecked" : s->huge_grad ? "adam_huge_gradient" :
+                 s->in_data_init || actnorm_param(s, i) ? "data_init_nonfinite" : "params_nonfinite",
                  "NF_OK but params[%lu] = %g", (unsigned long)i, (double)p[i]);
             break;
         }
@@ -326,6 +337,15 @@ static void check_params(run *s) {
 static int row_extreme(const nf_real *v, int k) {
     int j;
     for (j = 0; v && j < k; ++j) if (!(fabs((double)v[j]) <= EXTREME)) return 1;
+    return 0;
+}
+/* an ActNorm layer started from a column without spread: log-scale at the floor's
+   -log(1e-6) = 13.8 (repro/actnorm_init_zero_spread.c) */
+static int actnorm_floored(run *s) {
+    int k, j;
+    for (k = 0; k < s->f->n_layers; ++k)
+        if (s->f->layers[k].kind == NF_LAYER_ACTNORM)
+            for (j = 0; j < s->D; ++j) if (s->f->params[s->f->layers[k].poff + (size_t)j] > NF__R(13.5)) return 1;
     return 0;
 }
 /* 1: the standardisation is extreme (large), 3: a standard deviation is tiny, 2: a
@@ -352,18 +372,48 @@ static int input_extreme(run *s, const rows_in *ri, size_t i) {
     if (ri->ctx && s->C && row_extreme(ri->ctx + (ri->ctx_rows == 1 ? 0 : i) * (size_t)s->C, s->C)) return 1;
     return 0;
 }
+/* a periodic dimension whose period is not a normal number, or that the row's value is
+   so many periods away from the cut that (y - cut) / P overflows
+   (repro/periodic_tiny_period_nan.c) */
+static int periodic_overflow(run *s, const nf_real *row) {
+    const nf_domain *dm = nf_flow_domains(s->f); int j;
+    for (j = 0; dm && j < s->D; ++j)
+        if (dm[j].kind == NF_DOMAIN_PERIODIC) {
+            double P = (double)((nf_real)dm[j].hi - (nf_real)dm[j].lo);
+            if (!(P >= (double)FLT_MIN) || (row && !(fabs((double)row[j] - dm[j].cut) / P < 1e30))) return 1;
+        }
+    return 0;
+}
 static void fail_value(run *s, const char *cls, const rows_in *ri, size_t i, nf_real v, const char *what) {
     char name[64];
-    if (isnan((double)v)) snprintf(name, sizeof name, "%s_nan", cls);
+    int st = state_extreme(s);
+    if (periodic_overflow(s, ri->in && ri->in_cols == s->D ? ri->in + i * (size_t)s->D : NULL)) snprintf(name, sizeof name, "periodic_tiny_period");
+    else if (st == 3 && !s->std_by_fit) snprintf(name, sizeof name, "set_std_tiny");   /* repro/set_std_tiny_nan.c */
+    else if (isnan((double)v)) snprintf(name, sizeof name, input_extreme(s, ri, i) ? "nan_extreme_input" : st ? "nan_extreme_state" : "%s_nan", cls);
     else if (input_extreme(s, ri, i)) snprintf(name, sizeof name, "overflow_extreme_input");
-    else if (state_extreme(s)) snprintf(name, sizeof name, "%s", state_extreme(s) == 2 ? "overflow_extreme_params" :
-                                         !s->std_by_fit ? "overflow_extreme_std" :
-                                         state_extreme(s) == 1 ? "overflow_fit_large_std" : "overflow_fit_small_std");
+    else if (st) snprintf(name, sizeof name, "%s", st == 2 ? "overflow_extreme_params" : !s->std_by_fit ? "overflow_extreme_std" :
+                                           st == 1 ? "overflow_fit_large_std" : "overflow_fit_small_std");
+    else if (actnorm_floored(s)) snprintf(name, sizeof name, "actnorm_zero_spread");
     else snprintf(name, sizeof name, "%s_inf", cls);
     {   nf_real mean[MAX_D + MAX_C], sd[MAX_D + MAX_C];
         nf_flow_get_standardization(s->f, mean, sd);
-        fail(name, "NF_OK but %s of row %lu = %g (input row: %s; std[0] %g, mean[0] %g)", what, (unsigned long)i, (double)v,
-             ri->in ? row_str(ri->in + i * (size_t)ri->in_cols, ri->in_cols) : "none", (double)sd[0], (double)mean[0]); }
+        char in[512];
+        snprintf(in, sizeof in, "%s", ri->in ? row_str(ri->in + i * (size_t)ri->in_cols, ri->in_cols) : "none");
+        fail(name, "NF_OK but %s of row %lu = %g (input row: %s; context: %s; std[0] %g, mean[0] %g)", what, (unsigned long)i, (double)v, in,
+             ri->ctx && s->C ? row_str(ri->ctx + (ri->ctx_rows == 1 ? 0 : i) * (size_t)s->C, s->C) : "none", (double)sd[0], (double)mean[0]); }
+}
+/* the class of a non-finite summary (round-trip error, log-det error) over rows in[0..n):
+   the causes fail_value tells apart, checked over every row */
+static const char *summary_class(run *s, const nf_real *in, size_t n, const char *cls) {
+    size_t i; int st = state_extreme(s);
+    for (i = 0; in && i < n; ++i) if (periodic_overflow(s, in + i * (size_t)s->D)) return "periodic_tiny_period";
+    if (periodic_overflow(s, NULL)) return "periodic_tiny_period";
+    if (st == 3 && !s->std_by_fit) return "set_std_tiny";
+    for (i = 0; in && i < n; ++i) if (row_extreme(in + i * (size_t)s->D, s->D)) return "overflow_extreme_input";
+    if (st == 2) return "overflow_extreme_params";
+    if (st) return !s->std_by_fit ? "overflow_extreme_std" : st == 1 ? "overflow_fit_large_std" : "overflow_fit_small_std";
+    if (actnorm_floored(s)) return "actnorm_zero_spread";
+    return cls;
 }
 /* n rows of k output values each: finite */
 static void check_rows(run *s, const char *cls, const nf_real *out, size_t n, int k, const rows_in *ri, const char *what) {
@@ -382,8 +432,21 @@ static int inside(run *s, const nf_real *row) {
 }
 /* points the flow produced (samples, inverses): finite and inside the domain */
 static void check_points(run *s, const char *cls, const nf_real *y, size_t n, const rows_in *ri, const char *what) {
-    size_t i;
+    size_t i; int j; const nf_domain *dm = nf_flow_domains(s->f);
+    for (i = 0; dm && i < n; ++i)   /* repro/inverse_lower_domain_inf.c */
+        for (j = 0; j < s->D; ++j)
+            if (dm[j].kind == NF_DOMAIN_LOWER && isinf((double)y[i * (size_t)s->D + j]) && y[i * (size_t)s->D + j] > 0) {
+                fail("lower_domain_inf", "NF_OK but %s row %lu: +inf in a half-line dimension", what, (unsigned long)i);
+                return;
+            }
     check_rows(s, cls, y, n, s->D, ri, what);
+    for (i = 0; dm && i < n; ++i)   /* repro/interval_inverse_on_edge.c */
+        for (j = 0; j < s->D; ++j)
+            if (dm[j].kind == NF_DOMAIN_INTERVAL && (y[i * (size_t)s->D + j] == (nf_real)dm[j].lo || y[i * (size_t)s->D + j] == (nf_real)dm[j].hi)) {
+                fail("interval_edge", "NF_OK but %s row %lu: %.9g is an edge of the interval (%.17g, %.17g)", what, (unsigned long)i,
+                     (double)y[i * (size_t)s->D + j], dm[j].lo, dm[j].hi);
+                return;
+            }
     for (i = 0; i < n; ++i)
         if (!inside(s, y + i * (size_t)s->D)) { fail("outside_domain", "NF_OK but %s row %lu (%s) is outside the domain", what, (unsigned long)i, row_str(y + i * (size_t)s->D, s->D)); return; }
 }
@@ -470,6 +533,17 @@ static int target_ctx_fn(const nf_real *x, const nf_real *ctx, size_t n, int dim
 }
 
 /* ---- the calls ------------------------------------------------------------------------ */
+static int odd_unused_setting(const nf_flow_desc *d);
+/* a domain field its kind does not use is not finite (repro/export_c_unused_nan.c) */
+static int odd_unused_domain(run *s) {
+    const nf_domain *dm = nf_flow_domains(s->f); int j;
+    for (j = 0; dm && j < s->D; ++j) {
+        int k = dm[j].kind;
+        if ((k == NF_DOMAIN_REAL && !isfinite(dm[j].lo)) || (k != NF_DOMAIN_INTERVAL && k != NF_DOMAIN_PERIODIC && !isfinite(dm[j].hi)) ||
+            (k != NF_DOMAIN_PERIODIC && !isfinite(dm[j].cut))) return 1;
+    }
+    return 0;
+}
 /* returns 1 for a config out of range (repro/adam_config_unchecked.c) */
 static int adam_config(fz *z, nf_adam_config *c, const nf_adam_config **cp) {
     int k = pick(z, 20);
@@ -540,7 +614,13 @@ static void op_apply(run *s) {
     g_op = "nf_trainer_apply"; clr(s);
     r = nf_trainer_apply(s->tr);
     check_rc(s, r, 1);
+    s->huge_grad = k == 0 && np && fabs((double)v) > 1e19;   /* its square overflows float (repro/adam_huge_gradient_nan.c) */
+    if (r == NF_OK && k == 0 && np) {
+        int l;
+        for (l = 0; l < s->f->n_layers; ++l) if (s->f->layers[l].kind == NF_LAYER_AUTOREGRESSIVE) s->mask_dirty = 1;
+    }
     if (r == NF_OK) { s->adam_bad = s->tr_bad; check_params(s); s->adam_bad = 0; }
+    s->huge_grad = 0;
 }
 
 static void op_kl(run *s) {
@@ -564,10 +644,12 @@ static void op_kl(run *s) {
     s->adam_bad = s->tr_bad; check_params(s); s->adam_bad = 0;
 }
 
+typedef struct fit_user { int stop, bad_config; } fit_user;
 static int fit_cb(const nf_fit_progress *p, void *user) {
+    const fit_user *u = (const fit_user *)user;
     if (isnan(p->train_loss) || isnan(p->val_loss) || isnan(p->best_val_loss) || isnan(p->lr))
-        fail("fit_progress_nan", "progress: train %g val %g best %g lr %g", p->train_loss, p->val_loss, p->best_val_loss, p->lr);
-    return *(int *)user;
+        fail(u->bad_config ? "adam_config_unchecked" : "fit_progress_nan", "progress: train %g val %g best %g lr %g", p->train_loss, p->val_loss, p->best_val_loss, p->lr);
+    return u->stop;
 }
 static void op_fit(run *s) {
     static const int batch_pal[] = {1, 2, 3, 4, 8, 256, 4, 0, -1};
@@ -576,7 +658,7 @@ static void op_fit(run *s) {
     static const double vf_pal[] = {0, 0.1, 0.5, 0.1, 0, 0.9, 0.99, 1.0, -0.1};
     size_t off, n = pick_rows(s, &off), cr; const nf_real *c = pick_ctx(s, off, n, &cr, 0);
     const nf_real *w = pick(s->z, 3) ? NULL : s->w + off; nf_fit_options o; nf_fit_report rep; nf_result r;
-    int stop = pick(s->z, 2), use_ctx = c || pick(s->z, 2), k, use_opt;
+    fit_user fu; int use_ctx = c || pick(s->z, 2), k, use_opt;
     const nf_adam_config *cp; int bad; nf_real m0[MAX_D + MAX_C], s0[MAX_D + MAX_C], m1[MAX_D + MAX_C], s1[MAX_D + MAX_C];
     nf_fit_options_default(&o);
     memset(m0, 0, sizeof m0); memset(s0, 0, sizeof s0); memset(m1, 0, sizeof m1); memset(s1, 0, sizeof s1);
@@ -585,8 +667,10 @@ static void op_fit(run *s) {
     o.standardize = pick(s->z, 3) ? 1 : pick(s->z, 3); o.refit = pick(s->z, 2); o.seed = u8(s->z);
     bad = adam_config(s->z, &o.adam, &cp);
     if (!cp) nf_adam_config_default(&o.adam);
-    if (pick(s->z, 2)) { o.callback = fit_cb; o.user = &stop; }
-    use_opt = pick(s->z, 8) != 0;
+    fu.stop = pick(s->z, 2); fu.bad_config = bad;
+    if (pick(s->z, 2)) { o.callback = fit_cb; o.user = &fu; }
+    /* NULL options are the defaults, 200 epochs: only for a small flow on a few rows */
+    use_opt = pick(s->z, 8) != 7 || nf_flow_num_params(s->f) > 300 || n > 4;
     memset(&rep, 0, sizeof rep);
     nf_flow_get_standardization(s->f, m0, s0);
     g_op = use_ctx ? "nf_fit_ctx" : "nf_fit"; clr(s);
@@ -655,7 +739,9 @@ static void op_roundtrip(run *s) {
     g_op = "nf_flow_roundtrip_error"; clr(s);
     r = nf_flow_roundtrip_error(s->f, s->y + off * s->D, n, &e);
     check_rc(s, r, 1);
-    if (r == NF_OK && !isfinite(e)) fail("roundtrip_nonfinite", "NF_OK but max_err = %g", e);
+    /* +inf is how the check says "not finite at all" (nf_flow_roundtrip_error: "a non-finite
+       round trip is the worst"); NaN or a negative error would be wrong */
+    if (r == NF_OK && !(e >= 0)) fail(summary_class(s, s->y + off * s->D, n, "roundtrip_nonfinite"), "NF_OK but max_err = %g", e);
 }
 
 static void op_logdet(run *s) {
@@ -666,7 +752,7 @@ static void op_logdet(run *s) {
     g_op = "nf_flow_logdet_error"; clr(s);
     r = nf_flow_logdet_error(s->f, s->y + off * s->D, n, h, &e);
     check_rc(s, r, 1);
-    if (r == NF_OK && !isfinite(e)) fail("logdet_error_nonfinite", "NF_OK but max_err = %g (h %g)", e, h);
+    if (r == NF_OK && !(e >= 0)) fail(summary_class(s, s->y + off * s->D, n, "logdet_error_nonfinite"), "NF_OK but max_err = %g (h %g)", e, h);   /* +inf: as above */
 }
 
 static void op_importance(run *s) {
@@ -678,7 +764,7 @@ static void op_importance(run *s) {
     r = nf_flow_importance(s->f, &s->rng, n, target_fn, &t, &rep);
     check_rc(s, r, 1);
     if (r == NF_OK && (!isfinite(rep.log_z) || !isfinite(rep.log_z_se) || !isfinite(rep.ess) || !isfinite(rep.ess_fraction)))
-        fail("importance_nonfinite", "NF_OK but log_z %g se %g ess %g frac %g", rep.log_z, rep.log_z_se, rep.ess, rep.ess_fraction);
+        fail(summary_class(s, NULL, 0, "importance_nonfinite"), "NF_OK but log_z %g se %g ess %g frac %g", rep.log_z, rep.log_z_se, rep.ess, rep.ess_fraction);
 }
 
 static void op_stage(run *s) {
@@ -729,6 +815,7 @@ static void op_grad_check(run *s) {
     static const double h_pal[] = {1e-2, 1e-3, 1e-4, 1, 0, 1e30};
     size_t off, n = pick_rows(s, &off); double e = 0, h = PICK(s->z, h_pal); size_t mp = (size_t)pick(s->z, 4); nf_result r;
     if (!s->tr) return;
+    if (mp == 0 && nf_flow_num_params(s->f) > 200) mp = 3;   /* 0 checks every parameter: small flows only */
     g_op = "nf_trainer_grad_check"; clr(s);
     r = nf_trainer_grad_check(s->tr, s->y + off * s->D, n, h, mp, &e);
     check_rc(s, r, 1);
@@ -737,7 +824,7 @@ static void op_grad_check(run *s) {
 }
 
 /* C source: no token nan/inf/infinity (they would not compile) */
-static void scan_export(FILE *fp, const char *what) {
+static void scan_export(FILE *fp, const char *what, const char *cls) {
     long len; char *buf, *p; size_t got;
     if (fseek(fp, 0, SEEK_END) != 0 || (len = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) { fail("export_io", "cannot read back %s", what); return; }
     buf = (char *)malloc((size_t)len + 1);
@@ -754,8 +841,8 @@ static void scan_export(FILE *fp, const char *what) {
                 for (k = 0; k < n; ++k) tok[k] = (char)(p[k] >= 'A' && p[k] <= 'Z' ? p[k] + 32 : p[k]);
                 tok[n] = 0;
                 if ((p == buf || !((p[-1] >= '0' && p[-1] <= '9') || p[-1] == '.')) &&
-                    (!strcmp(tok, "nan") || !strcmp(tok, "inf") || !strcmp(tok, "infinity")))
-                    fail("export_nonfinite", "%s contains '%s'", what, tok);
+                    (!strcmp(tok, "nan") || !strcmp(tok, "inf") || !strcmp(tok, "infinity") || !strcmp(tok, "nanf") || !strcmp(tok, "inff")))
+                    fail(cls, "%s contains '%s'", what, tok);
             }
             p = q;
         } else if (*p >= '0' && *p <= '9') {   /* a number: skip it with its exponent */
@@ -778,7 +865,10 @@ static void op_export(run *s) {
         g_op = "nf_flow_export_c"; clr(s);
         r = nf_flow_export_c(s->f, name, chunk, c, h);
         check_rc(s, r, 0);   /* const flow: no message */
-        if (r == NF_OK) { scan_export(c, "exported .c"); scan_export(h, "exported .h"); }
+        if (r == NF_OK) {   /* repro/export_c_unused_nan.c: unused fields printed as they are */
+            const char *cls = odd_unused_setting(nf_flow_get_desc(s->f)) || odd_unused_domain(s) ? "export_unused_field" : "export_nonfinite";
+            scan_export(c, "exported .c", cls); scan_export(h, "exported .h", cls);
+        }
     }
     if (c) fclose(c);
     if (h) fclose(h);
@@ -797,7 +887,7 @@ static void compare_flows(run *s, nf_flow *g, const char *how) {
     else if (rf == NF_OK && memcmp(lpf, lpg, n * sizeof(nf_real)) != 0)
         for (i = 0; i < n; ++i)
             if (memcmp(&lpf[i], &lpg[i], sizeof(nf_real)) != 0) {
-                fail("reload_mismatch", "%s: log_prob row %lu: %.9g saved, %.9g reloaded", how, (unsigned long)i, (double)lpf[i], (double)lpg[i]);
+                fail(s->mask_dirty ? "apply_ar_mask" : "reload_mismatch", "%s: log_prob row %lu: %.9g saved, %.9g reloaded", how, (unsigned long)i, (double)lpf[i], (double)lpg[i]);
                 break;
             }
     nf_rng_seed(&r1, 77); nf_rng_seed(&r2, 77);
@@ -805,7 +895,7 @@ static void compare_flows(run *s, nf_flow *g, const char *how) {
     rg = nf_flow_sample_ctx(g, &r2, 8, s->C ? c : NULL, 1, s->out2, s->lp2);
     if (rf != rg) fail("reload_mismatch", "%s: sample returned %d, reloaded %d", how, (int)rf, (int)rg);
     else if (rf == NF_OK && (memcmp(s->out, s->out2, 8 * (size_t)s->D * sizeof(nf_real)) != 0 || memcmp(s->lp, s->lp2, 8 * sizeof(nf_real)) != 0))
-        fail("reload_mismatch", "%s: samples differ (first %.9g vs %.9g)", how, (double)s->out[0], (double)s->out2[0]);
+        fail(s->mask_dirty ? "apply_ar_mask" : "reload_mismatch", "%s: samples differ (first %.9g vs %.9g)", how, (double)s->out[0], (double)s->out2[0]);
 }
 /* a layer setting the kind ignores that the loader would refuse (repro/save_unused_negative_field.c) */
 static int odd_unused_setting(const nf_flow_desc *d) {
@@ -843,6 +933,25 @@ static void op_save_load(run *s) {
                          "a saved flow does not load: %s", nf_result_string(r));
     else { compare_flows(s, g, "nf_flow_load"); nf_flow_destroy(g); }
     g = NULL;
+    {   /* through a FILE */
+        FILE *fp = tmpfile();
+        if (fp) {
+            g_op = "nf_flow_save_file";
+            r = nf_flow_save_file(s->f, fp);
+            check_rc(s, r, 0);
+            if (r == NF_OK) {
+                rewind(fp);
+                g_op = "nf_flow_load_file";
+                r = nf_flow_load_file(&g, fp);
+                check_rc(s, r, 0);
+                if (r != NF_OK) fail(r == NF_ERR_CORRUPT && odd_unused_setting(nf_flow_get_desc(s->f)) ? "save_unused_field" : "reload_failed",
+                                     "nf_flow_load_file of nf_flow_save_file: %s", nf_result_string(r));
+                else { compare_flows(s, g, "nf_flow_load_file"); nf_flow_destroy(g); }
+                g = NULL;
+            }
+            fclose(fp);
+        }
+    }
     g_op = "nf_flow_create (from nf_flow_get_desc)";
     r = nf_flow_create(&g, nf_flow_get_desc(s->f));
     if (r != NF_OK) fail("recreate_failed", "nf_flow_create(nf_flow_get_desc(f)) failed: %s", nf_result_string(r));
@@ -856,6 +965,76 @@ static void op_save_load(run *s) {
         nf_flow_destroy(g);
     }
     free(buf);
+}
+
+/* The flow's weights as constants (nf_flow_init_const): the same densities and samples,
+   bit for bit, and every writer refuses. */
+static void op_const(run *s) {
+    const nf_flow_desc *d = nf_flow_get_desc(s->f); size_t bytes = 0; void *mem; nf_flow *g = NULL; nf_result r;
+    nf_real mean[MAX_D + MAX_C], sd[MAX_D + MAX_C], y0[MAX_D]; int shortby = pick(s->z, 4) == 0;
+    g_op = "nf_flow_size_const";
+    r = nf_flow_size_const(d, &bytes);
+    check_rc(s, r, 0);
+    if (r != NF_OK) { fail("const_size", "nf_flow_size_const of a flow's own description: %s", nf_result_string(r)); return; }
+    mem = malloc(bytes);
+    if (!mem) return;
+    nf_flow_get_standardization(s->f, mean, sd);
+    g_op = "nf_flow_init_const";
+    r = nf_flow_init_const(&g, d, s->f->params, nf_flow_num_params(s->f), mean, sd, mem, bytes - (shortby ? 65 : 0));
+    if ((int)r < 0 || r >= NF_RESULT_COUNT) fail("bad_result", "returned %d", (int)r);
+    if (r != NF_OK && !shortby) fail("const_init", "nf_flow_init_const of a flow's own description and weights: %s", nf_result_string(r));
+    if (r == NF_OK) {
+        nf_trainer *t = NULL; double loss;
+        compare_flows(s, g, "nf_flow_init_const");
+        memset(y0, 0, sizeof y0);
+        g_op = "nf_flow_set_standardization (constant flow)"; g->err[0] = 0;
+        r = nf_flow_set_standardization(g, NULL, NULL);
+        if (r == NF_OK || !g->err[0]) fail("const_writable", "set_standardization on a constant flow -> %d, \"%s\"", (int)r, g->err);
+        g_op = "nf_flow_data_init (constant flow)"; g->err[0] = 0;
+        r = nf_flow_data_init(g, y0, NULL, 1);
+        if (r == NF_OK || !g->err[0]) fail("const_writable", "data_init on a constant flow -> %d, \"%s\"", (int)r, g->err);
+        if (nf_flow_params(g)) fail("const_writable", "nf_flow_params of a constant flow is not NULL");
+        g_op = "nf_trainer_create (constant flow)"; g->err[0] = 0;
+        r = nf_trainer_create(&t, g, NULL, 2);
+        if (r != NF_OK && !g->err[0]) fail("empty_error", "trainer_create on a constant flow -> %d without a message", (int)r);
+        if (r == NF_OK) {
+            g_op = "nf_train_step (constant flow)"; g->err[0] = 0;
+            r = nf_train_step(t, y0, NULL, 1, &loss);
+            if (r == NF_OK || !g->err[0]) fail("const_writable", "train_step on a constant flow -> %d, \"%s\"", (int)r, g->err);
+            nf_trainer_destroy(t);
+        }
+    }
+    free(mem);
+}
+
+/* A required pointer left NULL: NF_ERR_NULL (or another error), and a message. */
+static void op_null(run *s) {
+    nf_result r = NF_OK; double e; nf_is_report rep; target t; int k = pick(s->z, 12);
+    size_t n = 1 + (size_t)pick(s->z, s->n_rows);
+    const nf_real *c = s->C ? s->ctx : NULL;
+    gen_target(s->z, &t); t.mode = 0; t.fail_after = -1;
+    clr(s);
+    switch (k) {
+    case 0: g_op = "nf_flow_log_prob_ctx (y NULL)"; r = nf_flow_log_prob_ctx(s->f, NULL, n, c, n, s->lp); break;
+    case 1: g_op = "nf_flow_log_prob_ctx (logp NULL)"; r = nf_flow_log_prob_ctx(s->f, s->y, n, c, n, NULL); break;
+    case 2: g_op = "nf_flow_sample_ctx (rng NULL)"; r = nf_flow_sample_ctx(s->f, NULL, n, c, n, s->out, s->lp); break;
+    case 3: g_op = "nf_flow_forward_ctx (z NULL)"; r = nf_flow_forward_ctx(s->f, s->y, n, c, n, NULL, s->lp); break;
+    case 4: g_op = "nf_flow_inverse_ctx (z NULL)"; r = nf_flow_inverse_ctx(s->f, NULL, n, c, n, s->out, s->lp); break;
+    case 5: g_op = "nf_flow_roundtrip_error (max_err NULL)"; r = nf_flow_roundtrip_error(s->f, s->y, n, NULL); break;
+    case 6: g_op = "nf_flow_logdet_error (max_err NULL)"; r = nf_flow_logdet_error(s->f, s->y, n, 1e-2, NULL); break;
+    case 7: g_op = "nf_flow_importance (rng NULL)"; r = nf_flow_importance(s->f, NULL, 10, target_fn, &t, &rep); break;
+    case 8: g_op = "nf_flow_importance (report NULL)"; r = nf_flow_importance(s->f, &s->rng, 10, target_fn, &t, NULL); break;
+    case 9: g_op = "nf_flow_data_init (y NULL)"; r = nf_flow_data_init(s->f, NULL, c, n); break;
+    case 10: g_op = "nf_fit_ctx (y NULL)"; r = nf_fit_ctx(s->f, NULL, c, n, NULL, NULL, NULL); break;
+    default:
+        if (!s->tr) return;
+        if (pick(s->z, 2)) { g_op = "nf_train_step_kl (rng NULL)"; r = nf_train_step_kl(s->tr, NULL, 1, target_fn, &t, &e); }
+        else { g_op = "nf_train_step_ctx (y NULL)"; r = nf_train_step_ctx(s->tr, NULL, c, NULL, 1, &e); }
+        break;
+    }
+    if ((int)r < 0 || r >= NF_RESULT_COUNT) fail("bad_result", "returned %d", (int)r);
+    if (r == NF_OK) fail("null_accepted", "NF_OK with a NULL pointer");
+    else if (!s->f->err[0]) fail("empty_error_null_arg", "returned %d (%s) and left nf_flow_error empty", (int)r, nf_result_string(r));
 }
 
 /* ---- one input -------------------------------------------------------------------------- */
@@ -876,6 +1055,7 @@ static int build_flow(run *s, nf_flow_desc *d, nf_domain *dom, void **mem) {
         memset(l, 0, sizeof *l);
         l->kind = b < 240 ? 1 + (int)(b % (unsigned)(NF_LAYER_KIND_COUNT - 1)) : bad_kind[b % 4];
         l->hidden = PICK(z, hidden_pal);
+        if (l->hidden == 257 && l->kind != NF_LAYER_MONOTONE) l->hidden = -2;   /* 257: too many for monotone (cap 256) */
         l->depth = PICK(z, depth_pal);
         l->activation = PICK(z, act_pal);
         l->clamp = clamp_pal(z);
@@ -893,7 +1073,8 @@ static int build_flow(run *s, nf_flow_desc *d, nf_domain *dom, void **mem) {
     }
     if (preset) {   /* the presets (they reset the description: the header fields go after) */
         static const int count_pal[] = {1, 2, 3, 4, 0, -1};
-        int nl = PICK(z, count_pal), hid = PICK(z, hidden_pal), bins = PICK(z, bins_pal), tf = PICK(z, transformer_pal), inv = PICK(z, inverse_pal);
+        static const int preset_hidden_pal[] = {4, 1, 2, 3, 8, 16, 32, 0, -1};
+        int nl = PICK(z, count_pal), hid = PICK(z, preset_hidden_pal), bins = PICK(z, bins_pal), tf = PICK(z, transformer_pal), inv = PICK(z, inverse_pal);
         int dim = d->dim, ctx = d->context_dim, base = d->base, chunk = d->chunk; uint64_t seed = d->seed;
         nf_result rp = preset == 1 ? nf_flow_desc_realnvp(d, dim, nl, hid) : preset == 2 ? nf_flow_desc_nsf(d, dim, nl, hid, bins)
                                                                           : nf_flow_desc_maf(d, dim, nl, hid, tf, inv);
@@ -947,7 +1128,7 @@ static int build_flow(run *s, nf_flow_desc *d, nf_domain *dom, void **mem) {
 static void run_ops(run *s) {
     fz *top = s->z, sub; int op;
     for (op = 0; op < MAX_OPS && top->i < top->n && !s->poisoned; ++op) {
-        int code = pick(top, 20);
+        int code = pick(top, 22);
         sub.p = top->p + top->i; sub.n = top->n - top->i < ARG_BYTES ? top->n - top->i : ARG_BYTES; sub.i = 0;
         top->i += sub.n;
         s->z = &sub;
@@ -971,7 +1152,9 @@ static void run_ops(run *s) {
         case 16: op_export(s); break;
         case 17: op_stage(s); break;
         case 18: if (pick(s->z, 2)) op_base_logp(s); else op_set_std(s); break;
-        default: op_grad_check(s); break;
+        case 19: op_grad_check(s); break;
+        case 20: op_const(s); break;
+        default: op_null(s); break;
         }
         s->z = top;
     }
@@ -1075,7 +1258,9 @@ static size_t seed(unsigned char *b, int dim, int ctx, int kind, int domkind, in
             {16},                /* export */
             {17, 0, 11, 1, 2},   /* stage */
             {18, 1},             /* base log_prob */
-            {19, 0, 3, 0, 1}};   /* grad check */
+            {19, 0, 3, 0, 1},    /* grad check */
+            {20, 1},             /* constant flow */
+            {21, 2}};            /* a NULL argument */
         size_t k, first = (size_t)ops_variant % 3;
         for (k = first; k < sizeof ops / sizeof ops[0]; ++k) {
             put(b, &n, ops[k][0]);
