@@ -14,7 +14,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c nflow.h examples/png.h | $(BUILD)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-EXAMPLES = two_moons bimodal_1d teach_steps variational gw_posterior ringdown mcu_export
+EXAMPLES = two_moons bimodal_1d teach_steps variational gw_posterior ringdown mcu_export toy2d
 examples: $(addprefix $(BUILD)/,$(EXAMPLES))
 
 demo: $(BUILD)/two_moons
@@ -81,6 +81,7 @@ docs: examples
 	./$(BUILD)/bimodal_1d --out $(DOCS_OUT) $(DOCS_FLAGS)
 	./$(BUILD)/variational --out $(DOCS_OUT) $(DOCS_FLAGS)
 	./$(BUILD)/gw_posterior examples/data/gw170814_posterior.csv --out $(DOCS_OUT) $(DOCS_FLAGS)
+	./$(BUILD)/toy2d --out $(DOCS_OUT) $(DOCS_FLAGS)
 
 $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)

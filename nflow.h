@@ -1,4 +1,4 @@
-/* nflow.h - v0.1.0 - normalizing flows in one C header.   MIT or public domain, see end.
+/* nflow.h - v0.2.0 - normalizing flows in one C header.   MIT or public domain, see end.
 
    Do this:
        #define NFLOW_IMPLEMENTATION
@@ -101,7 +101,8 @@
        embed      nf_flow_export_c, nf_flow_size_const, nf_flow_init_const,
                   NF_FLOW_CONST_BYTES
        check      nf_flow_roundtrip_error, nf_flow_logdet_error, nf_trainer_grad_check
-       kernels    nf_gemm
+       kernels    nf_gemm, nf_gemm_parallel
+       threads    nf_flow_set_parallel, nf_parallel (your parallel-for), nf_parallel_openmp
 
    MEMORY
        Nothing is allocated behind your back. nf_flow_size/nf_flow_init build a flow in
@@ -126,12 +127,20 @@
        A flow keeps (saves, exports) its description with the settings its layer kinds
        do not read set to 0, so whatever a caller left there cannot spoil a file.
 
-   THREAD SAFETY
+   THREAD SAFETY AND THREADS
        No global state. A flow's inference calls use its workspace, so one flow must
        not be used by two threads at once; separate flows (or trainers) on separate
        threads are safe. nf_rng is a plain struct: one per thread.
+       nflow starts no thread of its own. To spread one flow's matrix products over
+       cores, give it a parallel-for (nf_flow_set_parallel: your pool, or
+       nf_parallel_openmp under NFLOW_OPENMP); the rows of each product are split, so
+       the results are the same bits as on one thread.
 
    REVISION HISTORY
+       0.2.0 (2026-11-29)  layer kinds one section each; neural spline couplings, MADE
+                           autoregressive layers (MAF/IAF); matrix kernel tiled by vector
+                           width; threads (nf_parallel); feature switches NFLOW_NO_*;
+                           model format 3 (1 and 2 still load); trust fixes (issue 10).
        0.1.0 (2026-11-28)  first release: tape, RealNVP/NICE/ActNorm/LU/monotone layers,
                            Adam, fit, conditional flows, domains, reverse KL, model files,
                            C export for microcontrollers.
@@ -140,9 +149,9 @@
 #define NFLOW_H
 
 #define NFLOW_VERSION_MAJOR 0
-#define NFLOW_VERSION_MINOR 1
+#define NFLOW_VERSION_MINOR 2
 #define NFLOW_VERSION_PATCH 0
-#define NFLOW_VERSION_STRING "0.1.0"
+#define NFLOW_VERSION_STRING "0.2.0"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -614,7 +623,8 @@ typedef struct nf_adam_config {
     double weight_decay;   /* decoupled (AdamW); 0 disables */
     double clip_norm;      /* global gradient-norm clip; 0 disables */
     int schedule;          /* NF_SCHED_* */
-    long total_steps;      /* cosine: steps to decay over (to lr * min_lr_frac) */
+    long total_steps;      /* cosine: steps to decay over (to lr * min_lr_frac); in nf_fit, 0
+                              means the whole budget: max_epochs x minibatches per epoch */
     double min_lr_frac;
     long step_every;       /* step schedule: multiply lr by step_gamma every step_every steps */
     double step_gamma;
@@ -1491,15 +1501,16 @@ static void nf__gemm_piece(void *arg, int i) {
 }
 #endif
 /* Below this many multiply-adds a product is not worth waking threads for (a few
-   microseconds each; 2^19 is ~10 microseconds of one core's work). */
+   microseconds each; 2^19 is ~10 microseconds of one core's work). Counted in float:
+   exact enough, never overflows, and no double arithmetic on a single-precision FPU. */
 #ifndef NF__PAR_MIN
-#define NF__PAR_MIN ((double)(1 << 19))
+#define NF__PAR_MIN 524288.0f
 #endif
 NFDEF void nf_gemm_parallel(const nf_parallel *par, int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
                             const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
 #ifndef NFLOW_NO_THREADS
     nf__gpar g; int T = par && par->run ? par->threads : 1;
-    if (T > 1 && M >= 2 * NF__GN_MR && (double)M * (double)N * (double)K >= NF__PAR_MIN) {
+    if (T > 1 && M >= 2 * NF__GN_MR && (float)M * (float)N * (float)K >= NF__PAR_MIN) {
         int tiles = (M + NF__GN_MR - 1) / NF__GN_MR;
         if (T > tiles) T = tiles;
         g.rows = (tiles + T - 1) / T * NF__GN_MR;
@@ -3045,6 +3056,7 @@ NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidde
 
 /* A domain: NF_OK, NF_ERR_ARG if invalid, NF_ERR_RANGE if valid but not computable in
    this build's nf_real (a float build cannot tell 1e9 from 1e9 + 1). */
+#if !defined(NFLOW_NO_DOMAINS) || !defined(NFLOW_NO_LOADER)
 static nf_result nf__domain_check(const nf_domain *m) {
     if (m->kind < NF_DOMAIN_REAL || m->kind >= NF_DOMAIN_KIND_COUNT || (m->fixed_cut != 0 && m->fixed_cut != 1)) return NF_ERR_ARG;
     if (m->kind == NF_DOMAIN_REAL) return NF_OK;
@@ -3061,6 +3073,7 @@ static nf_result nf__domain_check(const nf_domain *m) {
     }
     return m->kind != NF_DOMAIN_PERIODIC || nf__isfinite(NF__R(m->cut)) ? NF_OK : NF_ERR_RANGE;
 }
+#endif
 
 /* Resolve defaults and check a description; fills the layer shapes of f when given. */
 /* What a description needs: parameters, index ints, and the workspace's widest
@@ -3077,10 +3090,11 @@ static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, nf__shape *sh) {
     if (d->chunk < 0 || d->chunk > (1 << 20)) return NF_ERR_ARG;
     if (d->context_dim < 0 || d->context_dim > (1 << 16)) return NF_ERR_ARG;
     if (d->domains) for (i = 0; i < D; ++i) {
+#ifdef NFLOW_NO_DOMAINS   /* compiled out: only the real line, and none of the checks' arithmetic */
+        if (d->domains[i].kind != NF_DOMAIN_REAL || d->domains[i].fixed_cut != 0) return NF_ERR_ARG;
+#else
         nf_result r = nf__domain_check(&d->domains[i]);
         if (r != NF_OK) return r;
-#ifdef NFLOW_NO_DOMAINS
-        if (d->domains[i].kind != NF_DOMAIN_REAL) return NF_ERR_ARG;   /* compiled out */
 #endif
     }
 #ifdef NFLOW_NO_CONTEXT
@@ -4977,6 +4991,10 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
        1024 rows if the batch is smaller (a few rows give no spread to scale by) */
     r = nf__data_init(f, y, ctx, fb.idx, n_tr < (B > 1024 ? B : 1024) ? n_tr : (B > 1024 ? B : 1024));
     if (r != NF_OK) { NF_FREE(fb.block, NULL); return r; }
+    if (o.adam.schedule == NF_SCHED_COSINE && o.adam.total_steps == 0) {   /* over the whole budget */
+        double steps = (double)o.max_epochs * (double)((n_tr + B - 1) / B);
+        o.adam.total_steps = steps < 2e9 ? (long)steps : 2000000000L;   /* fits any long */
+    }
     r = nf_trainer_create(&tr, f, &o.adam, B);
     if (r != NF_OK) { NF_FREE(fb.block, NULL); return r; }
     memset(&rp, 0, sizeof rp);

@@ -38,8 +38,8 @@ touch $LOG
 CURRENT="lr=1e-3 batch=256 patience=20 sched=const200 wd=0 clip=0"
 START="lr=1e-3 batch=256 patience=20 sched=const1000 wd=0 clip=0"
 # Candidate defaults, measured on every data set (PROPOSED is the one the table times).
-PROPOSED="lr=1e-3 batch=256 patience=20 sched=const200 wd=0 clip=0"
-CANDIDATES="$PROPOSED"
+PROPOSED="lr=1e-3 batch=256 patience=20 sched=cos200 wd=0 clip=0"
+CANDIDATES="$PROPOSED|lr=3e-3 batch=256 patience=20 sched=cos200 wd=0 clip=0|lr=1e-3 batch=128 patience=20 sched=cos200 wd=0 clip=0|lr=3e-3 batch=256 patience=40 sched=cos400 wd=0 clip=5"
 
 values() {   # values of one coordinate for a data set
     case $1 in

@@ -706,6 +706,14 @@ static int snap_best(const nf_fit_progress *pr, void *user) {
     return 0;
 }
 
+/* fit's callback: the learning rate of every epoch */
+typedef struct lr_log { double lr[16]; long n; } lr_log;
+static int log_lr(const nf_fit_progress *pr, void *user) {
+    lr_log *l = (lr_log *)user;
+    if (l->n < 16) l->lr[l->n++] = pr->lr;
+    return 0;
+}
+
 static void test_fit(void) {
     nf_rng rng; size_t n = 3000; nf_real *y = (nf_real *)malloc(sizeof(nf_real) * 2 * n);
     nf_flow_desc d; nf_flow *f; nf_fit_options o; nf_fit_report rep; nf_result r; nf_real mean[2], sd[2];
@@ -740,6 +748,20 @@ static void test_fit(void) {
         check(rep.epochs == 10 && rep.best_epoch <= 5 && sn.best_epoch == rep.best_epoch &&
               memcmp(sn.p, nf_flow_params(f), nf_flow_num_params(f) * sizeof(nf_real)) == 0,
               "fit_restores_best_epoch_after_worse_epochs", "best epoch %g of %g", (double)rep.best_epoch, (double)rep.epochs);
+        nf_flow_destroy(f);
+    }
+    {   /* a cosine schedule of no stated length decays over the fit's whole budget:
+           max_epochs x minibatches per epoch (30 per epoch here), down to 0 at the end */
+        lr_log L; double want_first = 1e-3 * 0.5 * (1 + cos(3.14159265358979 / 8));   /* after 30 of 240 steps */
+        nf_flow_desc_realnvp(&d, 2, 2, 8);
+        nf_flow_create(&f, &d);
+        nf_fit_options_default(&o); o.max_epochs = 8; o.patience = 0; o.batch = 90; o.adam.lr = 1e-3;
+        o.adam.schedule = NF_SCHED_COSINE; o.adam.total_steps = 0; o.adam.min_lr_frac = 0;
+        L.n = 0; o.callback = log_lr; o.user = &L;
+        r = nf_fit(f, y, n, NULL, &o, &rep);
+        /* 8 epochs of ceil(2700 / 90) = 30 steps; the callback reports the next step's lr */
+        check(r == NF_OK && rep.steps == 240 && L.n == 8 && fabs(L.lr[0] - want_first) < 1e-12 && L.lr[7] < 1e-12,
+              "fit_cosine_schedule_spans_the_budget", "first epoch lr %g, last %g", L.lr[0], L.lr[7]);
         nf_flow_destroy(f);
     }
     free(y); free(sn.p);

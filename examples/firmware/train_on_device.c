@@ -40,7 +40,7 @@
    Chip:  add -DNFLOW_NO_STDIO -DNF_MAX_LAYERS=8, and to compile in only what a RealNVP
           needs: -DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE
           -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT
-          -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_ACTIVATIONS=0x2u
+          -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_THREADS -DNFLOW_ACTIVATIONS=0x2u
    bash tests/mcu/run_train.sh builds it so for the host, a Cortex-M4F and a RISC-V
    rv32imafc, runs the two chips under QEMU and checks them against the host: the same
    source with the same seed and data gives the same weights after 100 steps to float

@@ -1,16 +1,28 @@
 /* Firmware side: the exported flow, weights in flash, evaluated and sampled with a
-   static workspace and no heap. Compares with the host's numbers (expected.h). */
+   static workspace and no heap. Compares with the host's numbers (expected.h).
+   FW_LOAD: the same flow read at run time from its model file embedded as bytes
+   (moons_model.h): nf_flow_load_desc, nf_flow_init in a static buffer, nf_flow_load_into,
+   in the inference-only build with every layer kind (the loader stays in it). */
 #include <stdio.h>
 static unsigned long g_heap_calls;   /* the flow must never use the allocator */
 static void *no_malloc(void) { g_heap_calls++; return 0; }
 #define NF_MALLOC(sz, u) ((void)(sz), (void)(u), no_malloc())
 #define NF_REALLOC(p, sz, u) ((void)(p), (void)(sz), (void)(u), no_malloc())
 #define NF_FREE(p, u) ((void)(p), (void)(u), (void)g_heap_calls)
+#ifndef FW_LOAD
 #define MOONS_FLOW_ONLY          /* the exported header switches off what this flow does not use */
 #include "moons_flow.h"
+#endif
 #define NFLOW_IMPLEMENTATION
 #include "nflow.h"
 #include "expected.h"
+#ifdef FW_LOAD
+#include "moons_model.h"
+#ifndef FW_LOAD_RAM
+#define FW_LOAD_RAM 32768
+#endif
+static nf_flow_desc desc;   /* static: a description is large for a small stack */
+#endif
 
 #ifndef LP_REPS
 #define LP_REPS 1   /* > 1 only to count instructions per evaluation (bench/mcu_count.sh) */
@@ -19,7 +31,11 @@ static void *no_malloc(void) { g_heap_calls++; return 0; }
 #define S_REPS 1
 #endif
 
+#ifdef FW_LOAD
+static union { double align; unsigned char b[FW_LOAD_RAM]; } flow_mem;
+#else
 static unsigned char workspace[MOONS_FLOW_WORKSPACE_BYTES];
+#endif
 
 static float relerr(float got, float want) {
     float d = got - want, m = want < 0 ? -want : want;
@@ -30,11 +46,22 @@ static float relerr(float got, float want) {
 int main(void) {
     nf_flow *f; nf_rng rng; nf_real lp[NPTS], s[NSAMP * 2], slp[NSAMP]; size_t need = 0;
     float worst_lp = 0, worst_s = 0; int i, rep; nf_result r;
+#ifdef FW_LOAD
+    r = nf_flow_load_desc(moons_model, MOONS_MODEL_BYTES, &desc);
+    desc.chunk = 4;   /* rows per inference chunk: a runtime knob, small for a small RAM */
+    if (r == NF_OK) r = nf_flow_size(&desc, &need);
+    if (r == NF_OK) r = nf_flow_init(&f, &desc, flow_mem.b, sizeof flow_mem.b);
+    if (r == NF_OK) r = nf_flow_load_into(f, moons_model, MOONS_MODEL_BYTES);
+    printf("mcu: loaded a %lu-byte model file: %s; the flow takes %lu bytes of RAM (weights included), %lu parameters\n",
+           (unsigned long)MOONS_MODEL_BYTES, nf_result_string(r), (unsigned long)need, r == NF_OK ? (unsigned long)nf_flow_num_params(f) : 0ul);
+    if (r != NF_OK) return 2;
+#else
     nf_flow_size_const(&moons_flow_desc, &need);
     r = MOONS_FLOW_INIT(&f, workspace, sizeof workspace);
     printf("mcu: init %s, static workspace %lu bytes (nf_flow_size_const: %lu), %d parameters in flash\n",
            nf_result_string(r), (unsigned long)sizeof workspace, (unsigned long)need, MOONS_FLOW_NUM_PARAMS);
     if (r != NF_OK || need != sizeof workspace) return 2;   /* the macro is exact on this target */
+#endif
     for (rep = 0; rep < LP_REPS; ++rep) r = nf_flow_log_prob(f, pts, NPTS, lp);
     if (r != NF_OK) return 3;
     for (rep = 0; rep < S_REPS; ++rep) {

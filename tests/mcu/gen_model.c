@@ -1,7 +1,9 @@
 /* Host side of the microcontroller test: trains a small flow on two moons, exports it as
    C source (OUT/moons_flow.c, .h) and writes OUT/expected.h with test points, their
    log-densities and samples from a fixed seed, all computed on the host, for the
-   firmware to reproduce. Usage: gen_model OUTDIR [realnvp|nsf|maf]
+   firmware to reproduce, and OUT/moons_model.h: the same flow's model file (nf_flow_save)
+   as a byte array, for the firmware that loads its weights at run time (FW_LOAD).
+   Usage: gen_model OUTDIR [realnvp|nsf|maf]
    (maf: a MAF whose sampling takes dim passes, so both directions run on the device) */
 #define NFLOW_IMPLEMENTATION
 #include "../../nflow.h"
@@ -39,6 +41,16 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/moons_flow.h", out); fh = fopen(path, "w");
     if (!fc || !fh || nf_flow_export_c(f, "moons_flow", 4, fc, fh) != NF_OK) { fprintf(stderr, "export failed\n"); return 1; }
     fclose(fc); fclose(fh);
+    {   /* the model file as bytes */
+        static unsigned char buf[1 << 16]; size_t n = 0, k;
+        snprintf(path, sizeof path, "%s/moons_model.h", out); fc = fopen(path, "w");
+        if (!fc || nf_flow_save(f, buf, sizeof buf, &n) != NF_OK) { fprintf(stderr, "save failed\n"); return 1; }
+        fprintf(fc, "/* the flow's model file (nf_flow_save), written by gen_model.c */\n#define MOONS_MODEL_BYTES %lu\n"
+                    "static const unsigned char moons_model[MOONS_MODEL_BYTES] = {", (unsigned long)n);
+        for (k = 0; k < n; ++k) fprintf(fc, "%s%s%u", k ? "," : "", k % 24 ? "" : "\n    ", (unsigned)buf[k]);
+        fprintf(fc, "\n};\n");
+        fclose(fc);
+    }
 
     /* points where the density lives: data rows (far outside it, log p of -1000 differs by
        a few float ulps between libms: not what a device is for) */

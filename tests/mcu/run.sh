@@ -30,9 +30,9 @@ if gcc -std=c99 -Wall -Wextra -pedantic -Werror -DNFLOW_NO_TRAINING -I"$B" -c "$
    && g++ -std=c++11 -Wall -Wextra -Werror -DNFLOW_NO_TRAINING -I"$B" -x c++ -c "$B/moons_flow.c" -o "$B/moons_host_cxx.o" >>"$B/export_c.log" 2>&1; then
     ok mcu_export_compiles_c_and_cxx; else bad mcu_export_compiles_c_and_cxx "$B/export_c.log"; fi
 
-build_run() {   # name cpu-flags linker-script qemu-machine stack [model-dir]
+build_run() {   # name cpu-flags linker-script qemu-machine stack [model-dir [extra flags]]
     local name=$1 cpu=$2 ld=$3 mach=$4 stack=$5 M=${6:-$B} elf="$B/$1.elf"
-    local flags="$cpu -std=c99 -Os -ffunction-sections -fdata-sections -Wall -Wextra -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -DNF_MAX_LAYERS=8 -I$M"
+    local flags="$cpu -std=c99 -Os -ffunction-sections -fdata-sections -Wall -Wextra -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -DNF_MAX_LAYERS=8 -I$M ${7:-}"
     if arm-none-eabi-gcc $flags -specs=rdimon.specs -nostartfiles -L$H -T$ld -Wl,--gc-sections -Wl,--defsym=__STACK_SIZE=$stack \
          -Wl,-Map="$B/$name.map" $H/fw_main.c "$M/moons_flow.c" $H/startup.c -lm -o "$elf" >"$B/$name.build.log" 2>&1; then
         ok "mcu_${name}_builds"
@@ -46,6 +46,9 @@ build_run() {   # name cpu-flags linker-script qemu-machine stack [model-dir]
 }
 build_run cortex_m4f "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16" mps2_an386.ld mps2-an386 0x2000
 build_run cortex_m0 "-mcpu=cortex-m0 -mthumb -mfloat-abi=soft" microbit.ld microbit 0x1000
+# the model-file loader on the device: the same flow's file embedded as bytes, loaded into
+# a static buffer at run time (its 4,188 weights need RAM: the M4F, not the 16 KiB M0)
+build_run cortex_m4f_loader "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16" mps2_an386.ld mps2-an386 0x2000 "$B" -DFW_LOAD
 for k in nsf maf; do
     [ -f "$B/$k/moons_flow.c" ] || continue
     build_run cortex_m4f_$k "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16" mps2_an386.ld mps2-an386 0x2000 "$B/$k"

@@ -31,7 +31,7 @@ done
 # the switches of the example's BUILD note: no stdio, and only what a RealNVP needs
 DEFS="-DNFLOW_NO_STDIO -DNF_MAX_LAYERS=8 -DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE
       -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER
-      -DNFLOW_NO_IMPORTANCE -DNFLOW_ACTIVATIONS=0x2u"
+      -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_THREADS -DNFLOW_ACTIVATIONS=0x2u"
 
 # 1. the host: same source, same switches; writes the reference
 if gcc -std=c99 -O2 -Wall -Wextra -pedantic -Werror $DEFS $INC -DTOD_WRITE_REFERENCE="\"$B/tod_reference.h\"" \
