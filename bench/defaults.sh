@@ -35,11 +35,12 @@ touch $LOG
 
 # The settings: "lr= batch= patience= sched= wd= clip=", sched constN (constant lr,
 # max_epochs N) or cosN (cosine decay to 0 over N epochs' steps, max_epochs N).
-CURRENT="lr=1e-3 batch=256 patience=20 sched=const200 wd=0 clip=0"
+CURRENT="lr=1e-3 batch=128 patience=20 sched=cos200 wd=0 clip=0"   # nf_fit_options_default since 0.2.0
+OLD="lr=1e-3 batch=256 patience=20 sched=const200 wd=0 clip=0"       # 0.1.0's, in the table as cand1
 START="lr=1e-3 batch=256 patience=20 sched=const1000 wd=0 clip=0"
 # Candidate defaults, measured on every data set (PROPOSED is the one the table times).
-PROPOSED="lr=1e-3 batch=256 patience=20 sched=cos200 wd=0 clip=0"
-CANDIDATES="$PROPOSED|lr=3e-3 batch=256 patience=20 sched=cos200 wd=0 clip=0|lr=1e-3 batch=128 patience=20 sched=cos200 wd=0 clip=0|lr=3e-3 batch=256 patience=40 sched=cos400 wd=0 clip=5"
+PROPOSED="$CURRENT"
+CANDIDATES="$OLD|lr=1e-3 batch=256 patience=20 sched=cos200 wd=0 clip=0|lr=3e-3 batch=256 patience=20 sched=cos200 wd=0 clip=0|lr=3e-3 batch=256 patience=40 sched=cos400 wd=0 clip=5"
 
 values() {   # values of one coordinate for a data set
     case $1 in
