@@ -35,8 +35,10 @@
    WHICH FLOW
        nf_flow_desc_realnvp   affine couplings: fast both ways, the default choice
        nf_flow_desc_nsf       spline couplings (neural spline flow): sharper densities
-                              (edges, rings, bounded shapes) for a few times the cost
-       nf_flow_desc_maf       autoregressive layers: inverse 0 (MAF) for fitting data,
+                              in few dimensions (edges, rings, many modes) for 3-5
+                              times the cost
+       nf_flow_desc_maf       autoregressive layers: inverse 0 (MAF) for fitting data
+                              (the best of the three on real posteriors in README.md),
                               density in one pass, sampling in dim passes; inverse 1
                               (IAF) for reverse-KL fitting, the other way round;
                               transformer affine or spline
@@ -131,10 +133,11 @@
        No global state. A flow's inference calls use its workspace, so one flow must
        not be used by two threads at once; separate flows (or trainers) on separate
        threads are safe. nf_rng is a plain struct: one per thread.
-       nflow starts no thread of its own. To spread one flow's matrix products over
-       cores, give it a parallel-for (nf_flow_set_parallel: your pool, or
-       nf_parallel_openmp under NFLOW_OPENMP); the rows of each product are split, so
-       the results are the same bits as on one thread.
+       nflow starts no thread of its own (under NFLOW_OPENMP, flows use OpenMP's from
+       creation; nf_flow_set_parallel(f, NULL, NULL, 1) turns that off). To spread one
+       flow's matrix products over cores, give it a parallel-for (nf_flow_set_parallel:
+       your pool, or nf_parallel_openmp under NFLOW_OPENMP); the rows of each product
+       are split, so the results are the same bits as on one thread.
 
    REVISION HISTORY
        0.2.0 (2026-11-29)  layer kinds one section each; neural spline couplings, MADE
@@ -262,10 +265,10 @@ NFDEF nf_real  nf_rng_uniform(nf_rng *r);   /* [0, 1) */
 NFDEF nf_real  nf_rng_normal(nf_rng *r);    /* N(0, 1), polar method with a portable log */
 
 /* ---- threads ------------------------------------------------------------------ */
-/* nflow starts no thread. A parallel-for is yours to give: run task(arg, i) for every i
-   in 0 .. n-1, on any threads, in any order, and return when all are done (pool is
-   passed through: your thread pool, or NULL). threads: how many pieces work is cut
-   into. Results do not depend on it: work is split by rows of the matrix kernel, whose
+/* nflow starts no thread (unless built with NFLOW_OPENMP, whose flows use OpenMP's). A
+   parallel-for is yours to give: run task(arg, i) for every i in 0 .. n-1, on any
+   threads, in any order, and return when all are done (pool is passed through: your
+   thread pool, or NULL). threads: at most how many pieces work is cut into. Results do not depend on it: work is split by rows of the matrix kernel, whose
    every element is summed in one fixed order, so 1 thread and 8 give the same bits. */
 typedef void (*nf_task_fn)(void *arg, int i);
 typedef void (*nf_parallel_fn)(void *pool, int n, nf_task_fn task, void *arg);
@@ -284,8 +287,9 @@ NFDEF void nf_parallel_openmp(void *pool, int n, nf_task_fn task, void *arg);
    accumulate: 0 overwrites C, 1 adds to it. */
 NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
                    const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate);
-/* The same with the rows of C cut into par->threads pieces run by par->run (par NULL,
-   one thread, or a product too small to gain: nf_gemm itself). Same bits as nf_gemm. */
+/* The same with the rows of C cut into at most par->threads pieces (whole register
+   tiles each) run by par->run (par NULL, one thread, or a product too small to gain:
+   nf_gemm itself). Same bits as nf_gemm. */
 NFDEF void nf_gemm_parallel(const nf_parallel *par, int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
                             const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate);
 
@@ -403,12 +407,14 @@ NFDEF nf_result nf_flow_desc_add(nf_flow_desc *d, const nf_layer_desc *layer);
    checkerboard masks (ReLU conditioner of depth 2). */
 NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, int hidden);
 /* Preset "neural spline flow": rational-quadratic spline couplings with K bins (0: 8),
-   alternating checkerboard masks. */
+   alternating checkerboard masks, tail bound 5 (not the layer's 3: standardised real
+   posteriors reach past 3, and GW170814's scored 0.45 nats per row better with 5, at no
+   cost on the 2-D toy densities; bench/README.md). */
 NFDEF nf_result nf_flow_desc_nsf(nf_flow_desc *d, int dim, int couplings, int hidden, int bins);
 /* Preset "masked autoregressive flow": L autoregressive layers (MADE conditioners of
    width H), natural and reversed orders alternating; transformer NF_TRANSFORM_AFFINE or
-   NF_TRANSFORM_SPLINE; inverse 0 = MAF (fast densities, for fitting data), 1 = IAF
-   (fast sampling, for reverse-KL fitting). */
+   NF_TRANSFORM_SPLINE (tail bound 5, as nf_flow_desc_nsf); inverse 0 = MAF (fast
+   densities, for fitting data), 1 = IAF (fast sampling, for reverse-KL fitting). */
 NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidden, int transformer, int inverse);
 
 NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes);
@@ -3036,7 +3042,7 @@ NFDEF nf_result nf_flow_desc_nsf(nf_flow_desc *d, int dim, int couplings, int hi
     if (couplings < 1 || couplings > NF_MAX_LAYERS || hidden < 0 || bins < 0) return NF_ERR_ARG;
     for (i = 0; i < couplings; ++i) {
         nf_layer_desc l; memset(&l, 0, sizeof l);
-        l.kind = NF_LAYER_SPLINE_COUPLING; l.hidden = hidden; l.parity = i & 1; l.bins = bins;
+        l.kind = NF_LAYER_SPLINE_COUPLING; l.hidden = hidden; l.parity = i & 1; l.bins = bins; l.tail_bound = 5;
         nf_flow_desc_add(d, &l);
     }
     return NF_OK;
@@ -3050,6 +3056,7 @@ NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidde
         nf_layer_desc l; memset(&l, 0, sizeof l);
         l.kind = NF_LAYER_AUTOREGRESSIVE; l.hidden = hidden; l.transformer = transformer; l.inverse = inverse;
         l.order = i & 1 ? NF_ORDER_REVERSED : NF_ORDER_NATURAL;
+        if (transformer == NF_TRANSFORM_SPLINE) l.tail_bound = 5;
         nf_flow_desc_add(d, &l);
     }
     return NF_OK;

@@ -28,7 +28,8 @@
      glow     L times (ActNorm, affine coupling of width H, LU linear), as gw_posterior.c
      monotone monotone(H), ActNorm, monotone(H), as bimodal_1d.c (bimodal: H 12, the default
               preset there)
-     nsf      nf_flow_desc_nsf(dim, L, H, --bins K (0: the preset's 8))
+     nsf      nf_flow_desc_nsf(dim, L, H, --bins K (0: the preset's 8)); --tail B sets the
+              spline tail bound (0: the preset's 3), also for maf-spline
      maf      nf_flow_desc_maf(dim, L, H, NF_TRANSFORM_AFFINE, 0)
      maf-spline nf_flow_desc_maf(dim, L, H, NF_TRANSFORM_SPLINE, 0)
               (nsf and maf* need a nflow.h that has them: built with -DDEFAULTS_HAVE_NSF and
@@ -222,6 +223,7 @@ static void mix_load(dataset *ds, unsigned split) {
 }
 
 /* ---- models ------------------------------------------------------------------------------ */
+static double g_tail;   /* --tail B: the spline presets' tail bound (0: the preset's) */
 static int build_desc(nf_flow_desc *d, const char *preset, int D, int L, int H, int bins) {
     nf_layer_desc l; int i;
     (void)bins;
@@ -246,11 +248,21 @@ static int build_desc(nf_flow_desc *d, const char *preset, int D, int L, int H, 
         return 0;
     }
 #ifdef DEFAULTS_HAVE_NSF
-    if (!strcmp(preset, "nsf")) return nf_flow_desc_nsf(d, D, L, H, bins) != NF_OK;
+    if (!strcmp(preset, "nsf")) {
+        int i;
+        if (nf_flow_desc_nsf(d, D, L, H, bins) != NF_OK) return 1;
+        if (g_tail > 0) for (i = 0; i < d->n_layers; ++i) d->layers[i].tail_bound = (float)g_tail;
+        return 0;
+    }
 #endif
 #ifdef DEFAULTS_HAVE_MAF
     if (!strcmp(preset, "maf")) return nf_flow_desc_maf(d, D, L, H, NF_TRANSFORM_AFFINE, 0) != NF_OK;
-    if (!strcmp(preset, "maf-spline")) return nf_flow_desc_maf(d, D, L, H, NF_TRANSFORM_SPLINE, 0) != NF_OK;
+    if (!strcmp(preset, "maf-spline")) {
+        int i;
+        if (nf_flow_desc_maf(d, D, L, H, NF_TRANSFORM_SPLINE, 0) != NF_OK) return 1;
+        if (g_tail > 0) for (i = 0; i < d->n_layers; ++i) d->layers[i].tail_bound = (float)g_tail;
+        return 0;
+    }
 #endif
     fprintf(stderr, "unknown or unavailable preset %s\n", preset);
     return 1;
@@ -327,6 +339,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--couplings")) L = atoi(v);
         else if (!strcmp(a, "--hidden")) H = atoi(v);
         else if (!strcmp(a, "--bins")) bins = atoi(v);
+        else if (!strcmp(a, "--tail")) g_tail = atof(v);
         else if (!strcmp(a, "--lr")) o.adam.lr = atof(v);
         else if (!strcmp(a, "--batch")) o.batch = atoi(v);
         else if (!strcmp(a, "--patience")) o.patience = atoi(v);

@@ -8,7 +8,7 @@ standard normal base; Adam, lr 1e-3. A step = forward, mean NLL, backward, Adam.
 
 NSF rows (P1-NSF .. P4-NSF, nf_flow_desc_nsf(&d, D, 8, H, 8)): the same couplings with
 a rational-quadratic spline per transformed feature (Durkan et al. 2019), 8 bins on
-[-3, 3], identity outside; widths and heights floored softmaxes (1e-3), inner knot
+[-5, 5] (the tail bound of the nflow presets), identity outside; widths and heights floored softmaxes (1e-3), inner knot
 derivatives 1e-3 + softplus(u + c0), outer ones 1, so that zero parameters are the
 identity. MAF rows (P1-MAF .. P4-MAF, nf_flow_desc_maf(&d, D, 8, H, NF_TRANSFORM_AFFINE,
 0)): 8 MADE layers (Germain et al. 2015) of 2 hidden ReLU layers of width H, natural and
@@ -133,7 +133,7 @@ class Coupling(torch.nn.Module):
         return y, -s.sum(1)
 
 
-def rq_spline(x, u, K, inverse=False, B=3.0, min_w=1e-3, min_h=1e-3, min_d=1e-3):
+def rq_spline(x, u, K, inverse=False, B=5.0, min_w=1e-3, min_h=1e-3, min_d=1e-3):
     """Monotone rational-quadratic spline of K bins on [-B, B], the identity outside.
     x: (N, n); u: (N, n, 3K - 1) = [K width logits | K height logits | K - 1 inner slopes].
     Returns the mapped x (inverse: the preimage) and log|d out / d in| summed per row.
