@@ -790,10 +790,12 @@ const char NF__CONFIG_SYMBOL = 0;   /* see nf__config_check */
 #ifdef NFLOW_DOUBLE
 #define NF__EPS 2.220446049250313e-16
 #define NF__TINY 2.2250738585072014e-308   /* smallest normal nf_real */
+#define NF__RMAX 1.7976931348623157e308     /* largest nf_real */
 #define NF__GC_FLOOR 1e-6   /* gradient check: below this, errors are absolute */
 #else
 #define NF__EPS 1.1920929e-7
 #define NF__TINY 1.17549435e-38
+#define NF__RMAX 3.40282347e38
 #define NF__GC_FLOOR 1e-2   /* float losses carry ~1e-7 relative noise: /2h amplifies it */
 #endif
 #define NF__R(x) ((nf_real)(x))
@@ -4325,6 +4327,9 @@ static int nf__adam_finite(const nf_adam_config *c, long t, size_t n, const nf_r
 }
 
 /* ---- training ----------------------------------------------------------------------- */
+struct nf_trainer;
+static nf_result nf__grad_check_finite(struct nf_trainer *t);
+static int nf__adam_bounded(const struct nf_trainer *t);
 struct nf_trainer {
     nf_flow *f;
     nf_adam_config cfg;
@@ -4333,7 +4338,40 @@ struct nf_trainer {
     nf_arena arena;
     long t;
     void *block;
+    double gmax, mmax, vmax;   /* bounds on |grad| (the last finiteness check), |m| and v */
 };
+
+/* every gradient finite (else NF_ERR_DIVERGED), and its largest magnitude noted */
+static nf_result nf__grad_check_finite(nf_trainer *t) {
+    size_t i, np = t->f->n_params; nf_real gm = 0; int bad = 0;
+    for (i = 0; i < np; ++i) {
+        nf_real a = NF_FABS(t->grad[i]);
+        bad |= !nf__isfinite(a);
+        gm = a > gm ? a : gm;
+    }
+    if (bad) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
+    t->gmax = (double)gm;
+    return NF_OK;
+}
+/* 1 if the next Adam step provably keeps every moment and parameter finite: from the
+   bounds on |g|, |m| and v, and one read of the parameters. Each bound is kept below a
+   16th of the largest nf_real, far more than float rounding can add. */
+static int nf__adam_bounded(const nf_trainer *t) {
+    size_t i, np = t->f->n_params; const nf_real *p = t->f->params; nf_real pm = 0; int bad = 0;
+    nf__adamk k; double lim = NF__RMAX / 16, G = t->gmax, mn, vn, d;
+    nf__adam_coefs(&t->cfg, t->t + 1, &k);
+    mn = (double)k.b1 * t->mmax + (1 - (double)k.b1) * G;
+    vn = (double)k.b2 * t->vmax + (1 - (double)k.b2) * G * G;
+    if (!(k.eps > 0) || !(G * G < lim) || !(mn * (double)k.c1 < lim) || !(vn * (double)k.c2 < lim)) return 0;
+    d = (double)k.step * mn * (double)k.c1 / (double)k.eps;   /* the largest |change| */
+    if (!(d < lim)) return 0;
+    for (i = 0; i < np; ++i) {
+        nf_real a = NF_FABS(p[i]);
+        bad |= !nf__isfinite(a);
+        pm = a > pm ? a : pm;
+    }
+    return !bad && (double)pm * fabs((double)k.decay) + d < lim;
+}
 
 NFDEF nf_real *nf_trainer_grad(nf_trainer *t) { return t ? t->grad : NULL; }
 NFDEF long nf_trainer_steps(const nf_trainer *t) { return t ? t->t : 0; }
@@ -4552,7 +4590,7 @@ static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real 
 
 /* Loss and gradient of a checked batch; the flow is not touched. */
 static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
-    nf_tape tp; nf_tensor *l; double c; nf_result r; size_t i;
+    nf_tape tp; nf_tensor *l; double c; nf_result r;
     if ((r = nf__check_batch(t, y, ctx, w, n)) != NF_OK) return r;
     memset(t->grad, 0, t->f->n_params * sizeof(nf_real));
     nf_arena_reset(&t->arena);
@@ -4562,9 +4600,7 @@ static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *c
     if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(t->f, r, "backward", -1);
     if (loss) *loss = (double)l->val[0] + c;
     if (!nf__isfinite(l->val[0])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
-    for (i = 0; i < t->f->n_params; ++i)
-        if (!nf__isfinite(t->grad[i])) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
-    return NF_OK;
+    return nf__grad_check_finite(t);
 }
 
 static nf_result nf__clip_and_update(nf_trainer *t);
@@ -4583,11 +4619,10 @@ NFDEF nf_result nf_train_step_ctx(nf_trainer *t, const nf_real *y, const nf_real
     return nf__clip_and_update(t);
 }
 NFDEF nf_result nf_trainer_apply(nf_trainer *t) {
-    size_t i;
+    nf_result r;
     if (!t) return NF_ERR_NULL;
     if (t->f->readonly) return nf__fail(t->f, NF_ERR_READONLY, "cannot train read-only weights", -1);
-    for (i = 0; i < t->f->n_params; ++i)
-        if (!nf__isfinite(t->grad[i])) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
+    if ((r = nf__grad_check_finite(t)) != NF_OK) return r;   /* the caller's gradient */
     return nf__clip_and_update(t);
 }
 /* global-norm clipping, then one AdamW step. Weights that are not part of the model
@@ -4608,10 +4643,17 @@ static nf_result nf__clip_and_update(nf_trainer *t) {
             for (i = 0; i < np; ++i) t->grad[i] *= k;
         }
     }
-    if (!nf__adam_finite(&t->cfg, t->t + 1, np, t->f->params, t->grad, t->m, t->v))
+    /* all or nothing: the bounds settle the usual step in one read of the parameters; only
+       when they cannot vouch for it is every element's update worked out first */
+    if (!nf__adam_bounded(t) && !nf__adam_finite(&t->cfg, t->t + 1, np, t->f->params, t->grad, t->m, t->v))
         return nf__fail(t->f, NF_ERR_DIVERGED, "the step would overflow (gradient or learning rate too large)", -1);
     t->t++;
     nf_adam_update(&t->cfg, t->t, np, t->f->params, t->grad, t->m, t->v);
+    {   /* the moments' new bounds: m and v are convex mixes of their old values and g, g^2 */
+        double b1 = t->cfg.beta1, b2 = t->cfg.beta2;
+        t->mmax = b1 * t->mmax + (1 - b1) * t->gmax;
+        t->vmax = b2 * t->vmax + (1 - b2) * t->gmax * t->gmax;
+    }
     return NF_OK;
 }
 

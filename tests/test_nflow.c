@@ -623,6 +623,46 @@ static void test_loss_gradient(void) {
     free(y); nf_trainer_destroy(t); nf_flow_destroy(f);
 }
 
+/* The trainer's cheap overflow pre-check (nf__adam_bounded) may say "not sure", never
+   "safe" for a step whose exact check (every element's update worked out) fails: random
+   extreme parameters, gradients, moments, learning rates and epsilons, with the moment
+   bounds the trainer keeps (at least the true maxima). */
+static void test_adam_bound_is_safe(void) {
+    nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_rng rng; size_t i, np; int trial, unsafe = 0, safe_said = 0, exact_ok = 0;
+    nf_rng_seed(&rng, 99);
+    nf_flow_desc_realnvp(&d, 2, 1, 2);
+    nf_flow_create(&f, &d);
+    nf_trainer_create(&t, f, NULL, 4);
+    np = nf_flow_num_params(f);
+    for (trial = 0; trial < 20000; ++trial) {
+        /* each trial has its own largest exponent, so that steps near the limit and far
+           from it both come up */
+        double top = (IS_DOUBLE ? 308 : 38) * (double)nf_rng_uniform(&rng), mm = 0, vm = 0, gm = 0;
+        #define RND_MAG() pow(10.0, top - 8 * (double)nf_rng_uniform(&rng)) * (nf_rng_u32(&rng) & 1 ? 1 : -1)
+        for (i = 0; i < np; ++i) {
+            f->params[i] = (nf_real)RND_MAG(); t->grad[i] = (nf_real)RND_MAG(); t->m[i] = (nf_real)RND_MAG();
+            t->v[i] = (nf_real)fabs(RND_MAG());
+            if (fabs((double)t->m[i]) > mm) mm = fabs((double)t->m[i]);
+            if ((double)t->v[i] > vm) vm = (double)t->v[i];
+            if (fabs((double)t->grad[i]) > gm) gm = fabs((double)t->grad[i]);
+        }
+        #undef RND_MAG
+        t->gmax = gm; t->mmax = mm * (1 + 3 * (double)nf_rng_uniform(&rng)); t->vmax = vm * (1 + 3 * (double)nf_rng_uniform(&rng));
+        t->cfg.lr = pow(10.0, -8 + 16 * (double)nf_rng_uniform(&rng));
+        t->cfg.eps = pow(10.0, -20 + 20 * (double)nf_rng_uniform(&rng));
+        t->cfg.beta1 = 0.99 * (double)nf_rng_uniform(&rng); t->cfg.beta2 = 0.9999 * (double)nf_rng_uniform(&rng);
+        t->cfg.weight_decay = (double)nf_rng_uniform(&rng); t->t = (long)(nf_rng_u32(&rng) % 1000);
+        if (nf__adam_bounded(t)) {
+            int ok = nf__adam_finite(&t->cfg, t->t + 1, np, f->params, t->grad, t->m, t->v);
+            ++safe_said; exact_ok += ok; unsafe += !ok;
+        }
+    }
+    check(unsafe == 0 && safe_said > 1000, "adam_overflow_bound_never_wrong", "bound said safe %g times, exact check disagreed %g times", (double)safe_said, (double)unsafe);
+    printf("# adam bound: safe in %d of 20000 trials (the exact check passed %d of those)\n", safe_said, exact_ok);
+    (void)exact_ok;
+    nf_trainer_destroy(t); nf_flow_destroy(f);
+}
+
 /* Adam against updates worked by hand (double arithmetic, 3 steps, one parameter). */
 static void test_adam(void) {
     nf_adam_config c; nf_real p[2] = {1, -2}, m[2] = {0, 0}, v[2] = {0, 0};
@@ -877,6 +917,7 @@ int main(int argc, char **argv) {
     test_loss_gradient_new_kinds();
     test_spline_edges();
     test_adam();
+    test_adam_bound_is_safe();
     if (!quick) { test_training(); test_fit(); }
     test_weights_and_clipping();
     test_bad_input();
