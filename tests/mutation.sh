@@ -14,10 +14,12 @@ B = sys.argv[1]
 src = open('nflow.h').read()
 # (name, text in nflow.h, replacement): each flips one log|det| sign
 mutants = [
-    ("coupling_tape",        "nf__add_ld(c, nf_t_sum_rows(tp, s), 1);                                   /* log|det| = sum s */",
-                             "nf__add_ld(c, nf_t_scale(tp, nf_t_sum_rows(tp, s), -1), 1);"),
-    ("coupling_tape_inv",    "nf__add_ld(c, nf_t_scale(tp, nf_t_sum_rows(tp, s), -1), 1);\n    } else {\n        yb",
-                             "nf__add_ld(c, nf_t_sum_rows(tp, s), 1);\n    } else {\n        yb"),
+    ("affine_tape",          "lds = nf_t_sum_rows(tp, s);\n            out = nf_t_add(",
+                             "lds = nf_t_scale(tp, nf_t_sum_rows(tp, s), -1);\n            out = nf_t_add("),
+    ("affine_tape_inv",      "lds = nf_t_scale(tp, nf_t_sum_rows(tp, s), -1);\n            out = nf_t_mul(",
+                             "lds = nf_t_sum_rows(tp, s);\n            out = nf_t_mul("),
+    ("spline_tape",          "nf__add_ld(c, nf_t_gather_cols(tp, out, c->f->iota + n, 1), 1);",
+                             "nf__add_ld(c, nf_t_scale(tp, nf_t_gather_cols(tp, out, c->f->iota + n, 1), -1), 1);"),
     ("actnorm_tape",         "nf__add_ld(c, nf_t_sum(c->tp, s), 0);\n    return nf_t_add(c->tp, nf_t_mul(c->tp, x, nf_t_exp(c->tp, s)), b);",
                              "nf__add_ld(c, nf_t_scale(c->tp, nf_t_sum(c->tp, s), -1), 0);\n    return nf_t_add(c->tp, nf_t_mul(c->tp, x, nf_t_exp(c->tp, s)), b);"),
     ("actnorm_tape_inv",     "nf__add_ld(c, nf_t_scale(c->tp, nf_t_sum(c->tp, s), -1), 0);\n    return nf_t_mul(c->tp, nf_t_sub(c->tp, z, b)",
