@@ -59,7 +59,7 @@
        NF_MAX_LAYERS       most layers in one flow (default 64)
        NFLOW_NO_VECTOR_EXT plain C only in the matrix kernel (no GCC/clang vector extensions);
                            built with -Os it is one dot product per element (0.2 KB of code),
-                           unless NFLOW_FAST_GEMM asks for the register-tiled one (2.6 KB)
+                           unless NFLOW_FAST_GEMM asks for the register-tiled one (2.2-2.7 KB)
        NFLOW_OPENMP        threads from OpenMP (compile with -fopenmp); see nf_parallel
        Pay only for what you use (a flow that needs a removed part is refused, NF_ERR_ARG):
        NFLOW_NO_LU, NFLOW_NO_MONOTONE, NFLOW_NO_SPLINE, NFLOW_NO_AUTOREGRESSIVE,
