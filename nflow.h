@@ -4628,7 +4628,7 @@ NFDEF nf_result nf_trainer_apply(nf_trainer *t) {
 /* global-norm clipping, then one AdamW step. Weights that are not part of the model
    (autoregressive masks) get no gradient, whatever the caller left there, so they stay 0.
    A step that would make a moment or parameter non-finite is refused, nothing written. */
-static nf_result nf__clip_and_update(nf_trainer *t) {
+static nf_result nf__clip_and_update(nf_trainer *t) {   /* after nf__grad_check_finite on this gradient */
     size_t i, np = t->f->n_params; int j;
     for (j = 0; j < t->f->n_layers; ++j) {
         const nf__layer *L = &t->f->layers[j]; const nf__kind *k = nf__kind_of(L->kind);
@@ -4826,8 +4826,7 @@ static nf_result nf__train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf__tar
     if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(f, r, "backward", -1);
     if (loss) *loss = (double)l->val[0] + c;
     if (!nf__isfinite(l->val[0])) return nf__fail(f, NF_ERR_DIVERGED, "loss is not finite", -1);
-    for (i = 0; i < np; ++i)
-        if (!nf__isfinite(t->grad[i])) return nf__fail(f, NF_ERR_DIVERGED, "gradient is not finite", -1);
+    if ((r = nf__grad_check_finite(t)) != NF_OK) return r;   /* also notes |g|'s bound for the update */
     return nf__clip_and_update(t);
 }
 NFDEF nf_result nf_train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, double *loss) {

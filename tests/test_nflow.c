@@ -663,6 +663,35 @@ static void test_adam_bound_is_safe(void) {
     nf_trainer_destroy(t); nf_flow_destroy(f);
 }
 
+/* A reverse-KL step whose gradient would overflow Adam's moments, right after an ordinary
+   step with small gradients: refused, nothing written (the overflow pre-check must see
+   this step's gradient, not the previous one's) */
+static int steep_target(const nf_real *x, size_t n, int dim, nf_real *logp, nf_real *grad, void *user) {
+    size_t i; int j; double slope = IS_DOUBLE ? 1e200 : 1e30;
+    (void)user;
+    for (i = 0; i < n; ++i) {
+        logp[i] = 0;
+        for (j = 0; j < dim; ++j) { logp[i] += (nf_real)(1e-3 * (double)x[i * dim + j]); grad[i * dim + j] = (nf_real)slope; }
+    }
+    return 0;
+}
+static void test_kl_step_overflow_refused(void) {
+    nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_rng rng; nf_real *y, *before; size_t np; double loss; nf_result r; int same, finite = 1; size_t i;
+    nf_rng_seed(&rng, 5);
+    nf_flow_desc_realnvp(&d, 2, 2, 8);
+    nf_flow_create(&f, &d);
+    nf_trainer_create(&t, f, NULL, 16);
+    y = rand_rows(&rng, 16, 2);
+    nf_train_step(t, y, NULL, 16, &loss);   /* small gradients first */
+    np = nf_flow_num_params(f);
+    before = (nf_real *)malloc(np * sizeof(nf_real)); memcpy(before, nf_flow_params(f), np * sizeof(nf_real));
+    r = nf_train_step_kl(t, &rng, 16, steep_target, NULL, &loss);
+    same = memcmp(before, nf_flow_params(f), np * sizeof(nf_real)) == 0;
+    for (i = 0; i < np; ++i) finite &= nf__isfinite(nf_flow_params(f)[i]);
+    check(r == NF_ERR_DIVERGED && same && finite, "kl_step_that_would_overflow_is_refused", "result %g, parameters unchanged %g", (double)r, (double)same);
+    free(y); free(before); nf_trainer_destroy(t); nf_flow_destroy(f);
+}
+
 /* Adam against updates worked by hand (double arithmetic, 3 steps, one parameter). */
 static void test_adam(void) {
     nf_adam_config c; nf_real p[2] = {1, -2}, m[2] = {0, 0}, v[2] = {0, 0};
@@ -918,6 +947,7 @@ int main(int argc, char **argv) {
     test_spline_edges();
     test_adam();
     test_adam_bound_is_safe();
+    test_kl_step_overflow_refused();
     if (!quick) { test_training(); test_fit(); }
     test_weights_and_clipping();
     test_bad_input();
