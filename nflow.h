@@ -4329,7 +4329,7 @@ static int nf__adam_finite(const nf_adam_config *c, long t, size_t n, const nf_r
 /* ---- training ----------------------------------------------------------------------- */
 struct nf_trainer;
 static nf_result nf__grad_check_finite(struct nf_trainer *t);
-static int nf__adam_bounded(const struct nf_trainer *t);
+static int nf__adam_bounded(const struct nf_trainer *t, double *gmax);
 struct nf_trainer {
     nf_flow *f;
     nf_adam_config cfg;
@@ -4338,39 +4338,36 @@ struct nf_trainer {
     nf_arena arena;
     long t;
     void *block;
-    double gmax, mmax, vmax;   /* bounds on |grad| (the last finiteness check), |m| and v */
+    double mmax, vmax;   /* bounds on |m| and v (no larger than the largest nf_real / 16) */
 };
 
-/* every gradient finite (else NF_ERR_DIVERGED), and its largest magnitude noted */
+/* every gradient finite, else NF_ERR_DIVERGED */
 static nf_result nf__grad_check_finite(nf_trainer *t) {
-    size_t i, np = t->f->n_params; nf_real gm = 0; int bad = 0;
-    for (i = 0; i < np; ++i) {
-        nf_real a = NF_FABS(t->grad[i]);
-        bad |= !nf__isfinite(a);
-        gm = a > gm ? a : gm;
-    }
-    if (bad) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
-    t->gmax = (double)gm;
-    return NF_OK;
+    size_t i, np = t->f->n_params; int bad = 0;
+    for (i = 0; i < np; ++i) bad |= !nf__isfinite(t->grad[i]);
+    return bad ? nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1) : NF_OK;
 }
-/* 1 if the next Adam step provably keeps every moment and parameter finite: from the
-   bounds on |g|, |m| and v, and one read of the parameters. Each bound is kept below a
-   16th of the largest nf_real, far more than float rounding can add. */
-static int nf__adam_bounded(const nf_trainer *t) {
-    size_t i, np = t->f->n_params; const nf_real *p = t->f->params; nf_real pm = 0; int bad = 0;
-    nf__adamk k; double lim = NF__RMAX / 16, G = t->gmax, mn, vn, d;
+/* 1 if the next Adam step provably keeps every moment and parameter finite: from one
+   read of the gradient and the parameters and the bounds on |m| and v. Each bound is
+   kept below a 16th of the largest nf_real, far more than float rounding can add.
+   *gmax: the largest |gradient| (for the moments' next bounds). */
+static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
+    size_t i, np = t->f->n_params; const nf_real *p = t->f->params, *g = t->grad; nf_real pm = 0, gm = 0; int bad = 0;
+    nf__adamk k; double lim = NF__RMAX / 16, G, mn, vn, d;
+    for (i = 0; i < np; ++i) {
+        nf_real a = NF_FABS(p[i]), b = NF_FABS(g[i]);
+        bad |= !nf__isfinite(a); bad |= !nf__isfinite(b);
+        pm = a > pm ? a : pm;
+        gm = b > gm ? b : gm;
+    }
+    *gmax = G = (double)gm;
+    if (bad) return 0;
     nf__adam_coefs(&t->cfg, t->t + 1, &k);
     mn = (double)k.b1 * t->mmax + (1 - (double)k.b1) * G;
     vn = (double)k.b2 * t->vmax + (1 - (double)k.b2) * G * G;
     if (!(k.eps > 0) || !(G * G < lim) || !(mn * (double)k.c1 < lim) || !(vn * (double)k.c2 < lim)) return 0;
     d = (double)k.step * mn * (double)k.c1 / (double)k.eps;   /* the largest |change| */
-    if (!(d < lim)) return 0;
-    for (i = 0; i < np; ++i) {
-        nf_real a = NF_FABS(p[i]);
-        bad |= !nf__isfinite(a);
-        pm = a > pm ? a : pm;
-    }
-    return !bad && (double)pm * fabs((double)k.decay) + d < lim;
+    return d < lim && (double)pm * fabs((double)k.decay) + d < lim;
 }
 
 NFDEF nf_real *nf_trainer_grad(nf_trainer *t) { return t ? t->grad : NULL; }
@@ -4628,8 +4625,8 @@ NFDEF nf_result nf_trainer_apply(nf_trainer *t) {
 /* global-norm clipping, then one AdamW step. Weights that are not part of the model
    (autoregressive masks) get no gradient, whatever the caller left there, so they stay 0.
    A step that would make a moment or parameter non-finite is refused, nothing written. */
-static nf_result nf__clip_and_update(nf_trainer *t) {   /* after nf__grad_check_finite on this gradient */
-    size_t i, np = t->f->n_params; int j;
+static nf_result nf__clip_and_update(nf_trainer *t) {
+    size_t i, np = t->f->n_params; int j; double G;
     for (j = 0; j < t->f->n_layers; ++j) {
         const nf__layer *L = &t->f->layers[j]; const nf__kind *k = nf__kind_of(L->kind);
         if (k->fixup) k->fixup(L, t->grad + L->poff);
@@ -4643,16 +4640,16 @@ static nf_result nf__clip_and_update(nf_trainer *t) {   /* after nf__grad_check_
             for (i = 0; i < np; ++i) t->grad[i] *= k;
         }
     }
-    /* all or nothing: the bounds settle the usual step in one read of the parameters; only
-       when they cannot vouch for it is every element's update worked out first */
-    if (!nf__adam_bounded(t) && !nf__adam_finite(&t->cfg, t->t + 1, np, t->f->params, t->grad, t->m, t->v))
+    /* all or nothing: the bounds settle the usual step in one read of the parameters and
+       gradient; only when they cannot vouch for it is every element's update worked out */
+    if (!nf__adam_bounded(t, &G) && !nf__adam_finite(&t->cfg, t->t + 1, np, t->f->params, t->grad, t->m, t->v))
         return nf__fail(t->f, NF_ERR_DIVERGED, "the step would overflow (gradient or learning rate too large)", -1);
     t->t++;
     nf_adam_update(&t->cfg, t->t, np, t->f->params, t->grad, t->m, t->v);
     {   /* the moments' new bounds: m and v are convex mixes of their old values and g, g^2 */
         double b1 = t->cfg.beta1, b2 = t->cfg.beta2;
-        t->mmax = b1 * t->mmax + (1 - b1) * t->gmax;
-        t->vmax = b2 * t->vmax + (1 - b2) * t->gmax * t->gmax;
+        t->mmax = b1 * t->mmax + (1 - b1) * G;
+        t->vmax = b2 * t->vmax + (1 - b2) * G * G;
     }
     return NF_OK;
 }
@@ -4826,7 +4823,7 @@ static nf_result nf__train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf__tar
     if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(f, r, "backward", -1);
     if (loss) *loss = (double)l->val[0] + c;
     if (!nf__isfinite(l->val[0])) return nf__fail(f, NF_ERR_DIVERGED, "loss is not finite", -1);
-    if ((r = nf__grad_check_finite(t)) != NF_OK) return r;   /* also notes |g|'s bound for the update */
+    if ((r = nf__grad_check_finite(t)) != NF_OK) return r;
     return nf__clip_and_update(t);
 }
 NFDEF nf_result nf_train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, double *loss) {
