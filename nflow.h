@@ -228,7 +228,8 @@ static const char *const nf__config_check = &NF__CONFIG_SYMBOL;
     X(NF_ERR_IO,          "i/o error") \
     X(NF_ERR_READONLY,    "flow weights are read-only") \
     X(NF_ERR_RANGE,       "value not representable in this build's precision") \
-    X(NF_ERR_PRECISION,   "data have lost the precision a fit needs")
+    X(NF_ERR_PRECISION,   "data have lost the precision a fit needs") \
+    X(NF_ERR_UNSUPPORTED, "this build compiled out a part the flow needs (an NFLOW_NO_* switch)")
 
 typedef enum nf_result {
 #define NF__ENUM(name, msg) name,
@@ -404,7 +405,10 @@ NFDEF void nf_flow_desc_init(nf_flow_desc *d, int dim);
 /* Appends a layer; returns NF_ERR_ARG when NF_MAX_LAYERS are already there. */
 NFDEF nf_result nf_flow_desc_add(nf_flow_desc *d, const nf_layer_desc *layer);
 /* Preset "RealNVP with L couplings of width H": affine couplings with alternating
-   checkerboard masks (ReLU conditioner of depth 2). */
+   checkerboard masks (ReLU conditioner of depth 2). dim >= 2: in 1-D every affine
+   coupling is one affine map of the whole variable, so the flow could only be a
+   Gaussian; dim 1 is NF_ERR_SHAPE (use nf_flow_desc_nsf, a spline MAF or
+   NF_LAYER_MONOTONE, which bend a 1-D density). */
 NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, int hidden);
 /* Preset "neural spline flow": rational-quadratic spline couplings with K bins (0: 8),
    alternating checkerboard masks, tail bound 5 (not the layer's 3: standardised real
@@ -414,7 +418,8 @@ NFDEF nf_result nf_flow_desc_nsf(nf_flow_desc *d, int dim, int couplings, int hi
 /* Preset "masked autoregressive flow": L autoregressive layers (MADE conditioners of
    width H), natural and reversed orders alternating; transformer NF_TRANSFORM_AFFINE or
    NF_TRANSFORM_SPLINE (tail bound 5, as nf_flow_desc_nsf); inverse 0 = MAF (fast
-   densities, for fitting data), 1 = IAF (fast sampling, for reverse-KL fitting). */
+   densities, for fitting data), 1 = IAF (fast sampling, for reverse-KL fitting). With the
+   affine transformer dim 1 is NF_ERR_SHAPE, as for nf_flow_desc_realnvp. */
 NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidden, int transformer, int inverse);
 
 NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes);
@@ -511,8 +516,12 @@ NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes);
 NFDEF nf_result nf_flow_save(const nf_flow *f, void *buf, size_t cap, size_t *written);
 #endif
 #ifndef NFLOW_NO_LOADER
-/* Validates a whole model (checksum, architecture, values) and returns its description. */
-NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d);
+/* Validates a whole model (checksum, architecture, values) and returns its description.
+   A model with bounded or periodic parameters describes them in dim nf_domain entries
+   of yours (d->domains points at them; d->dim says how many): with fewer than dim
+   (or NULL), NF_ERR_ARG, d filled but d->domains NULL. Models whose parameters are all
+   real need none (NULL, 0). */
+NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d, nf_domain *domains, size_t cap);
 /* Loads the weights into a flow built from that same description (no allocation). */
 NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len);
 /* nf_flow_create + nf_flow_load_into. */
@@ -1997,6 +2006,7 @@ NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, in
     int i;
     if (!d) return NF_ERR_NULL;
     nf_flow_desc_init(d, dim);
+    if (dim == 1) return NF_ERR_SHAPE;   /* one affine map: a Gaussian, whatever the data */
     if (couplings < 1 || couplings > NF_MAX_LAYERS || hidden < 0) return NF_ERR_ARG;
     for (i = 0; i < couplings; ++i) {
         nf_layer_desc l; memset(&l, 0, sizeof l);
@@ -3053,6 +3063,7 @@ NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidde
     int i;
     if (!d) return NF_ERR_NULL;
     nf_flow_desc_init(d, dim);
+    if (dim == 1 && transformer == NF_TRANSFORM_AFFINE) return NF_ERR_SHAPE;   /* as nf_flow_desc_realnvp */
     if (layers < 1 || layers > NF_MAX_LAYERS || hidden < 0) return NF_ERR_ARG;
     for (i = 0; i < layers; ++i) {
         nf_layer_desc l; memset(&l, 0, sizeof l);
@@ -3621,7 +3632,7 @@ NFDEF nf_result nf_flow_forward_stage(nf_flow *f, const nf_real *y, size_t n, in
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
         nf__chunk_forward(f, y + i * f->dim, R, NULL, 0, cur, &w, k);   /* layers 0 .. k-1 */
-        if ((r = nf__check_out(f, cur, R, f->dim, NULL, i)) != NF_OK) return r;
+        if ((r = nf__check_out(f, cur, R, f->dim, NULL, i)) != NF_OK || (logdet && (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK)) return r;
         memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
@@ -3889,6 +3900,8 @@ typedef struct nf__model {
     int init[NF_MAX_LAYERS];          /* per layer: ActNorm initialised */
     const unsigned char *doms, *reals;
     size_t rsize, n_params, len;
+    int has_dom;                      /* some parameter is bounded or periodic */
+    const char *why;                  /* what a failure was about, when known */
 } nf__model;
 
 /* The loader never allocates more than NF__LOAD_FACTOR times the model's bytes plus
@@ -3913,6 +3926,7 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
     const unsigned char *p = (const unsigned char *)buf; uint64_t total, np64; size_t off, np, need, k, ns; nf__shape sh;
     uint32_t rb, nl, dim, cdim, j, lb; nf_result r;
     nf_flow_desc *d = &m->d;
+    m->why = NULL;
     if (!buf) return NF_ERR_NULL;
     if (memcmp(p, nf__magic, len < 8 ? len : 8) != 0) return NF_ERR_BAD_MAGIC;
     if (len < NF__HDR_BYTES) return NF_ERR_TRUNCATED;
@@ -3929,6 +3943,7 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
     if (dim < 1 || dim > NF__MAXDIM || nl > NF_MAX_LAYERS || cdim > (1u << 16)) return NF_ERR_CORRUPT;
     if (m->flags & ~(m->version >= 2 ? NF__FLAG_FITTED : 0u)) return NF_ERR_CORRUPT;
     memset(d, 0, sizeof *d);
+    m->has_dom = 0;
     d->dim = (int)dim; d->base = (int)nf__get_u32(p + 28); d->n_layers = (int)nl; d->context_dim = (int)cdim;
     d->chunk = (int)(nf__get_u32(p + 36) & 0x7fffffffu); d->seed = nf__get_u64(p + 48);
     off = NF__HDR_BYTES;
@@ -3958,6 +3973,10 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
     for (j = 0; j < dim; ++j, off += NF__DOMAIN_BYTES) {
         nf_domain dm; nf__get_domain(p + off, &dm);
         if ((r = nf__domain_check(&dm)) != NF_OK) return r == NF_ERR_RANGE ? r : NF_ERR_CORRUPT;
+#ifdef NFLOW_NO_DOMAINS   /* the maps are compiled out: such a model would compute wrong densities */
+        if (dm.kind != NF_DOMAIN_REAL) { m->why = "the model has a bounded or periodic parameter: this build defines NFLOW_NO_DOMAINS"; return NF_ERR_UNSUPPORTED; }
+#endif
+        if (dm.kind != NF_DOMAIN_REAL) m->has_dom = 1;
     }
     if ((r = nf__plan(d, NULL, &sh)) != NF_OK) return NF_ERR_CORRUPT;
     np = sh.np;
@@ -3979,19 +3998,24 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
     return NF_OK;
 }
 
-NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d) {
-    nf__model m; nf_result r;
+NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d, nf_domain *domains, size_t cap) {
+    nf__model m; nf_result r; const unsigned char *dp; int j;
     if (!d) return NF_ERR_NULL;
-    if ((r = nf__parse(buf, len, &m)) == NF_OK) *d = m.d;
-    return r;
+    if ((r = nf__parse(buf, len, &m)) != NF_OK) return r;
+    *d = m.d;
+    if (!m.has_dom) return NF_OK;   /* all real: d->domains stays NULL */
+    if (!domains || cap < (size_t)m.d.dim) return NF_ERR_ARG;   /* d->dim says how many */
+    for (j = 0, dp = m.doms; j < m.d.dim; ++j, dp += NF__DOMAIN_BYTES) nf__get_domain(dp, &domains[j]);
+    d->domains = domains;
+    return NF_OK;
 }
 
 /* The first difference between the model's architecture and the flow's, named. */
-static nf_result nf__mismatch(nf_flow *f, const char *field, long layer, double in_file, double in_flow) {
+static nf_result nf__mismatch(nf_flow *f, const char *unit, const char *field, long layer, double in_file, double in_flow) {
     nf__msgbuf mb; char *e = f->err;
     mb.s = e; mb.n = 0; mb.cap = sizeof f->err;
     nf__msg_str(&mb, "model does not match this flow: ");
-    if (layer >= 0) { nf__msg_str(&mb, "layer "); nf__msg_long(&mb, layer); nf__msg_str(&mb, " "); }
+    if (layer >= 0) { nf__msg_str(&mb, unit); nf__msg_str(&mb, " "); nf__msg_long(&mb, layer); nf__msg_str(&mb, " "); }
     nf__msg_str(&mb, field); nf__msg_str(&mb, " (file ");
     nf__msg_num(&mb, in_file); nf__msg_str(&mb, ", flow "); nf__msg_num(&mb, in_flow); nf__msg_str(&mb, ")");
     f->err_row = -1;
@@ -3999,7 +4023,8 @@ static nf_result nf__mismatch(nf_flow *f, const char *field, long layer, double 
 }
 static nf_result nf__compare_arch(nf_flow *f, const nf__model *m, int domains) {
     const nf_flow_desc *a = &m->d, *b = &f->desc; int j; const unsigned char *dp = m->doms;
-#define NF__CMP(fa, fb, name, layer) if ((fa) != (fb)) return nf__mismatch(f, name, layer, (double)(fa), (double)(fb))
+#define NF__CMP(fa, fb, name, layer) if ((fa) != (fb)) return nf__mismatch(f, "layer", name, layer, (double)(fa), (double)(fb))
+#define NF__CMPD(fa, fb, name, dim) if ((fa) != (fb)) return nf__mismatch(f, "dimension", name, dim, (double)(fa), (double)(fb))
     NF__CMP(a->dim, b->dim, "dim", -1);
     NF__CMP(a->base, b->base, "base", -1);
     NF__CMP(a->context_dim, b->context_dim, "context_dim", -1);
@@ -4029,16 +4054,17 @@ static nf_result nf__compare_arch(nf_flow *f, const nf__model *m, int domains) {
         nf_domain x, y; nf__get_domain(dp, &x);
         y = f->dom ? f->dom[j] : x;
         if (!f->dom) { y.kind = NF_DOMAIN_REAL; }
-        NF__CMP(x.kind, y.kind, "domain kind of dimension", j);
+        NF__CMPD(x.kind, y.kind, "domain kind", j);
         if (x.kind == NF_DOMAIN_REAL) continue;
-        NF__CMP(x.lo, y.lo, "domain lo of dimension", j);
-        if (x.kind != NF_DOMAIN_LOWER) NF__CMP(x.hi, y.hi, "domain hi of dimension", j);
+        NF__CMPD(x.lo, y.lo, "domain lo", j);
+        if (x.kind != NF_DOMAIN_LOWER) NF__CMPD(x.hi, y.hi, "domain hi", j);
         if (x.kind == NF_DOMAIN_PERIODIC) {
-            NF__CMP(x.fixed_cut, y.fixed_cut, "fixed_cut of dimension", j);
-            if (x.fixed_cut) NF__CMP(x.cut, y.cut, "cut of dimension", j);
+            NF__CMPD(x.fixed_cut, y.fixed_cut, "fixed_cut", j);
+            if (x.fixed_cut) NF__CMPD(x.cut, y.cut, "cut", j);
         }
     }
 #undef NF__CMP
+#undef NF__CMPD
     return NF_OK;
 }
 
@@ -4049,7 +4075,7 @@ static nf_result nf__load_into(nf_flow *f, const void *buf, size_t len, int doma
     if (!f) return NF_ERR_NULL;
     f->err[0] = 0; f->err_row = -1;
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
-    if ((r = nf__parse(buf, len, &m)) != NF_OK) return nf__fail(f, r, "loading model", -1);
+    if ((r = nf__parse(buf, len, &m)) != NF_OK) return nf__fail(f, r, m.why ? m.why : "loading model", -1);
     if ((r = nf__compare_arch(f, &m, domains)) != NF_OK) return r;
     q = m.reals; C = f->ctx_dim; D = f->dim;
 #define NF__RD(i) (m.rsize == 4 ? (nf_real)nf__get_f32(q + 4 * (i)) : (nf_real)nf__get_f64(q + 8 * (i)))
@@ -4072,11 +4098,11 @@ static nf_result nf__load_into(nf_flow *f, const void *buf, size_t len, int doma
 NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len) { return nf__load_into(f, buf, len, 1); }
 
 NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len) {
-    nf_flow_desc d; nf_result r;
+    nf__model m; nf_result r;
     if (!out) return NF_ERR_NULL;
     *out = NULL;
-    if ((r = nf_flow_load_desc(buf, len, &d)) != NF_OK) return r;
-    if ((r = nf_flow_create(out, &d)) != NF_OK) return r;
+    if ((r = nf__parse(buf, len, &m)) != NF_OK) return r;
+    if ((r = nf_flow_create(out, &m.d)) != NF_OK) return r;   /* domains: copied in from the file */
     if ((r = nf__load_into(*out, buf, len, 0)) != NF_OK) { nf_flow_destroy(*out); *out = NULL; }
     return r;
 }

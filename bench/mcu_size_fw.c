@@ -53,7 +53,7 @@ int main(void) {
     r = SIZE_FLOW_INIT(&f, flow_mem, sizeof flow_mem);
 #else
     {   nf_flow_desc d;
-        if ((r = nf_flow_load_desc(size_model, SIZE_MODEL_BYTES, &d)) != NF_OK) { printf("load_desc: %s\n", nf_result_string(r)); return 2; }
+        if ((r = nf_flow_load_desc(size_model, SIZE_MODEL_BYTES, &d, NULL, 0)) != NF_OK) { printf("load_desc: %s\n", nf_result_string(r)); return 2; }
         d.chunk = 4;   /* rows per inference chunk: a runtime knob, small for a small RAM */
         nf_flow_size(&d, &need);
         if (need > sizeof flow_mem) { printf("size: the loaded flow needs %lu bytes of RAM, more than SIZE_RAM\n", (unsigned long)need); return 3; }

@@ -307,7 +307,7 @@ int main(void) {
         nf_flow_desc d; size_t need = 0; void *mem; nf_flow *c; const nf_real *src = nf_flow_params(f);
         nf_real m[3], s[3];
         nf_flow_get_standardization(f, m, s);
-        nf_flow_load_desc(buf, n, &d);
+        nf_flow_load_desc(buf, n, &d, NULL, 0);
         nf_flow_size_const(&d, &need);
         mem = malloc(need);
         r = nf_flow_init_const(&c, &d, src, nf_flow_num_params(f), m, s, mem, need);

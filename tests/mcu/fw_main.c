@@ -47,7 +47,7 @@ int main(void) {
     nf_flow *f; nf_rng rng; nf_real lp[NPTS], s[NSAMP * 2], slp[NSAMP]; size_t need = 0;
     float worst_lp = 0, worst_s = 0; int i, rep; nf_result r;
 #ifdef FW_LOAD
-    r = nf_flow_load_desc(moons_model, MOONS_MODEL_BYTES, &desc);
+    r = nf_flow_load_desc(moons_model, MOONS_MODEL_BYTES, &desc, NULL, 0);   /* the moons have no domains */
     desc.chunk = 4;   /* rows per inference chunk: a runtime knob, small for a small RAM */
     if (r == NF_OK) r = nf_flow_size(&desc, &need);
     if (r == NF_OK) r = nf_flow_init(&f, &desc, flow_mem.b, sizeof flow_mem.b);

@@ -1,0 +1,135 @@
+/* Trust, round three (issue 18): what an outside review and a first real user found. Each
+   check names its item; each failed on the header before its fix. Built in float and
+   double. Prints "ok name" / "FAIL name: why". */
+#define NFLOW_IMPLEMENTATION
+#include "../nflow.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+static int g_pass, g_fail;
+static void check(int ok, const char *name, const char *why) {
+    if (ok) { g_pass++; printf("ok %s\n", name); }
+    else { g_fail++; printf("FAIL %s: %s\n", name, why ? why : ""); }
+}
+#define IS_DOUBLE (sizeof(nf_real) == 8)
+
+/* A small trained-looking flow over (interval, periodic, real) parameters: random weights
+   (nonzero output layers) so that every part of it matters. */
+static nf_flow *domain_flow(void) {
+    static nf_domain dom[3];
+    nf_flow_desc d; nf_flow *f; size_t i; nf_rng rng; nf_real *p;
+    dom[0].kind = NF_DOMAIN_INTERVAL; dom[0].lo = -1; dom[0].hi = 2;
+    dom[1].kind = NF_DOMAIN_PERIODIC; dom[1].lo = 0; dom[1].hi = 6.283185307179586; dom[1].cut = 1.0;
+    dom[2].kind = NF_DOMAIN_LOWER; dom[2].lo = 0.5;
+    nf_flow_desc_realnvp(&d, 3, 4, 8);
+    d.domains = dom;
+    if (nf_flow_create(&f, &d) != NF_OK) return NULL;
+    nf_rng_seed(&rng, 7);
+    p = nf_flow_params(f);
+    for (i = 0; i < nf_flow_num_params(f); ++i) p[i] = (nf_real)0.2 * nf_rng_normal(&rng);
+    return f;
+}
+
+/* item 2: the no-heap load path (description, your memory, load_into) works for a model
+   with bounded and periodic parameters, and a constant flow from that description
+   computes the same densities */
+static void test_no_heap_load_with_domains(void) {
+    nf_flow *f = domain_flow(), *g = NULL, *c = NULL; size_t n = 0, need = 0; unsigned char *buf; void *mem, *cmem;
+    nf_flow_desc d; nf_domain dom[3]; nf_real y[4 * 3] = {0.5, 2.0, 1.0, -0.9, 6.0, 0.6, 1.9, 0.1, 5.0, 0.0, 3.0, 2.0};
+    nf_real lf[4], lg[4], lc[4], mean[3], sd[3]; nf_result r;
+    if (!f) { check(0, "item2_domain_flow_created", NULL); return; }
+    nf_flow_save_size(f, &n); buf = (unsigned char *)malloc(n);
+    nf_flow_save(f, buf, n, &n);
+    r = nf_flow_load_desc(buf, n, &d, NULL, 0);
+    check(r == NF_ERR_ARG && d.dim == 3 && d.domains == NULL, "item2_load_desc_without_domain_storage_refuses_and_says_dim",
+          nf_result_string(r));
+    r = nf_flow_load_desc(buf, n, &d, dom, 2);
+    check(r == NF_ERR_ARG, "item2_load_desc_with_too_few_domains_refuses", nf_result_string(r));
+    r = nf_flow_load_desc(buf, n, &d, dom, 3);
+    check(r == NF_OK && d.domains == dom && dom[0].kind == NF_DOMAIN_INTERVAL && dom[1].kind == NF_DOMAIN_PERIODIC
+          && dom[1].cut == 1.0 && dom[2].kind == NF_DOMAIN_LOWER && dom[2].lo == 0.5, "item2_load_desc_returns_the_domains", nf_result_string(r));
+    nf_flow_size(&d, &need); mem = malloc(need);
+    r = nf_flow_init(&g, &d, mem, need);
+    if (r == NF_OK) r = nf_flow_load_into(g, buf, n);
+    check(r == NF_OK, "item2_no_heap_path_loads_a_domain_model", g ? nf_flow_error(g) : nf_result_string(r));
+    nf_flow_log_prob(f, y, 4, lf);
+    if (r == NF_OK) {
+        nf_flow_log_prob(g, y, 4, lg);
+        check(memcmp(lf, lg, sizeof lf) == 0, "item2_no_heap_flow_same_densities", NULL);
+    }
+    nf_flow_get_standardization(f, mean, sd);
+    nf_flow_size_const(&d, &need); cmem = malloc(need);
+    r = nf_flow_init_const(&c, &d, nf_flow_params(f), nf_flow_num_params(f), mean, sd, cmem, need);
+    if (r == NF_OK) nf_flow_log_prob(c, y, 4, lc);
+    check(r == NF_OK && memcmp(lf, lc, sizeof lf) == 0, "item2_constant_flow_from_loaded_desc_same_densities", nf_result_string(r));
+    {   /* a mismatch in a domain is named by its dimension, not as a layer */
+        nf_domain other[3]; nf_flow *h = NULL; void *hm;
+        memcpy(other, dom, sizeof other);
+        other[2].kind = NF_DOMAIN_REAL;
+        d.domains = other;
+        nf_flow_size(&d, &need); hm = malloc(need);
+        nf_flow_init(&h, &d, hm, need);
+        r = nf_flow_load_into(h, buf, n);
+        check(r == NF_ERR_SHAPE && strstr(nf_flow_error(h), "dimension 2 domain kind") != NULL && strstr(nf_flow_error(h), "layer") == NULL,
+              "item2_domain_mismatch_names_the_dimension", nf_flow_error(h));
+        free(hm);
+    }
+    free(cmem); free(mem); free(buf); nf_flow_destroy(f);
+}
+
+/* item 3: a stage's log-det that overflows is NF_ERR_RANGE, as nf_flow_forward says */
+static void test_forward_stage_checks_logdet(void) {
+    nf_flow_desc d; nf_layer_desc l; nf_flow *f; nf_real *p, y[1] = {0}, z[1], ld[1]; nf_result r1, r2;
+    nf_flow_desc_init(&d, 1);
+    memset(&l, 0, sizeof l); l.kind = NF_LAYER_MONOTONE; l.hidden = 1;
+    nf_flow_desc_add(&d, &l);
+    if (nf_flow_create(&f, &d) != NF_OK) { check(0, "item3_monotone_flow", NULL); return; }
+    p = nf_flow_params(f);   /* a (1), then b, c, d (1 each): dz/dy = e^a + e^(b + c) (1 - tanh^2) */
+    p[1] = IS_DOUBLE ? 400 : 44; p[2] = IS_DOUBLE ? 400 : 45;   /* e^(b + c) beyond nf_real */
+    r1 = nf_flow_forward(f, y, 1, z, ld);
+    r2 = nf_flow_forward_stage(f, y, 1, 1, z, ld);
+    check(r1 == NF_ERR_RANGE && r2 == NF_ERR_RANGE, "item3_forward_stage_refuses_an_infinite_logdet", nf_result_string(r2));
+    r2 = nf_flow_forward_stage(f, y, 1, 1, z, NULL);   /* the log-det is not asked for: z is finite */
+    check(r2 == NF_OK, "item3_forward_stage_without_logdet_is_fine", nf_result_string(r2));
+    nf_flow_destroy(f);
+}
+
+/* item 4: affine presets in 1-D could only be Gaussians; they are refused, and the spline
+   preset bends a 1-D density (a two-bump mixture: NLL well below the Gaussian's) */
+static void test_presets_1d(int quick) {
+    nf_flow_desc d; nf_flow *f; nf_fit_options o; nf_fit_report rep; nf_rng rng; static nf_real y[4000];
+    double m = 0, v = 0; int i; nf_result r;
+    check(nf_flow_desc_realnvp(&d, 1, 4, 16) == NF_ERR_SHAPE, "item4_realnvp_1d_refused", NULL);
+    check(nf_flow_desc_maf(&d, 1, 4, 16, NF_TRANSFORM_AFFINE, 0) == NF_ERR_SHAPE, "item4_affine_maf_1d_refused", NULL);
+    check(nf_flow_desc_maf(&d, 1, 4, 16, NF_TRANSFORM_SPLINE, 0) == NF_OK, "item4_spline_maf_1d_accepted", NULL);
+    check(nf_flow_desc_realnvp(&d, 2, 4, 16) == NF_OK, "item4_realnvp_2d_accepted", NULL);
+    if (quick) return;
+    nf_rng_seed(&rng, 3);
+    for (i = 0; i < 4000; ++i) y[i] = (nf_rng_uniform(&rng) < (nf_real)0.5 ? -2 : 2) + (nf_real)0.3 * nf_rng_normal(&rng);
+    for (i = 0; i < 4000; ++i) m += (double)y[i];
+    m /= 4000;
+    for (i = 0; i < 4000; ++i) v += ((double)y[i] - m) * ((double)y[i] - m);
+    v /= 4000;
+    nf_flow_desc_nsf(&d, 1, 4, 16, 8);
+    nf_flow_create(&f, &d);
+    nf_fit_options_default(&o); o.max_epochs = 40;
+    r = nf_fit(f, y, 4000, NULL, &o, &rep);
+    {   double gauss = 0.5 * log(2 * 3.14159265358979 * v) + 0.5; char why[96];
+        sprintf(why, "NLL %.3f, Gaussian %.3f", rep.best_val_loss, gauss);
+        printf("# 1-D two bumps: NSF validation NLL %.3f, best Gaussian %.3f\n", rep.best_val_loss, gauss);
+        check(r == NF_OK && rep.best_val_loss < gauss - 0.5, "item4_nsf_1d_bends_a_two_bump_density", why);
+    }
+    nf_flow_destroy(f);
+}
+
+int main(int argc, char **argv) {
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    printf("# issue 18 trust tests, nf_real = %s\n", IS_DOUBLE ? "double" : "float");
+    test_no_heap_load_with_domains();
+    test_forward_stage_checks_logdet();
+    test_presets_1d(quick);
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail != 0;
+}
