@@ -103,6 +103,13 @@ int main(int argc, char **argv) {
     check(a.n == 410 && a.fs == 2048.0, "segment_is_0.2s_at_2048Hz", "n %g fs %g", a.n, a.fs);
     check(fabs(a.det[0].delta) <= 0.5 / GW_FS_RAW + 1e-9 && fabs(a.det[1].delta) <= 0.5 / GW_FS_RAW + 1e-9,
           "first_sample_within_half_a_raw_sample_of_t0", "delta H1 %g L1 %g", a.det[0].delta, a.det[1].delta);
+    { double worst = 0; int i;   /* the analysed samples are the conditioned series' at t0 + delta */
+      for (k = 0; k < GW_NDET; ++k) {
+          const gw_detector_data *dd = &a.det[k];
+          worst = fmax(worst, fabs(dd->cond_t0 + (double)dd->i0 * a.dt - (dd->t0 + dd->delta)));
+          for (i = 0; i < a.n; ++i) if (dd->d[i] != dd->cond[dd->i0 + i]) worst = 1;
+      }
+      check(worst < 1e-7, "analysed_samples_start_at_t0_plus_delta", "max time error %g s %g", worst, 0); }
     check(a.det[0].nseg >= 20 && a.det[1].nseg >= 20, "welch_uses_20+_offsource_segments", "H1 %g L1 %g", a.det[0].nseg, a.det[1].nseg);
     { gw_analysis b; int bad = gw_analysis_init(&b, "no/such/folder", NULL);
       check(bad != 0, "missing_data_is_an_error", "%g %g", bad, 0); }
@@ -209,6 +216,23 @@ int main(int argc, char **argv) {
           sprintf(name, "whitened_onsource_%s_first_20ms_louder_than_noise", gw_sites[k].name);
           check(v / 40 > 1.5, name, "variance %g %g", v / 40, 0); }
     }
+
+    /* the noise estimate does not see the event: scrambling [t0 - 3.9 s, t0 + 1.9 s] leaves it unchanged */
+    { double worst = 0, save[GW_MAX_N]; int i; long q, lo, hi;
+      for (k = 0; k < GW_NDET; ++k) {
+          gw_detector_data *dd = &a.det[k]; double *keep;
+          lo = dd->i0 - (long)(3.9 * a.fs); hi = dd->i0 + (long)(1.9 * a.fs);
+          keep = (double *)malloc(sizeof(double) * (size_t)(hi - lo));
+          memcpy(keep, dd->cond + lo, sizeof(double) * (size_t)(hi - lo));
+          memcpy(save, dd->acf, sizeof save);
+          for (q = lo; q < hi; ++q) dd->cond[q] = 1e3 * sin(0.37 * (double)q);
+          gw__noise(&a, k);
+          for (i = 0; i < a.n; ++i) worst = fmax(worst, fabs(dd->acf[i] - save[i]) / save[0]);
+          memcpy(dd->cond + lo, keep, sizeof(double) * (size_t)(hi - lo));
+          memcpy(dd->acf, save, sizeof save);
+          free(keep);
+      }
+      check(worst == 0, "noise_estimate_ignores_onsource_data", "max acf change %g %g", worst, 0); }
 
     /* likelihood: lattice (fast) vs Cholesky whitening vs dense Gaussian elimination */
     for (p = 0; p < 2; ++p) {
