@@ -55,6 +55,7 @@
        nf_domain dom[GW_MAX_DIM]; gw_domains(&m, dom);
        ... nf_infer(..., GW_DIM(2), gw_log_density, &m, ...)
        gw_analysis_free(&a);
+   gw_log_density reads the analysis only (thread-safe) and uses ~72 KB of stack per call.
    gw_param_name(j) and gw_param_unit(j) name x[j]. gw_grid gives the exact evidence and
    the exact M and chi marginals (amplitudes integrated analytically, M and chi on a grid).
 
