@@ -229,7 +229,8 @@ static const char *const nf__config_check = &NF__CONFIG_SYMBOL;
     X(NF_ERR_READONLY,    "flow weights are read-only") \
     X(NF_ERR_RANGE,       "value not representable in this build's precision") \
     X(NF_ERR_PRECISION,   "data have lost the precision a fit needs") \
-    X(NF_ERR_UNSUPPORTED, "this build compiled out a part the flow needs (an NFLOW_NO_* switch)")
+    X(NF_ERR_UNSUPPORTED, "this build compiled out a part the flow needs (an NFLOW_NO_* switch)") \
+    X(NF_ERR_CHECK_FAILED, "the posterior did not pass its checks (see the report and nf_flow_error)")
 
 typedef enum nf_result {
 #define NF__ENUM(name, msg) name,
@@ -557,13 +558,21 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
 typedef int (*nf_log_density_fn)(const nf_real *x, size_t n, int dim, nf_real *logp, nf_real *grad, void *user);
 /* The same for a conditional density p~(x | c): ctx holds one context row per x row. */
 typedef int (*nf_log_density_ctx_fn)(const nf_real *x, const nf_real *ctx, size_t n, int dim, nf_real *logp, nf_real *grad, void *user);
-/* Importance sampling with the flow as proposal for an unnormalised density p~:
+/* Importance sampling with the flow as proposal for an unnormalised density p~ (any dim):
    weights w = p~(x) / q(x) over n samples. log_z estimates log of p~'s normaliser,
    log_z_se its standard error (delta method), ess the effective sample size
-   (sum w)^2 / sum w^2. Allocates n doubles through NF_MALLOC. */
-typedef struct nf_is_report { double log_z, log_z_se, ess, ess_fraction; size_t n; } nf_is_report;
+   (sum w)^2 / sum w^2 of the raw weights, khat the Pareto k-hat of their tail (PSIS: above
+   0.7 the estimates are not to be trusted). Allocates about n (dim + 4) reals through
+   NF_MALLOC. */
+typedef struct nf_is_report { double log_z, log_z_se, ess, ess_fraction, khat; size_t n; } nf_is_report;
 #ifndef NFLOW_NO_IMPORTANCE
 NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, nf_is_report *rep);
+/* Pareto-smoothed importance sampling (Vehtari, Simpson, Gelman, Yao, Gabry 2015/2024) on n
+   log weights, in place: the largest min(n/5, 3 sqrt(n)) are replaced by the expected order
+   statistics of a generalized Pareto fit to them (Zhang and Stephens 2009, with the weakly
+   informative prior), capped at the largest raw weight; -inf (zero weight) stays. khat: the
+   fit's shape (below 0.5 good, above 0.7 unreliable). Allocates n (size_t + double). */
+NFDEF nf_result nf_psis(double *log_w, size_t n, double *khat);
 #endif
 
 #ifndef NFLOW_NO_TRAINING
@@ -738,6 +747,94 @@ NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
    context is standardised too; periodic cuts are placed where the data are sparsest. */
 NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n, const nf_real *w,
                            const nf_fit_options *o, nf_fit_report *rep);
+
+/* ---- inference from a likelihood -------------------------------------------------
+   nf_infer turns an unnormalised log posterior (nf_log_density_fn: log likelihood + log
+   prior, with its gradient, in your coordinates; -inf outside the support) into posterior
+   samples, the log evidence and a verdict:
+     1. search:  L-BFGS from several starts in the flow's unconstrained coordinates (its
+                 domains), a Laplace Gaussian at each distinct mode (dense Hessian from
+                 gradient differences), each weighted by importance sampling;
+     2. start:   the flow is placed there: standardisation at the modes' mean and sds, a
+                 first NF_LAYER_LU_LINEAR set to their correlations (one mode and an LU
+                 first layer: the flow is then exactly the Laplace Gaussian), otherwise
+                 fitted to the modes' mixture by maximum likelihood (no target evaluation);
+     3. fit:     reverse KL (draws outside the support left out), until the recent draws
+                 pass (Pareto k-hat < 0.5, ESS above 30% of the draws), the ELBO stops
+                 improving after three learning-rate cuts, or the budget; no fit at all if
+                 the start already passes;
+     4. check:   importance sampling with a defensive proposal (the flow's map over a
+                 mixture of its base and a heavy-tailed t base: where the flow's tails are
+                 too light, the check sees it) and Pareto smoothing (PSIS: Vehtari, Simpson,
+                 Gelman, Yao, Gabry): k-hat, ESS, log Z and its standard error;
+     5. correct: if the check fails, flow-driven MCMC (independence Metropolis-Hastings
+                 with the flow as proposal, alternating with random-walk steps in the
+                 flow's latent space) in several chains, until split rank-normalised R-hat
+                 and bulk ESS pass (Vehtari, Gelman, Simpson, Carpenter, Buerkner 2021).
+   NF_OK only when a check passed: k-hat <= min(khat_max, 1 - 1/log10(draws)) and ESS >=
+   ess_min (samples: importance-resampled draws), or R-hat < rhat_max and ESS >= ess_min
+   (samples: the chains' draws). Otherwise NF_ERR_CHECK_FAILED, the report filled, the
+   samples what there is, and nf_flow_error naming the failed diagnostic. Checks cannot
+   see a mode that no search found and the flow never reached (give starts, options.init).
+   A target that fails (returns nonzero) stops the call with NF_ERR_ARG; a NaN or +inf
+   value or gradient with NF_ERR_NONFINITE naming the point; the flow keeps its last
+   good parameters either way. Allocates through NF_MALLOC and frees it all. */
+typedef struct nf_infer_progress {
+    int stage;                 /* NF_INFER_STAGE_* */
+    long evals, steps;         /* target evaluations so far; reverse-KL steps */
+    double elbo, khat;         /* recent ELBO; k-hat of the recent draws */
+} nf_infer_progress;
+enum { NF_INFER_STAGE_SEARCH = 1, NF_INFER_STAGE_FIT, NF_INFER_STAGE_CHECK, NF_INFER_STAGE_MCMC };
+/* Return nonzero to end the stage early (the checks still run). */
+typedef int (*nf_infer_callback)(const nf_infer_progress *p, void *user);
+enum { NF_INFER_IMPORTANCE = 1, NF_INFER_MCMC = 2 };   /* how the samples were made */
+
+/* Zero is not "default" for every field: start from nf_infer_options_default. */
+typedef struct nf_infer_options {
+    long max_evals;        /* target evaluations, all stages together (1,000,000) */
+    int starts;            /* mode searches (8) */
+    const nf_real *init;   /* optional start rows (n_init x dim, your coordinates) */
+    size_t n_init;         /* at most starts; the other starts are random */
+    double init_sd;        /* random starts: N(0, s^2) in unconstrained coordinates, s cycling
+                              through init_sd x 1, 0.5, 2 (2) */
+    int batch;             /* draws per reverse-KL step (64) */
+    long max_steps;        /* reverse-KL steps at most (4000) */
+    double lr;             /* the fit's Adam learning rate (2e-3), cut on plateaus */
+    long check_draws;      /* draws of the check (0: max(4000, n_samples)) */
+    double khat_max;       /* Pareto k-hat accepted (0.7) */
+    double ess_min;        /* effective sample size required (400) */
+    int chains;            /* MCMC chains when the check fails (4; 0: no MCMC) */
+    double rhat_max;       /* split R-hat accepted (1.01) */
+    int warm_start;        /* 1: start from the flow as it is, no search (0) */
+    uint64_t seed;         /* (1) */
+    nf_infer_callback callback; void *user;
+} nf_infer_options;
+
+typedef struct nf_infer_report {
+    int method;            /* NF_INFER_IMPORTANCE or NF_INFER_MCMC (0: no samples) */
+    int modes;             /* distinct modes the searches found */
+    long evals, evals_search, evals_fit, evals_check, evals_mcmc;   /* target evaluations (rows) */
+    long steps;            /* reverse-KL steps */
+    double elbo;           /* ELBO of the fit's last 50 steps (nats; -inf if it did not fit) */
+    double log_z, log_z_se;   /* log evidence (importance sampling) and its standard error */
+    double khat, ess, ess_fraction;   /* the check: Pareto k-hat, ESS, ESS per draw */
+    double rhat, mcmc_ess; /* MCMC: worst split R-hat, smallest bulk ESS over parameters */
+    double accept_global, accept_local;   /* MCMC acceptance of flow proposals and local moves */
+    long outside;          /* draws where the target was -inf (outside its support) */
+} nf_infer_report;
+
+NFDEF void      nf_infer_options_default(nf_infer_options *o);
+#ifndef NFLOW_NO_IMPORTANCE
+/* Posterior samples (n_samples x dim, may be 0 with samples NULL) of the unnormalised
+   log density target, and the report; the flow is left fitted to the posterior. */
+NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const nf_infer_options *o,
+                         nf_infer_report *rep, nf_real *samples, size_t n_samples);
+#endif
+/* The score: grad[i * dim + j] = d log q(y_i) / d y_ij (and logp, may be NULL, log q(y_i)) for
+   n rows, through the tape of trainer t (its arena; its gradient array is overwritten, the
+   parameters are not). Rows outside the domain: log q = -inf, gradient 0. For your own HMC
+   or Langevin sampler on the flow's density. */
+NFDEF nf_result nf_flow_log_prob_grad(nf_trainer *t, const nf_real *y, size_t n, nf_real *logp, nf_real *grad);
 #endif /* NFLOW_NO_TRAINING */
 
 #ifdef __cplusplus
@@ -836,6 +933,13 @@ static int nf__isfinite(nf_real x) {
     uint32_t u; memcpy(&u, &x, sizeof u);
     return ((u >> 23) & 0xffu) != 0xffu;
 #endif
+}
+
+/* -inf, from the bits (a zero density is a valid answer of a target; -ffast-math may
+   assume no infinities, so comparisons cannot be trusted to see it) */
+NF__HELPER int nf__is_neg_inf(double x) {
+    uint64_t u; memcpy(&u, &x, sizeof u);
+    return u == 0xfff0000000000000ull;
 }
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -4239,24 +4343,102 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
 #endif /* NFLOW_NO_STDIO */
 
 #ifndef NFLOW_NO_IMPORTANCE
-/* -inf, from the bits (a zero density is a valid answer of a target; -ffast-math may
-   assume no infinities, so comparisons cannot be trusted to see it) */
-static int nf__is_neg_inf(double x) {
-    uint64_t u; memcpy(&u, &x, sizeof u);
-    return u == 0xfff0000000000000ull;
+/* heap sort of idx[0..n) by key[idx] ascending */
+static void nf__sift(size_t *idx, const double *key, size_t a, size_t n) {
+    for (;;) {
+        size_t c = 2 * a + 1, t;
+        if (c >= n) return;
+        if (c + 1 < n && key[idx[c + 1]] > key[idx[c]]) ++c;
+        if (!(key[idx[c]] > key[idx[a]])) return;
+        t = idx[a]; idx[a] = idx[c]; idx[c] = t; a = c;
+    }
 }
+static void nf__argsort(size_t *idx, const double *key, size_t n) {
+    size_t i, t;
+    for (i = 0; i < n; ++i) idx[i] = i;
+    for (i = n / 2; i-- > 0;) nf__sift(idx, key, i, n);
+    for (i = n; i-- > 1;) { t = idx[0]; idx[0] = idx[i]; idx[i] = t; nf__sift(idx, key, 0, i); }
+}
+
+/* ---- Pareto-smoothed importance sampling (Vehtari, Simpson, Gelman, Yao, Gabry) ---- */
+/* Generalized Pareto fit to exceedances x[0..n) (ascending, > 0) by Zhang and Stephens
+   (2009): a posterior-weighted average over a grid of theta, with the weakly
+   informative prior that shrinks k towards 0.5 for small tails. */
+static void nf__gpd_fit(const double *x, size_t n, double *k_out, double *sigma_out) {
+    int m = 30 + (int)sqrt((double)n), j; size_t i;
+    double xstar = x[(size_t)((double)n / 4 + 0.5) > 0 ? (size_t)((double)n / 4 + 0.5) - 1 : 0];
+    double lmax = -HUGE_VAL, wsum = 0, th_hat = 0, k;
+    double th[64 + 1024], l[64 + 1024];   /* m <= 30 + sqrt(n): n below 1e6 fits */
+    if (m > 64 + 1024) m = 64 + 1024;
+    for (j = 0; j < m; ++j) {
+        double t = 1 / x[n - 1] + (1 - sqrt((double)m / ((double)j + 0.5))) / (3 * xstar), kk = 0;
+        for (i = 0; i < n; ++i) kk += log1p(-t * x[i]);
+        kk /= (double)n;
+        th[j] = t;
+        l[j] = (double)n * (log(-t / kk) - kk - 1);
+        if (!nf__isfinite_d(l[j])) l[j] = -HUGE_VAL;
+        if (l[j] > lmax) lmax = l[j];
+    }
+    for (j = 0; j < m; ++j) { double w = exp(l[j] - lmax); wsum += w; th_hat += w * th[j]; }
+    th_hat /= wsum;
+    for (k = 0, i = 0; i < n; ++i) k += log1p(-th_hat * x[i]);
+    k /= (double)n;
+    *sigma_out = -k / th_hat;
+    *k_out = (k * (double)n + 10 * 0.5) / ((double)n + 10);   /* the prior: 10 pseudo-points at 0.5 */
+}
+/* PSIS on n log weights (in place: the M largest replaced by the fitted tail's expected
+   order statistics, capped at the largest raw weight); *khat is the tail's shape. A log
+   weight of -inf (zero weight) stays so. Scratch: idx (n), x (M). */
+static void nf__psis(double *lw, size_t n, double *khat, size_t *idx, double *x) {
+    size_t M, i, nz = 0, first; double mx, cut, k, sigma;
+    *khat = -HUGE_VAL;
+    nf__argsort(idx, lw, n);
+    while (nz < n && !(lw[idx[nz]] > -HUGE_VAL)) ++nz;   /* zero weights sort first */
+    if (n - nz < 10) { *khat = HUGE_VAL; return; }        /* too few to say anything */
+    M = (size_t)ceil(fmin(0.2 * (double)(n - nz), 3 * sqrt((double)(n - nz))));
+    if (M < 5) M = 5;
+    first = n - M;                                        /* the tail: idx[first .. n) */
+    mx = lw[idx[n - 1]]; cut = lw[idx[first - 1]];
+    for (i = 0; i < M; ++i) x[i] = exp(lw[idx[first + i]] - mx) - exp(cut - mx);
+    if (!(x[M - 1] > 0)) { *khat = 0; return; }           /* a flat tail: nothing to smooth */
+    for (i = 0; i < M; ++i) if (x[i] <= 0) x[i] = 1e-300;
+    nf__gpd_fit(x, M, &k, &sigma);
+    *khat = k;
+    if (!nf__isfinite_d(k)) { *khat = HUGE_VAL; return; }
+    for (i = 0; i < M; ++i) {   /* quantiles at (i + 1/2) / M, ascending like the tail */
+        double p = ((double)i + 0.5) / (double)M, q;
+        q = fabs(k) < 1e-9 ? -sigma * log1p(-p) : sigma * expm1(-k * log1p(-p)) / k;
+        q = log(q + exp(cut - mx)) + mx;
+        lw[idx[first + i]] = q < mx ? q : mx;
+    }
+}
+NFDEF nf_result nf_psis(double *log_w, size_t n, double *khat) {
+    size_t *idx; double *x; size_t bytes;
+    if (!log_w || !khat) return NF_ERR_NULL;
+    if (n < 2) return NF_ERR_ARG;
+    if (!nf__mul(n, sizeof(size_t) + sizeof(double), &bytes)) return NF_ERR_OVERFLOW;
+    idx = (size_t *)NF_MALLOC(bytes, NULL);
+    if (!idx) return NF_ERR_NOMEM;
+    x = (double *)(idx + n);
+    nf__psis(log_w, n, khat, idx, x);
+    NF_FREE(idx, NULL);
+    return NF_OK;
+}
+
 NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_density_fn target, void *user, nf_is_report *rep) {
-    double *lw, mx = 0, s1 = 0, s2 = 0, var = 0, mean; size_t i, k, bytes, nz = 0; nf_result r = NF_OK;
-    nf_real x[64 * 16], lq[64], lp[64]; int D;
+    double *lw, *sm, mx = 0, s1 = 0, s2 = 0, var = 0, mean; size_t i, k, bytes, nz = 0, *idx; nf_result r = NF_OK;
+    nf_real *x, *lq, *lp; int D, ok = 1;
     if (!f) return NF_ERR_NULL;
     if (!rng || !target || !rep) return nf__fail(f, NF_ERR_NULL, "rng, target or report is NULL", -1);
     if (n < 2) return nf__fail(f, NF_ERR_ARG, "need at least 2 samples", -1);
     if (f->ctx_dim) return nf__fail(f, NF_ERR_ARG, "importance sampling needs a flow without context", -1);
     D = f->dim;
-    if (D > 16) return nf__fail(f, NF_ERR_SHAPE, "importance sampling supports dim <= 16", -1);
-    if (!nf__mul(n, sizeof(double), &bytes)) return nf__fail(f, NF_ERR_OVERFLOW, "n samples' weights", -1);
+    /* log weights, their smoothed copy, sort indices; a chunk of 64 draws */
+    bytes = nf__madd(nf__madd(0, n, 3 * sizeof(double) + sizeof(size_t), &ok), 64, ((size_t)D + 2) * sizeof(nf_real), &ok);
+    if (!ok) return nf__fail(f, NF_ERR_OVERFLOW, "n samples' weights", -1);
     lw = (double *)NF_MALLOC(bytes, NULL);
     if (!lw) return nf__fail(f, NF_ERR_NOMEM, "importance weights", -1);
+    sm = lw + n; idx = (size_t *)(sm + 2 * n); x = (nf_real *)(idx + n); lq = x + 64 * (size_t)D; lp = lq + 64;
     for (i = 0; i < n && r == NF_OK; i += 64) {   /* log w = log p~(x) - log q(x), x ~ q */
         size_t R = n - i < 64 ? n - i : 64;
         if ((r = nf_flow_sample(f, rng, R, x, lq)) != NF_OK) break;
@@ -4280,6 +4462,8 @@ NFDEF nf_result nf_flow_importance(nf_flow *f, nf_rng *rng, size_t n, nf_log_den
         rep->ess = s1 * s1 / s2;
         rep->ess_fraction = rep->ess / (double)n;
         rep->log_z_se = sqrt(var / (double)n) / mean;   /* delta method: se(Z) / Z */
+        memcpy(sm, lw, n * sizeof(double));
+        nf__psis(sm, n, &rep->khat, idx, sm + n);
     }
     NF_FREE(lw, NULL);
     return r;
@@ -4462,8 +4646,8 @@ NFDEF void nf_trainer_destroy(nf_trainer *t) {
    target the largest trial (freed before the arena is made) is at most 1.25 times the
    need: a trainer fits in a microcontroller's RAM. A trial too small stops building
    where it runs out, so the small ones cost little. */
-struct nf__target;
-static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, const struct nf__target *tg, double *constant);
+struct nf__target; struct nf__klrec;
+static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, const struct nf__target *tg, struct nf__klrec *rec, double *constant);
 static nf_result nf__size_arena(nf_trainer *tr) {
     size_t guess = 1 << 12, need = 0; int tries;
     for (tries = 0; tries < 96; ++tries) {
@@ -4477,7 +4661,7 @@ static nf_result nf__size_arena(nf_trainer *tr) {
             size_t first = tr->arena.high;
             nf_arena_reset(&tr->arena); nf_tape_init(&tp, &tr->arena); tp.par = &tr->f->par;
             if (tr->f->ctx_dim && !nf_arena_alloc(&tr->arena, tr->max_batch * (size_t)tr->f->ctx_dim * sizeof(nf_real))) tp.err = NF_ERR_ARENA_FULL;
-            loss = nf__kl_tape(tr, &tp, NULL, tr->max_batch, NULL, &c);
+            loss = nf__kl_tape(tr, &tp, NULL, tr->max_batch, NULL, NULL, &c);
             if (loss) r = nf_tape_backward(&tp, loss);
             if (tr->arena.high < first) tr->arena.high = first;
         }
@@ -4728,28 +4912,51 @@ NFDEF void nf_fit_options_default(nf_fit_options *o) {
 /* The caller's target: an unconditional or a conditional density, and the raw context
    rows it is evaluated at (one per draw). */
 typedef struct nf__target { nf_log_density_fn fn; nf_log_density_ctx_fn fn_ctx; const nf_real *ctx; void *user; } nf__target;
+/* What a reverse-KL step keeps of its draws (for nf_infer's diagnostics): x (n x dim), log q(x)
+   and log p~(x) (-inf outside the target's support); the row of a non-finite value. */
+typedef struct nf__klrec { nf_real *x; double *lq, *lp; long outside, bad_row; } nf__klrec;
 /* The target density as a tape op: value log p~(x) per row (n x 1), computed by the
    caller's callback; backward dx += d(out) * grad log p~(x), the gradient the callback
-   returned (held in b). */
+   returned (held in b). A row where the target is -inf lies outside its support: its value
+   and gradient become 0 and its mask 0, so the loss leaves it out. NaN, +inf or a
+   non-finite gradient: NF_ERR_DIVERGED. */
 static void nf__target_back(nf_tensor *out) {
     nf_tensor *x = out->a, *g = out->b; int i, j;
     if (!x->grad) return;
     for (i = 0; i < x->rows; ++i)
         for (j = 0; j < x->cols; ++j) x->grad[(size_t)i * x->cols + j] += out->grad[i] * g->val[(size_t)i * x->cols + j];
 }
-static nf_tensor *nf__t_target(nf_tape *tp, nf_tensor *x, const nf__target *tg) {
-    nf_tensor *g, *out; int i, rc;
-    if (nf__bad(tp, x, NULL, 0)) return NULL;
-    g = nf__node(tp, 0, NULL, x->rows, x->cols, NULL, NULL);   /* constant: the callback's gradient */
+static nf_tensor *nf__t_target(nf_tape *tp, nf_tensor *x, const nf__target *tg, nf_tensor *mask, nf__klrec *rec) {
+    nf_tensor *g, *out; int i, j, rc, D;
+    if (nf__bad(tp, x, mask, 1)) return NULL;
+    D = x->cols;
+    g = nf__node(tp, 0, NULL, x->rows, D, NULL, NULL);   /* constant: the callback's gradient */
     if (!g) return NULL;
     out = nf__node(tp, 0, nf__target_back, x->rows, 1, x, g);
     if (!out) return NULL;
-    if (!tg) { memset(out->val, 0, (size_t)x->rows * sizeof(nf_real)); memset(g->val, 0, (size_t)x->rows * x->cols * sizeof(nf_real)); return out; }
-    rc = tg->fn ? tg->fn(x->val, (size_t)x->rows, x->cols, out->val, g->val, tg->user)
-                : tg->fn_ctx(x->val, tg->ctx, (size_t)x->rows, x->cols, out->val, g->val, tg->user);
+    if (!tg) {   /* a dry run (arena sizing) */
+        memset(out->val, 0, (size_t)x->rows * sizeof(nf_real)); memset(g->val, 0, (size_t)x->rows * D * sizeof(nf_real));
+        for (i = 0; i < x->rows; ++i) mask->val[i] = 1;
+        return out;
+    }
+    if (rec) memcpy(rec->x, x->val, (size_t)x->rows * D * sizeof(nf_real));
+    rc = tg->fn ? tg->fn(x->val, (size_t)x->rows, D, out->val, g->val, tg->user)
+                : tg->fn_ctx(x->val, tg->ctx, (size_t)x->rows, D, out->val, g->val, tg->user);
     if (rc != 0) { tp->err = NF_ERR_ARG; return NULL; }
-    for (i = 0; i < x->rows; ++i) if (!nf__isfinite(out->val[i])) { tp->err = NF_ERR_DIVERGED; return NULL; }
-    for (i = 0; i < x->rows * x->cols; ++i) if (!nf__isfinite(g->val[i])) { tp->err = NF_ERR_DIVERGED; return NULL; }
+    for (i = 0; i < x->rows; ++i) {
+        int bad = 0;
+        if (nf__is_neg_inf((double)out->val[i])) {   /* outside the support: no loss, no gradient */
+            mask->val[i] = 0; out->val[i] = 0;
+            for (j = 0; j < D; ++j) g->val[(size_t)i * D + j] = 0;
+            if (rec) { rec->lp[i] = -HUGE_VAL; rec->outside++; }
+            continue;
+        }
+        mask->val[i] = 1;
+        if (rec) rec->lp[i] = (double)out->val[i];
+        if (!nf__isfinite(out->val[i])) bad = 1;
+        for (j = 0; j < D; ++j) if (!nf__isfinite(g->val[(size_t)i * D + j])) bad = 1;
+        if (bad) { tp->err = NF_ERR_DIVERGED; if (rec) rec->bad_row = i; return NULL; }
+    }
     return out;
 }
 
@@ -4793,11 +5000,12 @@ static nf_tensor *nf__t_domain_inv(nf_tape *tp, nf_tensor *u, const nf_domain *d
     return y;
 }
 
-/* mean over n draws of log q(x) - log p~(x), x = g(z) on the tape (tg NULL: a dry run on
-   zeros that sizes the arena). tg->ctx: n raw context rows. */
-static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, const nf__target *tg, double *constant) {
-    nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim, R = (int)n, i, j;
-    nf_tensor *x, *eps, *logq, *sd, *mu, *loss; nf__tctx c;
+/* mean over the n draws inside the target's support of log q(x) - log p~(x), x = g(z) on the
+   tape (tg NULL: a dry run on zeros that sizes the arena). tg->ctx: n raw context rows.
+   rec (may be NULL) keeps every draw's x, log q(x) and log p~(x). */
+static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, const nf__target *tg, nf__klrec *rec, double *constant) {
+    nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim, R = (int)n, i, j, cnt = 0;
+    nf_tensor *x, *eps, *logq, *sd, *mu, *loss, *mask, *lp; nf__tctx c;
     nf_real *e = (nf_real *)nf_arena_alloc(tp->arena, n * D * sizeof(nf_real));
     nf_real *cs = C ? (nf_real *)nf_arena_alloc(tp->arena, n * C * sizeof(nf_real)) : NULL;
     if (!e || (C && !cs)) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
@@ -4807,6 +5015,7 @@ static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n
     c.tp = tp; c.f = f; c.grad = tr->grad; c.ldr = c.ldc = NULL;
     c.ctx = C ? nf_tape_input(tp, cs, R, C) : NULL;
     eps = nf_tape_input(tp, e, R, D);
+    mask = nf_tape_new(tp, R, 1);   /* 1: the target is finite there */
     /* log p_base(z) in terms of eps: -|eps|^2 / 2 (- sum log-std for the learnable base) */
     logq = nf_t_scale(tp, nf_t_sum_rows(tp, nf_t_square(tp, eps)), NF__R(-0.5));
     x = eps;
@@ -4822,9 +5031,17 @@ static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n
     x = nf_t_add(tp, nf_t_mul(tp, x, sd), mu);
     if (f->has_dom) { nf_tensor *ld = NULL; x = nf__t_domain_inv(tp, x, f->dom, &ld); if (ld) nf__add_ld(&c, ld, 1); }
     if (c.ldr) logq = nf_t_sub(tp, logq, c.ldr);        /* log q(x) = log p(z) - log|det dx/dz| */
-    loss = nf_t_mean(tp, nf_t_sub(tp, logq, nf__t_target(tp, x, tg)));
+    lp = nf__t_target(tp, x, tg, mask, rec);
+    if (!lp) return NULL;
+    for (i = 0; i < R; ++i) cnt += mask->val[i] != 0;
+    loss = nf_t_scale(tp, nf_t_sum(tp, nf_t_mul(tp, nf_t_sub(tp, logq, lp), mask)), (nf_real)(1.0 / (cnt > 0 ? cnt : 1)));
     if (c.ldc) loss = nf_t_sub(tp, loss, c.ldc);
     *constant = -0.5 * D * NF__LOG_2PI + (double)nf__std_logdet(f);   /* -D/2 log 2 pi - sum log std */
+    if (loss && rec) {
+        double ldc = c.ldc ? (double)c.ldc->val[0] : 0;
+        for (i = 0; i < R; ++i) rec->lq[i] = (double)logq->val[i] - ldc + *constant;
+    }
+    if (loss && tg && cnt == 0) { tp->err = NF_ERR_DIVERGED; return NULL; }   /* no draw inside the support */
     return loss;
 }
 
@@ -4844,8 +5061,8 @@ static nf_result nf__train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf__tar
         for (i = 0; i < n; ++i) memcpy(rows + i * f->ctx_dim, tg->ctx, (size_t)f->ctx_dim * sizeof(nf_real));
         tg->ctx = rows;
     }
-    l = nf__kl_tape(t, &tp, rng, n, tg, &c);
-    if (!l) return nf__fail(f, tp.err, tp.err == NF_ERR_DIVERGED ? "target returned a non-finite value or gradient" : "building the KL loss", -1);
+    l = nf__kl_tape(t, &tp, rng, n, tg, NULL, &c);
+    if (!l) return nf__fail(f, tp.err, tp.err == NF_ERR_DIVERGED ? "target returned NaN, +inf or a non-finite gradient, or -inf (outside its support) at every draw" : "building the KL loss", -1);
     if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(f, r, "backward", -1);
     if (loss) *loss = (double)l->val[0] + c;
     if (!nf__isfinite(l->val[0])) return nf__fail(f, NF_ERR_DIVERGED, "loss is not finite", -1);
@@ -5106,6 +5323,1154 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
     NF_FREE(fb.block, NULL);
     if (rep) *rep = rp;
     return r;
+}
+
+/* ---- inference from a likelihood ------------------------------------------------------ */
+NFDEF void nf_infer_options_default(nf_infer_options *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->max_evals = 1000000; o->starts = 8; o->init_sd = 2; o->batch = 64; o->max_steps = 4000;
+    o->lr = 2e-3; o->khat_max = 0.7; o->ess_min = 400; o->chains = 4; o->rhat_max = 1.01; o->seed = 1;
+}
+#ifndef NFLOW_NO_IMPORTANCE
+
+
+/* ---- small dense linear algebra in double (row-major D x D) ---- */
+/* Cholesky A = L L^T in place (lower triangle); 0 if not positive definite */
+static int nf__chol(double *A, int D) {
+    int i, j, k;
+    for (j = 0; j < D; ++j) {
+        double s = A[(size_t)j * D + j];
+        for (k = 0; k < j; ++k) s -= A[(size_t)j * D + k] * A[(size_t)j * D + k];
+        if (!(s > 0) || !nf__isfinite_d(s)) return 0;
+        s = sqrt(s);
+        A[(size_t)j * D + j] = s;
+        for (i = j + 1; i < D; ++i) {
+            double t = A[(size_t)i * D + j];
+            for (k = 0; k < j; ++k) t -= A[(size_t)i * D + k] * A[(size_t)j * D + k];
+            A[(size_t)i * D + j] = t / s;
+        }
+        for (k = j + 1; k < D; ++k) A[(size_t)j * D + k] = 0;
+    }
+    return 1;
+}
+/* eigen-decomposition of a symmetric A (destroyed) by cyclic Jacobi: values in lam, vectors
+   in the columns of V */
+static void nf__jacobi(double *A, int D, double *lam, double *V) {
+    int i, j, k, sweep;
+    for (i = 0; i < D; ++i) for (j = 0; j < D; ++j) V[(size_t)i * D + j] = i == j;
+    for (sweep = 0; sweep < 60; ++sweep) {
+        double off = 0, tot = 0;
+        for (i = 0; i < D; ++i) for (j = 0; j < D; ++j) {
+            double a = A[(size_t)i * D + j] * A[(size_t)i * D + j];
+            tot += a; if (i != j) off += a;
+        }
+        if (off <= 1e-30 * tot || off == 0) break;
+        for (i = 0; i < D - 1; ++i) for (j = i + 1; j < D; ++j) {
+            double aij = A[(size_t)i * D + j], th, t, c, s;
+            if (fabs(aij) < 1e-300) continue;
+            th = (A[(size_t)j * D + j] - A[(size_t)i * D + i]) / (2 * aij);
+            t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1));
+            c = 1 / sqrt(t * t + 1); s = t * c;
+            for (k = 0; k < D; ++k) {   /* columns i, j */
+                double a = A[(size_t)k * D + i], b = A[(size_t)k * D + j];
+                A[(size_t)k * D + i] = c * a - s * b; A[(size_t)k * D + j] = s * a + c * b;
+            }
+            for (k = 0; k < D; ++k) {   /* rows i, j */
+                double a = A[(size_t)i * D + k], b = A[(size_t)j * D + k];
+                A[(size_t)i * D + k] = c * a - s * b; A[(size_t)j * D + k] = s * a + c * b;
+            }
+            for (k = 0; k < D; ++k) {
+                double a = V[(size_t)k * D + i], b = V[(size_t)k * D + j];
+                V[(size_t)k * D + i] = c * a - s * b; V[(size_t)k * D + j] = s * a + c * b;
+            }
+        }
+    }
+    for (i = 0; i < D; ++i) lam[i] = A[(size_t)i * D + i];
+}
+
+/* ---- the target in unconstrained coordinates --------------------------------------
+   u -> y through the flow's domain maps; log p_u(u) = log p~(y(u)) + log|dy/du|. */
+typedef struct nf__inf {
+    nf_flow *f; nf_log_density_fn fn; void *user;
+    int D; long evals, max_evals;
+    int lenient;             /* search: a finite value with a non-finite gradient (nf_real overflow
+                                at an extreme trial point) counts as a point outside the support */
+    nf_real *y, *lp, *g;     /* callback buffers (cap rows) */
+    size_t cap;
+    const char *stage;
+} nf__inf;
+
+/* y from u (double) per dimension, with log|dy/du|, dy/du and d/du log|dy/du| */
+static void nf__u2y(const nf_domain *m, double u, nf_real *y, double *ld, double *dy, double *dld) {
+    nf_real yr;
+    double s;
+    switch (m->kind) {
+    case NF_DOMAIN_LOWER:
+        nf__dom_inv(m, (nf_real)u, &yr);
+        *y = yr; *ld = u; *dy = exp(u); *dld = 1;
+        return;
+    case NF_DOMAIN_INTERVAL: case NF_DOMAIN_PERIODIC:
+        nf__dom_inv(m, (nf_real)u, &yr);
+        s = u > 0 ? 1 / (1 + exp(-u)) : exp(u) / (1 + exp(u));
+        *y = yr;
+        *ld = log(m->hi - m->lo) - (u > 0 ? u + log1p(exp(-u)) : log1p(exp(u))) - (u > 0 ? log1p(exp(-u)) : -u + log1p(exp(u)));
+        *dy = (m->hi - m->lo) * s * (1 - s); *dld = -tanh(u / 2);
+        return;
+    default:
+        *y = (nf_real)u; *ld = 0; *dy = 1; *dld = 0;
+    }
+}
+
+/* n rows of u: lp (log p_u, -inf outside the support) and, when g is given, its gradient.
+   NF_ERR_ARG when the callback fails, NF_ERR_NONFINITE for a NaN or +inf value or a
+   non-finite gradient at a finite value (the message names the row and its values). */
+static nf_result nf__eval_u(nf__inf *s, const double *u, size_t n, double *lp, double *g) {
+    nf_flow *f = s->f; int D = s->D, j; size_t i, k;
+    for (k = 0; k < n; k += s->cap) {
+        size_t R = n - k < s->cap ? n - k : s->cap;
+        double lds[1];
+        for (i = 0; i < R; ++i) for (j = 0; j < D; ++j) {
+            double ld, dy, dld;
+            nf__u2y(&f->dom[j], u[(k + i) * D + j], &s->y[i * D + j], &ld, &dy, &dld);
+        }
+        if (s->fn(s->y, R, D, s->lp, g ? s->g : NULL, s->user) != 0) {
+            nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
+            nf__msg_str(&mb, "target callback failed (returned nonzero) during the "); nf__msg_str(&mb, s->stage);
+            f->err_row = -1;
+            return NF_ERR_ARG;
+        }
+        s->evals += (long)R;
+        (void)lds;
+        for (i = 0; i < R; ++i) {
+            double v = (double)s->lp[i], acc = 0; int bad = 0;
+            if (nf__is_neg_inf(v)) { lp[k + i] = -HUGE_VAL; if (g) for (j = 0; j < D; ++j) g[(k + i) * D + j] = 0; continue; }
+            if (!nf__isfinite_d(v)) bad = 1;
+            for (j = 0; j < D && !bad; ++j) {
+                double ld, dy, dld; nf_real yy;
+                nf__u2y(&f->dom[j], u[(k + i) * D + j], &yy, &ld, &dy, &dld);
+                acc += ld;
+                if (g) {
+                    double gy = (double)s->g[i * D + j];
+                    if (!nf__isfinite_d(gy)) bad = 2;
+                    g[(k + i) * D + j] = gy * dy + dld;
+                }
+            }
+            if (bad == 2 && s->lenient) { lp[k + i] = -HUGE_VAL; for (j = 0; j < D; ++j) g[(k + i) * D + j] = 0; continue; }
+            if (bad) {
+                nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
+                nf__msg_str(&mb, bad == 1 ? "target returned a NaN or +inf log-density" : "target returned a non-finite gradient");
+                nf__msg_str(&mb, " during the "); nf__msg_str(&mb, s->stage); nf__msg_str(&mb, " at (");
+                for (j = 0; j < D && j < 6; ++j) { if (j) nf__msg_str(&mb, ", "); if (s->y[i * D + j] < 0) nf__msg_str(&mb, "-"); nf__msg_num(&mb, fabs((double)s->y[i * D + j])); }
+                nf__msg_str(&mb, D > 6 ? ", ...)" : ")");
+                f->err_row = (long)i;
+                return NF_ERR_NONFINITE;
+            }
+            lp[k + i] = v + acc;
+        }
+    }
+    return NF_OK;
+}
+
+/* ---- mode search: L-BFGS on -log p_u ------------------------------------------------ */
+#define NF__LBFGS_M 8
+/* Maximises log p_u from u (in place). fu, g: value and gradient there. work: (2M + 3) D
+   doubles. Returns 1 if it converged, 0 if it stopped (budget, no progress), -1 if the
+   start has zero density, -2 if the density grows without bound (no mode). */
+static int nf__lbfgs(nf__inf *s, double *u, double *fu, double *g, int max_iter, double *work, nf_result *err) {
+    int D = s->D, it, j, m = 0, head = 0, q, stall = 0;
+    double *S = work, *Y = S + NF__LBFGS_M * D, *d = Y + NF__LBFGS_M * D, *un = d + D, *gn = un + D;
+    double rho[NF__LBFGS_M], al[NF__LBFGS_M], f0, fn, gam = 1;
+    double tol = sizeof(nf_real) == 4 ? 1e-6 : 1e-10;
+    *err = nf__eval_u(s, u, 1, &f0, g);
+    if (*err != NF_OK) return 0;
+    if (!(f0 > -HUGE_VAL)) return -1;
+    for (it = 0; it < max_iter; ++it) {
+        double gd = 0, a = 1, gnorm = 0;
+        /* two-loop recursion: d = H grad (ascent direction) */
+        for (j = 0; j < D; ++j) { d[j] = g[j]; gnorm += g[j] * g[j]; }
+        gnorm = sqrt(gnorm);
+        if (gnorm == 0) { *fu = f0; return 1; }
+        for (q = 0; q < m; ++q) {
+            int i = (head - 1 - q + NF__LBFGS_M) % NF__LBFGS_M; double t = 0;
+            for (j = 0; j < D; ++j) t += S[i * D + j] * d[j];
+            al[i] = rho[i] * t;
+            for (j = 0; j < D; ++j) d[j] -= al[i] * Y[i * D + j];
+        }
+        if (m == 0) gam = 1 / gnorm < 1 ? 1 / gnorm : 1;   /* first step: at most unit length */
+        for (j = 0; j < D; ++j) d[j] *= gam;
+        for (q = m - 1; q >= 0; --q) {
+            int i = (head - 1 - q + NF__LBFGS_M) % NF__LBFGS_M; double t = 0;
+            for (j = 0; j < D; ++j) t += Y[i * D + j] * d[j];
+            for (j = 0; j < D; ++j) d[j] += S[i * D + j] * (al[i] - rho[i] * t);
+        }
+        for (j = 0; j < D; ++j) gd += g[j] * d[j];
+        if (!(gd > 0)) { for (j = 0; j < D; ++j) d[j] = g[j] / gnorm; gd = gnorm; m = 0; }   /* not ascent: restart */
+        for (q = 0; q < 50; ++q, a *= 0.5) {   /* backtracking on the Armijo condition */
+            for (j = 0; j < D; ++j) un[j] = u[j] + a * d[j];
+            if (s->evals >= s->max_evals) { *fu = f0; return 0; }
+            if ((*err = nf__eval_u(s, un, 1, &fn, gn)) != NF_OK) return 0;
+            if (fn > -HUGE_VAL && fn >= f0 + 1e-4 * a * gd) break;
+        }
+        if (q == 50) { *fu = f0; return 1; }   /* no step gains: as good as it gets here */
+        {   double sy = 0, yy = 0, ss = 0, big = 0;
+            for (j = 0; j < D; ++j) {
+                double sj = un[j] - u[j], yj = g[j] - gn[j];   /* for -log p: y = grad(new) - grad(old) */
+                S[head * D + j] = sj; Y[head * D + j] = yj;
+                sy += sj * yj; yy += yj * yj; ss += sj * sj;
+                u[j] = un[j]; g[j] = gn[j];
+                if (fabs(u[j]) > big) big = fabs(u[j]);
+            }
+            if (sy > 1e-12 * sqrt(ss * yy)) {
+                rho[head] = 1 / sy; gam = sy / yy;
+                head = (head + 1) % NF__LBFGS_M; if (m < NF__LBFGS_M) ++m;
+            }
+            if (big > 1e8 || fn > 1e300) { *fu = fn; return -2; }
+            stall = fn - f0 < tol * (1 + fabs(fn)) ? stall + 1 : 0;
+            f0 = fn;
+            if (stall >= 4) { *fu = f0; return 1; }
+        }
+    }
+    *fu = f0;
+    return 0;
+}
+
+/* u from y in double (the inverse of nf__u2y), to know the step a rounded y really took */
+static double nf__y2u(const nf_domain *m, nf_real yr) {
+    double y = (double)yr, P = m->hi - m->lo, t;
+    switch (m->kind) {
+    case NF_DOMAIN_LOWER: return log(y - m->lo);
+    case NF_DOMAIN_INTERVAL: return log(y - m->lo) - log(m->hi - y);
+    case NF_DOMAIN_PERIODIC: t = y - m->cut; t -= P * floor(t / P); return log(t) - log(P - t);
+    default: return y;
+    }
+}
+/* A Gaussian around a point: mean m, covariance from the negative Hessian of log p_u by
+   central differences of the gradient, made positive definite (eigenvalues to their
+   magnitude, floored). L: its Cholesky factor; ldet: log det of the covariance. */
+typedef struct nf__mode { double *m, *L, f, ldet, logw; int saddle; } nf__mode;
+static nf_result nf__laplace(nf__inf *s, nf__mode *md, double *work) {
+    int D = s->D, i, j, pass; nf_result r;
+    double *H = work, *V = H + (size_t)D * D, *lam = V + (size_t)D * D, *h = lam + D, *up = h + D, *gp = up + D, *gm = gp + D, *sc = gm + D;
+    double rel = sizeof(nf_real) == 4 ? 1e-2 : 1e-5, lmax = 0, fp, fm;
+    for (j = 0; j < D; ++j) h[j] = rel;
+    for (pass = 0; pass < 2; ++pass) {   /* the second pass with steps scaled to each sd */
+        for (j = 0; j < D; ++j) {
+            double ua, ub, l0, d0, e0; nf_real yv;
+            memcpy(up, md->m, (size_t)D * sizeof(double));
+            up[j] = md->m[j] + h[j];
+            nf__u2y(&s->f->dom[j], up[j], &yv, &l0, &d0, &e0); ua = nf__y2u(&s->f->dom[j], yv);
+            if ((r = nf__eval_u(s, up, 1, &fp, gp)) != NF_OK) return r;
+            up[j] = md->m[j] - h[j];
+            nf__u2y(&s->f->dom[j], up[j], &yv, &l0, &d0, &e0); ub = nf__y2u(&s->f->dom[j], yv);
+            if ((r = nf__eval_u(s, up, 1, &fm, gm)) != NF_OK) return r;
+            if (!(ua > ub)) { ua = md->m[j] + h[j]; ub = md->m[j] - h[j]; }   /* the step the rounded points took */
+            for (i = 0; i < D; ++i) H[(size_t)i * D + j] = -(gp[i] - gm[i]) / (ua - ub);
+            if (!(fp > -HUGE_VAL) || !(fm > -HUGE_VAL)) for (i = 0; i < D; ++i) H[(size_t)i * D + j] = (i == j);
+        }
+        for (j = 0; j < D; ++j) {
+            double sd = H[(size_t)j * D + j] > 0 ? 1 / sqrt(H[(size_t)j * D + j]) : 1;
+            h[j] = rel * (sd < 1e6 ? sd : 1e6);
+        }
+    }
+    for (i = 0; i < D; ++i) for (j = 0; j < i; ++j) {   /* symmetrise */
+        double a = 0.5 * (H[(size_t)i * D + j] + H[(size_t)j * D + i]);
+        H[(size_t)i * D + j] = H[(size_t)j * D + i] = a;
+    }
+    for (j = 0; j < D; ++j) sc[j] = 1 / sqrt(fabs(H[(size_t)j * D + j]) > 1e-300 ? fabs(H[(size_t)j * D + j]) : 1);
+    for (i = 0; i < D; ++i) for (j = 0; j < D; ++j) H[(size_t)i * D + j] *= sc[i] * sc[j];
+    nf__jacobi(H, D, lam, V);
+    md->saddle = 0;
+    for (j = 0; j < D; ++j) { if (lam[j] <= 0) md->saddle = 1; if (fabs(lam[j]) > lmax) lmax = fabs(lam[j]); }
+    for (j = 0; j < D; ++j) { lam[j] = fabs(lam[j]); if (lam[j] < 1e-8 * lmax) lam[j] = 1e-8 * lmax; if (!(lam[j] > 0)) lam[j] = 1; }
+    /* covariance = Sc V diag(1/lam) V^T Sc */
+    for (i = 0; i < D; ++i) for (j = 0; j <= i; ++j) {
+        double a = 0; int k;
+        for (k = 0; k < D; ++k) a += V[(size_t)i * D + k] * V[(size_t)j * D + k] / lam[k];
+        md->L[(size_t)i * D + j] = md->L[(size_t)j * D + i] = a * sc[i] * sc[j];
+    }
+    if (!nf__chol(md->L, D)) return NF_ERR_RANGE;
+    md->ldet = 0;
+    for (j = 0; j < D; ++j) md->ldet += 2 * log(md->L[(size_t)j * D + j]);
+    md->logw = md->f + 0.5 * md->ldet + 0.5 * D * NF__LOG_2PI;   /* Laplace evidence */
+    return NF_OK;
+}
+/* squared Mahalanobis distance of x from mode md: |L^-1 (x - m)|^2 */
+static double nf__mahal(const nf__mode *md, const double *x, int D, double *t) {
+    int i, k; double s = 0;
+    for (i = 0; i < D; ++i) {
+        double a = x[i] - md->m[i];
+        for (k = 0; k < i; ++k) a -= md->L[(size_t)i * D + k] * t[k];
+        t[i] = a / md->L[(size_t)i * D + i];
+        s += t[i] * t[i];
+    }
+    return s;
+}
+
+/* One reverse-KL step that keeps its draws (rec) and gives the draws' ELBO estimate (-inf
+   when every draw fell outside the support: then nothing changes). A NaN or +inf target
+   value or gradient: NF_ERR_NONFINITE with rec->bad_row; a refused step: NF_ERR_DIVERGED. */
+static nf_result nf__infer_step(nf_trainer *t, nf_rng *rng, size_t n, nf__target *tg, nf__klrec *rec, double *elbo) {
+    nf_tape tp; nf_tensor *l; double c, s = 0; nf_result r; size_t i, k = 0; nf_flow *f = t->f; long out0 = rec->outside;
+    memset(t->grad, 0, f->n_params * sizeof(nf_real));
+    nf_arena_reset(&t->arena);
+    nf_tape_init(&tp, &t->arena); tp.par = &f->par;
+    rec->bad_row = -1;
+    *elbo = -HUGE_VAL;
+    l = nf__kl_tape(t, &tp, rng, n, tg, rec, &c);
+    if (!l) {
+        if (tp.err == NF_ERR_DIVERGED && rec->bad_row >= 0) return NF_ERR_NONFINITE;
+        if (tp.err == NF_ERR_DIVERGED && rec->outside - out0 == (long)n) return NF_OK;   /* all outside: no step */
+        return tp.err != NF_OK ? tp.err : NF_ERR_ARENA_FULL;
+    }
+    for (i = 0; i < n; ++i) if (rec->lp[i] > -HUGE_VAL) { s += rec->lp[i] - rec->lq[i]; ++k; }
+    if (k) *elbo = s / (double)k;
+    if ((r = nf_tape_backward(&tp, l)) != NF_OK) return r;
+    if (!nf__isfinite(l->val[0])) return NF_ERR_DIVERGED;
+    if ((r = nf__grad_check_finite(t)) != NF_OK) return r;
+    return nf__clip_and_update(t);
+}
+
+/* ---- MCMC diagnostics: rank-normalised split R-hat and bulk ESS (Vehtari, Gelman,
+   Simpson, Carpenter, Buerkner 2021) ---- */
+/* standard normal quantile: Abramowitz-Stegun 26.2.23, then two Newton steps on erfc */
+static double nf__qnorm(double p) {
+    double q = p < 0.5 ? p : 1 - p, t = sqrt(-2 * log(q)), x;
+    int i;
+    x = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+    if (p < 0.5) x = -x;
+    for (i = 0; i < 2; ++i) {
+        double e = 0.5 * erfc(-x / 1.4142135623730951) - p, d = exp(-0.5 * x * x) / 2.5066282746310002;
+        if (d > 0) x -= e / d;
+    }
+    return x;
+}
+/* v[0 .. M N) (M chains of N, chain-major) -> normal scores of their ranks, ties averaged */
+static void nf__rank_normal(double *v, size_t S, size_t *idx) {
+    size_t i = 0, k;
+    nf__argsort(idx, v, S);
+    while (i < S) {
+        size_t j = i; double r, z;
+        while (j + 1 < S && v[idx[j + 1]] == v[idx[i]]) ++j;
+        r = 0.5 * ((double)i + (double)j) + 1;               /* average rank, 1-based */
+        z = nf__qnorm((r - 0.375) / ((double)S + 0.25));
+        for (k = i; k <= j; ++k) v[idx[k]] = z;
+        i = j + 1;
+    }
+}
+/* R-hat and ESS of M chains of N draws (chain-major) */
+static void nf__rhat_ess_raw(const double *v, int M, size_t N, double *rhat, double *ess) {
+    double W = 0, mm = 0, B = 0, vp, sum = 0, prev = HUGE_VAL; int c; size_t t, i;
+    double mean[64];   /* M <= 64 (2 x 32 chains) */
+    for (c = 0; c < M; ++c) {
+        double s = 0, q = 0;
+        for (i = 0; i < N; ++i) s += v[(size_t)c * N + i];
+        mean[c] = s / (double)N;
+        for (i = 0; i < N; ++i) { double d = v[(size_t)c * N + i] - mean[c]; q += d * d; }
+        W += q / ((double)N - 1);
+        mm += mean[c];
+    }
+    W /= M; mm /= M;
+    for (c = 0; c < M; ++c) B += (mean[c] - mm) * (mean[c] - mm);
+    B = B / (M - 1) * (double)N;
+    vp = ((double)N - 1) / (double)N * W + B / (double)N;
+    *rhat = W > 0 ? sqrt(vp / W) : (B > 0 ? HUGE_VAL : 1);
+    if (!(vp > 0)) { *ess = 1; return; }
+    for (t = 0; t + 1 < N; t += 2) {   /* Geyer: sums of pairs while positive, monotone */
+        double rho[2]; int h;
+        for (h = 0; h < 2; ++h) {
+            double ac = 0;
+            for (c = 0; c < M; ++c) {
+                double a = 0; const double *x = v + (size_t)c * N;
+                for (i = 0; i + t + h < N; ++i) a += (x[i] - mean[c]) * (x[i + t + h] - mean[c]);
+                ac += a / (double)N;
+            }
+            ac /= M;
+            rho[h] = t + h == 0 ? 1 : 1 - (W * ((double)N - 1) / (double)N - ac) / vp;
+        }
+        if (rho[0] + rho[1] < 0) break;
+        if (rho[0] + rho[1] > prev) rho[1] = prev - rho[0];
+        prev = rho[0] + rho[1];
+        sum += prev;
+    }
+    {   double tau = -1 + 2 * sum;
+        if (tau < 1.0 / log10((double)M * (double)N)) tau = 1.0 / log10((double)M * (double)N);
+        *ess = (double)M * (double)N / tau;
+    }
+}
+/* worst (largest) R-hat over bulk and folded draws, and bulk ESS, of parameter column j of
+   C chains of N draws x D (chain c starts at row c stride); split into 2C half chains.
+   Scratch: 2 C N doubles, C N indices. */
+static void nf__rhat_ess(const double *tr, int C, size_t N, size_t stride, int D, int j, double *rhat, double *ess, double *v, size_t *idx) {
+    size_t h = N / 2, S = (size_t)2 * C * h, i; int c; double r1, r2, e2, med;
+    for (c = 0; c < C; ++c) for (i = 0; i < 2 * h; ++i) v[(size_t)c * 2 * h + i] = tr[((size_t)c * stride + (N - 2 * h) + i) * D + j];
+    memcpy(v + S, v, S * sizeof(double));
+    nf__rank_normal(v, S, idx);
+    nf__rhat_ess_raw(v, 2 * C, h, &r1, ess);
+    nf__argsort(idx, v + S, S);   /* folded: |x - median| */
+    med = v[S + idx[S / 2]];
+    for (i = 0; i < S; ++i) v[S + i] = fabs(v[S + i] - med);
+    nf__rank_normal(v + S, S, idx);
+    nf__rhat_ess_raw(v + S, 2 * C, h, &r2, &e2);
+    *rhat = r1 > r2 ? r1 : r2;
+}
+
+/* ---- the driver ---------------------------------------------------------------------- */
+#define NF__MAXMODES 8
+typedef struct nf__ibuf {
+    nf__mode mode[NF__MAXMODES];
+    double *cand, *candf, *work, *g;   /* starts' end points and values; L-BFGS/Laplace scratch */
+    int *cand_code;
+    nf_real *kx; double *klq, *klp;    /* reverse-KL draws of the last W steps (ring) */
+    nf_real *cz, *cy; double *clq, *clp, *clw, *cld;   /* the check's draws */
+    size_t *idx; double *tail;
+} nf__ibuf;
+
+/* the flow's message: a, then b */
+static void nf__infer_msg(nf_flow *f, const char *a, const char *b) {
+    nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
+    nf__msg_str(&mb, a); nf__msg_str(&mb, b);
+    f->err_row = -1;
+}
+
+/* Mode search from several starts; fills ib->mode[0 .. *K). *unbounded: some search found
+   the density growing without bound. */
+static nf_result nf__infer_search(nf__inf *s, const nf_infer_options *o, nf_rng *rng, nf__ibuf *ib, int *K, int *unbounded) {
+    nf_flow *f = s->f; int D = s->D, k, j, tries, n = o->starts, nc = 0, c; nf_result r = NF_OK; double key[64] = {0};
+    int max_iter = 100 + 20 * D;
+    *K = 0; *unbounded = 0;
+    s->stage = "mode search"; s->lenient = 1;
+    for (k = 0; k < n; ++k) {
+        double *u = ib->cand + (size_t)nc * D;
+        int code = -1;
+        for (tries = 0; tries < 8 && code == -1; ++tries) {
+            if ((size_t)k < o->n_init && tries == 0) {
+                for (j = 0; j < D; ++j) {
+                    nf_real v, ld;
+                    nf__dom_fwd(&f->dom[j], o->init[(size_t)k * D + j], &v, &ld);
+                    u[j] = (double)v;
+                }
+            } else {
+                double sc = o->init_sd * (k % 3 == 0 ? 1 : k % 3 == 1 ? 0.5 : 2);   /* three scales */
+                for (j = 0; j < D; ++j) u[j] = sc * (double)nf_rng_normal(rng);
+            }
+            code = nf__lbfgs(s, u, &ib->candf[nc], ib->g, max_iter, ib->work, &r);
+            if (r != NF_OK) return r;
+            if (s->evals >= s->max_evals) break;
+        }
+        if (code == -2) { *unbounded = 1; continue; }
+        if (code == -1) continue;
+        ib->cand_code[nc++] = code;
+        if (s->evals >= s->max_evals) break;
+    }
+    {   /* distinct modes, best first: a point within reach of a kept mode is that mode */
+        size_t order[64];
+        for (c = 0; c < nc; ++c) key[c] = -ib->candf[c];
+        nf__argsort(order, key, (size_t)nc);
+        for (c = 0; c < nc && *K < NF__MAXMODES; ++c) {
+            const double *u = ib->cand + order[c] * D; int dup = 0; nf__mode *md;
+            for (k = 0; k < *K && !dup; ++k) dup = nf__mahal(&ib->mode[k], u, D, ib->g) < (D > 4 ? D : 4);
+            if (dup) continue;
+            md = &ib->mode[*K];
+            memcpy(md->m, u, (size_t)D * sizeof(double));
+            md->f = ib->candf[order[c]];
+            s->lenient = 0;
+            r = nf__laplace(s, md, ib->work);
+            if (r == NF_ERR_RANGE) continue;   /* no usable curvature here */
+            if (r != NF_OK) return r;
+            ++*K;
+        }
+    }
+    {   /* weights by importance sampling from each mode's Gaussian (a spike at the end of a
+           funnel gets the little mass it holds), with a broad Gaussian around the starts'
+           centre as one more candidate: a density with no usable mode still gets a start */
+        int kk;
+        if (*K < NF__MAXMODES) {
+            nf__mode *md = &ib->mode[*K];
+            for (j = 0; j < D; ++j) md->m[j] = 0;
+            for (j = 0; j < D * D; ++j) md->L[j] = 0;
+            for (j = 0; j < D; ++j) md->L[(size_t)j * D + j] = o->init_sd / 2;
+            md->saddle = 1;
+            ++*K;
+        }
+        for (kk = 0; kk < *K; ++kk) {
+            nf__mode *md = &ib->mode[kk]; double lw[64], mx = -HUGE_VAL, sum = 0, *u = ib->work, *e = ib->work + 64 * D, lq, ld2 = 0;
+            for (j = 0; j < D; ++j) ld2 += log(md->L[(size_t)j * D + j]);
+            for (c = 0; c < 64; ++c) {
+                int i, q;
+                for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
+                for (i = 0; i < D; ++i) { double a = md->m[i]; for (q = 0; q <= i; ++q) a += md->L[(size_t)i * D + q] * e[q]; u[(size_t)c * D + i] = a; }
+                for (lq = 0, j = 0; j < D; ++j) lq -= 0.5 * e[j] * e[j];
+                lw[c] = lq - ld2 - 0.5 * D * NF__LOG_2PI;   /* log q for now */
+            }
+            if ((r = nf__eval_u(s, u, 64, key, NULL)) != NF_OK) return r;
+            for (c = 0; c < 64; ++c) { lw[c] = key[c] > -HUGE_VAL ? key[c] - lw[c] : -HUGE_VAL; if (lw[c] > mx) mx = lw[c]; }
+            for (c = 0; c < 64; ++c) if (lw[c] > -HUGE_VAL) sum += exp(lw[c] - mx);
+            md->logw = sum > 0 ? mx + log(sum / 64) : -HUGE_VAL;
+        }
+    }
+    if (*K > 0) {   /* drop modes with negligible weight */
+        double best = -HUGE_VAL; int kk = 0;
+        for (k = 0; k < *K; ++k) if (ib->mode[k].logw > best) best = ib->mode[k].logw;
+        for (k = 0; k < *K; ++k) if (ib->mode[k].logw > best - 12) {
+            if (kk != k) { nf__mode t = ib->mode[kk]; ib->mode[kk] = ib->mode[k]; ib->mode[k] = t; }
+            ++kk;
+        }
+        *K = kk;
+    }
+    return NF_OK;
+}
+
+/* draw u from the mixture of the K Laplace Gaussians */
+static void nf__mix_draw(const nf__ibuf *ib, int K, int D, nf_rng *rng, double *u, double *e) {
+    double tot = 0, pick, acc = 0, mx = -HUGE_VAL; int k, i, j;
+    for (k = 0; k < K; ++k) if (ib->mode[k].logw > mx) mx = ib->mode[k].logw;
+    for (k = 0; k < K; ++k) tot += exp(ib->mode[k].logw - mx);
+    pick = (double)nf_rng_uniform(rng) * tot;
+    for (k = 0; k < K - 1; ++k) { acc += exp(ib->mode[k].logw - mx); if (pick < acc) break; }
+    for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
+    for (i = 0; i < D; ++i) {
+        double a = ib->mode[k].m[i];
+        for (j = 0; j <= i; ++j) a += ib->mode[k].L[(size_t)i * D + j] * e[j];
+        u[i] = a;
+    }
+}
+
+/* Starts the flow at the modes: weights reset (every layer the identity), standardisation
+   to the mixture's mean and sds, and a first LU layer set to whiten its correlations.
+   Returns 1 if the flow is then exactly the (one-mode) Laplace Gaussian. */
+static int nf__infer_place(nf_flow *f, const nf__ibuf *ib, int K, double *C, double *mu) {
+    int D = f->dim, i, j, k; double tot = 0, mx = -HUGE_VAL;
+    nf__init_params(f);
+    for (k = 0; k < K; ++k) if (ib->mode[k].logw > mx) mx = ib->mode[k].logw;
+    for (k = 0; k < K; ++k) tot += exp(ib->mode[k].logw - mx);
+    for (j = 0; j < D; ++j) mu[j] = 0;
+    for (i = 0; i < D * D; ++i) C[i] = 0;
+    for (k = 0; k < K; ++k) { double w = exp(ib->mode[k].logw - mx) / tot; for (j = 0; j < D; ++j) mu[j] += w * ib->mode[k].m[j]; }
+    for (k = 0; k < K; ++k) {   /* sum_k w_k (L_k L_k^T + (m_k - mu)(m_k - mu)^T) */
+        double w = exp(ib->mode[k].logw - mx) / tot; const double *L = ib->mode[k].L, *m = ib->mode[k].m; int q;
+        for (i = 0; i < D; ++i) for (j = 0; j <= i; ++j) {
+            double a = (m[i] - mu[i]) * (m[j] - mu[j]);
+            for (q = 0; q <= j; ++q) a += L[(size_t)i * D + q] * L[(size_t)j * D + q];
+            C[(size_t)i * D + j] += w * a;
+        }
+    }
+    for (i = 0; i < D; ++i) for (j = 0; j < i; ++j) C[(size_t)j * D + i] = C[(size_t)i * D + j];
+    for (j = 0; j < D; ++j) {
+        double sd = sqrt(C[(size_t)j * D + j]);
+        if (!(sd >= 1e3 * NF__TINY) || !nf__isfinite(NF__R(sd))) sd = 1;
+        f->mean[j] = (nf_real)mu[j]; f->std[j] = (nf_real)sd;
+    }
+    f->fitted = 1;
+#ifndef NFLOW_NO_LU
+    if (f->n_layers > 0 && f->layers[0].kind == NF_LAYER_LU_LINEAR) {
+        nf_real *M = f->params + f->layers[0].poff, *sl = M + (size_t)D * D; const nf__layer *L = &f->layers[0]; int q;
+        for (i = 0; i < D; ++i) for (j = 0; j < D; ++j)   /* correlations of the standardised u */
+            C[(size_t)i * D + j] /= (double)f->std[i] * (double)f->std[j];
+        if (nf__chol(C, D)) {
+            /* A = Lr^-1 (lower), in place in the upper triangle's mirror: solve column by column */
+            for (j = 0; j < D; ++j) {
+                double *a = mu;   /* column j of A */
+                for (i = 0; i < D; ++i) {
+                    double t = i == j ? 1 : 0;
+                    for (q = j; q < i; ++q) t -= C[(size_t)i * D + q] * a[q];
+                    a[i] = i < j ? 0 : t / C[(size_t)i * D + i];
+                }
+                for (i = j; i < D; ++i) {   /* W = P A: L = A diag(1/A_jj), U = diag(A_jj) */
+                    if (i == j) sl[j] = (nf_real)log(a[j]);
+                    else M[(size_t)i * D + j] = (nf_real)(a[i] / a[j]);
+                }
+            }
+            (void)L;
+            return K == 1;
+        }
+        nf__init_params(f);
+    }
+#endif
+    return 0;
+}
+
+/* Forward KL to the Laplace mixture (no target evaluation): the flow learns the modes and
+   correlations it could not be set to directly. */
+static nf_result nf__infer_pretrain(nf_flow *f, const nf__ibuf *ib, int K, nf_rng *rng, double *u, double *e) {
+    nf_trainer *t = NULL; nf_adam_config ac; nf_result r; int D = f->dim, it, i, j, B = 256;
+    nf_real *y; size_t bytes;
+    nf_adam_config_default(&ac); ac.lr = 1e-3; ac.clip_norm = 10;
+    if (!nf__mul((size_t)B * D, sizeof(nf_real), &bytes)) return NF_ERR_OVERFLOW;
+    y = (nf_real *)NF_MALLOC(bytes, NULL);
+    if (!y) return NF_ERR_NOMEM;
+    if ((r = nf_trainer_create(&t, f, &ac, (size_t)B)) != NF_OK) { NF_FREE(y, NULL); return r; }
+    for (it = 0; it < 400 && r == NF_OK; ++it) {
+        for (i = 0; i < B; ++i) {
+            nf__mix_draw(ib, K, D, rng, u, e);
+            for (j = 0; j < D; ++j) nf__dom_inv(&f->dom[j], (nf_real)u[j], &y[(size_t)i * D + j]);
+        }
+        r = nf_train_step(t, y, NULL, (size_t)B, NULL);
+        if (r == NF_ERR_DIVERGED) r = NF_OK;   /* a rejected step changes nothing */
+    }
+    nf_trainer_destroy(t);
+    NF_FREE(y, NULL);
+    return r;
+}
+
+/* Pooled importance diagnostics of n draws' log weights: k-hat and ESS fraction (PSIS). */
+static void nf__is_diag(double *lw, size_t n, size_t *idx, double *tail, double *khat, double *essf, double *logz, double *logz_se) {
+    double mx = -HUGE_VAL, s1 = 0, s2 = 0, r1 = 0, var = 0, mean; size_t i, nz = 0;
+    double *raw = tail + n;   /* keeps the raw weights for log Z */
+    for (i = 0; i < n; ++i) { raw[i] = lw[i]; if (lw[i] > mx) mx = lw[i]; if (lw[i] > -HUGE_VAL) ++nz; }
+    if (nz < 2) { *khat = HUGE_VAL; *essf = 0; *logz = -HUGE_VAL; *logz_se = HUGE_VAL; return; }
+    for (i = 0; i < n; ++i) if (raw[i] > -HUGE_VAL) r1 += exp(raw[i] - mx);
+    mean = r1 / (double)n;
+    for (i = 0; i < n; ++i) { double w = raw[i] > -HUGE_VAL ? exp(raw[i] - mx) : 0; var += (w - mean) * (w - mean); }
+    var /= (double)n - 1;
+    *logz = mx + log(mean);
+    *logz_se = sqrt(var / (double)n) / mean;
+    nf__psis(lw, n, khat, idx, tail);
+    mx = -HUGE_VAL;
+    for (i = 0; i < n; ++i) if (lw[i] > mx) mx = lw[i];
+    for (i = 0; i < n; ++i) if (lw[i] > -HUGE_VAL) { double w = exp(lw[i] - mx); s1 += w; s2 += w * w; }
+    *essf = s1 * s1 / s2 / (double)n;
+}
+
+/* the target at n rows of y (no gradient): -inf allowed, NaN / +inf an error naming the point */
+static nf_result nf__eval_y(nf__inf *s, const nf_real *y, size_t n, double *lp) {
+    nf_flow *f = s->f; int D = s->D, j; size_t i, k;
+    for (k = 0; k < n; k += s->cap) {
+        size_t R = n - k < s->cap ? n - k : s->cap;
+        if (s->fn(y + k * D, R, D, s->lp, NULL, s->user) != 0) {
+            nf__infer_msg(f, "target callback failed (returned nonzero) during the ", s->stage);
+            return NF_ERR_ARG;
+        }
+        s->evals += (long)R;
+        for (i = 0; i < R; ++i) {
+            double v = (double)s->lp[i];
+            if (nf__is_neg_inf(v)) { lp[k + i] = -HUGE_VAL; continue; }
+            if (!nf__isfinite_d(v)) {
+                nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
+                nf__msg_str(&mb, "target returned a NaN or +inf log-density during the "); nf__msg_str(&mb, s->stage); nf__msg_str(&mb, " at (");
+                for (j = 0; j < D && j < 6; ++j) { const nf_real *yy = y + (k + i) * D; if (j) nf__msg_str(&mb, ", "); if (yy[j] < 0) nf__msg_str(&mb, "-"); nf__msg_num(&mb, fabs((double)yy[j])); }
+                nf__msg_str(&mb, D > 6 ? ", ...)" : ")");
+                f->err_row = (long)(k + i);
+                return NF_ERR_NONFINITE;
+            }
+            lp[k + i] = v;
+        }
+    }
+    return NF_OK;
+}
+/* The check's proposal is defensive (Hesterberg 1995): the flow's map applied to a
+   mixture of its base (1 - NF__DEF_A) and a heavy-tailed multivariate t base with
+   NF__DEF_NU degrees of freedom (NF__DEF_A). Where the flow's tails are too light, the
+   t draws reach what the posterior holds there and their weights say so (k-hat rises);
+   the estimates stay valid, each draw weighted by the mixture's density. */
+#define NF__DEF_A 0.2
+#define NF__DEF_NU 4
+/* log of the mixture base density at latent rows z, minus ld (so: log q_mix(y)) */
+static void nf__infer_lq(const nf_flow *f, const nf_real *z, size_t n, const double *ld, double *lq) {
+    int D = f->dim, j; size_t i; const nf_real *mu = f->params + f->base_off, *ls = mu + D;
+    double lsum = 0, ct = lgamma(0.5 * (NF__DEF_NU + D)) - lgamma(0.5 * NF__DEF_NU) - 0.5 * D * log(NF__DEF_NU * 3.14159265358979324);
+    int diag = f->desc.base == NF_BASE_DIAG_GAUSSIAN;
+    if (diag) for (j = 0; j < D; ++j) lsum += (double)ls[j];
+    for (i = 0; i < n; ++i) {
+        double q = 0, a, b, m;
+        for (j = 0; j < D; ++j) {
+            double e = (double)z[i * D + j];
+            if (diag) e = (e - (double)mu[j]) * exp(-(double)ls[j]);
+            q += e * e;
+        }
+        a = log(1 - NF__DEF_A) - 0.5 * q - 0.5 * D * NF__LOG_2PI;
+        b = log(NF__DEF_A) + ct - 0.5 * (NF__DEF_NU + D) * log1p(q / NF__DEF_NU);
+        m = a > b ? a : b;
+        lq[i] = m + log(exp(a - m) + exp(b - m)) - lsum - ld[i];
+    }
+}
+/* n draws from the defensive proposal: latent z, y = g(z), log q_mix(y), log|dy/dz| */
+static nf_result nf__infer_draw(nf_flow *f, nf_rng *rng, size_t n, nf_real *z, nf_real *y, double *lq, double *ld, nf_real *tmp) {
+    size_t i, first = 0; int j, D = f->dim, tries; nf_result r = NF_OK;
+    const nf_real *mu = f->params + f->base_off, *ls = mu + D;
+    for (tries = 0; tries < 100; ++tries) {
+    for (i = first; i < n; ++i) {
+        double sc = 1;
+        if ((double)nf_rng_uniform(rng) < NF__DEF_A) {   /* t: a normal over sqrt(chi^2_nu / nu) */
+            double c = 0; int q;
+            for (q = 0; q < NF__DEF_NU; ++q) { double g = (double)nf_rng_normal(rng); c += g * g; }
+            sc = sqrt(NF__DEF_NU / (c > 1e-300 ? c : 1e-300));
+        }
+        for (j = 0; j < D; ++j) {
+            double e = sc * (double)nf_rng_normal(rng);
+#ifndef NFLOW_NO_DIAG_BASE
+            if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) e = (double)mu[j] + exp((double)ls[j]) * e;
+#endif
+            z[i * D + j] = (nf_real)e;
+        }
+    }
+    (void)mu; (void)ls;
+    /* a draw so far out that the flow overflows nf_real is drawn again (those rows lie
+       where neither base has mass to speak of) */
+    if ((r = nf_flow_inverse(f, z, n, y, tmp)) == NF_OK) break;
+    if (r != NF_ERR_RANGE || f->err_row < 0) return r;
+    first = (size_t)f->err_row;   /* rows before it are fine; draw it and the rest again */
+    f->err[0] = 0; f->err_row = -1;
+    }
+    if (r != NF_OK) return r;
+    for (i = 0; i < n; ++i) ld[i] = (double)tmp[i];
+    nf__infer_lq(f, z, n, ld, lq);
+    return NF_OK;
+}
+
+/* the point a target failed at, named in the flow's message */
+static void nf__infer_badpoint(nf_flow *f, const char *what, const char *stage, const nf_real *y, int D) {
+    nf__msgbuf mb; int j; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
+    nf__msg_str(&mb, what); nf__msg_str(&mb, " during the "); nf__msg_str(&mb, stage); nf__msg_str(&mb, " at (");
+    for (j = 0; j < D && j < 6; ++j) { if (j) nf__msg_str(&mb, ", "); if (y[j] < 0) nf__msg_str(&mb, "-"); nf__msg_num(&mb, fabs((double)y[j])); }
+    nf__msg_str(&mb, D > 6 ? ", ...)" : ")");
+}
+
+/* Reverse-KL fit until the recent draws pass (k-hat < 0.5, ESS above 30% of the draws),
+   the ELBO stops improving (after three learning-rate cuts), or the budget ends.
+   *why: 1 passed, 2 plateau, 0 budget or steps. */
+static nf_result nf__infer_fit(nf__inf *s, const nf_infer_options *o, nf_rng *rng, nf__ibuf *ib, long budget, nf_infer_report *rp, int *why) {
+    nf_flow *f = s->f; int D = s->D, B = o->batch, W = (1024 + o->batch - 1) / o->batch, slot, drops = 0, stale = 0, bn = 0, rej = 0;
+    nf_trainer *t = NULL; nf_adam_config ac; nf_result r; nf__target tg; nf__klrec rec; long step;
+    double elbo = -HUGE_VAL, bsum = 0, best = -HUGE_VAL, lr = o->lr;
+    if (W < 2) W = 2;
+    *why = 0;
+    nf_adam_config_default(&ac); ac.lr = lr; ac.clip_norm = 100;
+    if ((r = nf_trainer_create(&t, f, &ac, (size_t)B)) != NF_OK) return r;
+    tg.fn = s->fn; tg.fn_ctx = NULL; tg.ctx = NULL; tg.user = s->user;
+    s->stage = "fit";
+    rec.x = ib->kx; rec.outside = 0;
+    for (step = 0; step < o->max_steps; ++step) {
+        if (s->evals + B > budget) break;
+        slot = (int)(step % W);
+        rec.lq = ib->klq + (size_t)slot * B; rec.lp = ib->klp + (size_t)slot * B;
+        r = nf__infer_step(t, rng, (size_t)B, &tg, &rec, &elbo);
+        s->evals += B;
+        if (r == NF_ERR_ARG) { nf__infer_msg(f, "target callback failed (returned nonzero) during the ", "fit"); break; }
+        if (r == NF_ERR_NONFINITE) { nf__infer_badpoint(f, "target returned a NaN or +inf log-density or a non-finite gradient", "fit", rec.x + (size_t)rec.bad_row * D, D); f->err_row = rec.bad_row; break; }
+        if (r == NF_ERR_DIVERGED) {   /* a step refused leaves the flow as it was: a smaller rate */
+            r = NF_OK;
+            if (++rej % 8 == 0) { lr *= 0.5; t->cfg.lr = lr; }
+            if (rej > 200) break;
+            for (slot = 0; slot < B; ++slot) rec.lp[slot] = rec.lq[slot] = -HUGE_VAL;   /* not draws of any q */
+            continue;
+        }
+        if (r != NF_OK) { nf__fail(f, r, "reverse-KL step", -1); break; }
+        rp->steps++;
+        if (elbo > -HUGE_VAL) { bsum += elbo; ++bn; }
+        if ((step + 1) % W == 0 && step + 1 >= 2 * W) {   /* the last W steps' draws */
+            size_t n = (size_t)W * B, i; double kh, ef, lz, lzs;
+            for (i = 0; i < n; ++i) ib->clw[i] = ib->klp[i] > -HUGE_VAL && ib->klq[i] > -HUGE_VAL ? ib->klp[i] - ib->klq[i] : -HUGE_VAL;
+            nf__is_diag(ib->clw, n, ib->idx, ib->tail, &kh, &ef, &lz, &lzs);
+            if (o->callback) {
+                nf_infer_progress pg; pg.stage = NF_INFER_STAGE_FIT; pg.evals = s->evals; pg.steps = rp->steps; pg.elbo = bn ? bsum / bn : -HUGE_VAL; pg.khat = kh;
+                if (o->callback(&pg, o->user)) break;
+            }
+            if (kh < 0.5 && ef > 0.3) { *why = 1; break; }
+        }
+        if ((step + 1) % 50 == 0 && bn > 0) {   /* plateaus: cut the rate, three times, then stop */
+            double m = bsum / bn;
+            rp->elbo = m;
+            if (m > best + 0.01) { best = m; stale = 0; }
+            else if (++stale >= 3) {
+                stale = 0; lr *= 0.3; t->cfg.lr = lr;
+                if (++drops > 3) { *why = 2; break; }
+            }
+            bsum = 0; bn = 0;
+        }
+    }
+    rp->outside += rec.outside;
+    nf_trainer_destroy(t);
+    return r;
+}
+
+/* The check: n draws from the flow, the target at each, PSIS. The draws' z, y, log q,
+   log|dy/dz|, log p~ and smoothed log weights stay in ib. */
+static nf_result nf__infer_check(nf__inf *s, size_t n, nf__ibuf *ib, nf_rng *rng, nf_infer_report *rp) {
+    nf_flow *f = s->f; int D = s->D; size_t i, k; nf_result r; double ef;
+    s->stage = "check";
+    for (k = 0; k < n; k += s->cap) {
+        size_t R = n - k < s->cap ? n - k : s->cap;
+        if ((r = nf__infer_draw(f, rng, R, ib->cz + k * D, ib->cy + k * D, ib->clq + k, ib->cld + k, s->y)) != NF_OK) return r;
+        if ((r = nf__eval_y(s, ib->cy + k * D, R, ib->clp + k)) != NF_OK) return r;
+    }
+    for (i = 0; i < n; ++i) {
+        ib->clw[i] = ib->clp[i] > -HUGE_VAL ? ib->clp[i] - ib->clq[i] : -HUGE_VAL;
+        if (!(ib->clp[i] > -HUGE_VAL)) rp->outside++;
+    }
+    nf__is_diag(ib->clw, n, ib->idx, ib->tail, &rp->khat, &ef, &rp->log_z, &rp->log_z_se);
+    rp->ess_fraction = ef; rp->ess = ef * (double)n;
+    return NF_OK;
+}
+
+/* m indices drawn by systematic resampling with weights exp(lw) */
+static void nf__resample(const double *lw, size_t n, size_t m, nf_rng *rng, size_t *out) {
+    double mx = -HUGE_VAL, tot = 0, step, u, acc; size_t i, k = 0;
+    for (i = 0; i < n; ++i) if (lw[i] > mx) mx = lw[i];
+    for (i = 0; i < n; ++i) tot += lw[i] > -HUGE_VAL ? exp(lw[i] - mx) : 0;
+    step = tot / (double)m; u = (double)nf_rng_uniform(rng) * step; acc = 0;
+    for (i = 0; i < n && k < m; ++i) {
+        acc += lw[i] > -HUGE_VAL ? exp(lw[i] - mx) : 0;
+        while (k < m && u < acc) { out[k++] = i; u += step; }
+    }
+    while (k < m) out[k++] = n - 1;
+    for (i = m; i > 1; --i) {   /* shuffle: consecutive copies apart */
+        size_t j = (size_t)(nf_rng_u32(rng) % (uint32_t)i), t = out[i - 1]; out[i - 1] = out[j]; out[j] = t;
+    }
+}
+
+/* Flow-driven MCMC (as flowMC): C chains alternate an independence Metropolis-Hastings
+   step with the flow as proposal and a random-walk step in the flow's latent space (where
+   the posterior is close to a standard normal), until split R-hat and ESS pass or the
+   budget ends. Chains start from importance-resampled check draws. Writes m samples,
+   spread over the chains' kept draws. */
+static nf_result nf__infer_mcmc(nf__inf *s, const nf_infer_options *o, nf__ibuf *ib, size_t ncheck, nf_rng *rng, long budget,
+                                nf_infer_report *rp, nf_real *out, size_t m, int *passed) {
+    nf_flow *f = s->f; int D = s->D, C = o->chains, c, j, warm = 100, it;
+    size_t Nmax, n = 0, pick[32], bytes, i; nf_result r = NF_OK;
+    double step = 2.38 / sqrt((double)D), accg = 0, accl = 0, tries = 0, *utr, *v, *lp, *lq, *ld, *plp, *plq, *pld;
+    nf_real *ytr, *z, *y, *zp, *yp, *tmp; size_t *idx; long per_it = 2L * C;
+    s->stage = "MCMC";
+    *passed = 0;
+    rp->rhat = HUGE_VAL; rp->mcmc_ess = 0;
+    if (budget - s->evals < per_it * (warm + 500)) return NF_OK;
+    Nmax = (size_t)((budget - s->evals) / per_it) - (size_t)warm;
+    if (Nmax > 20000) Nmax = 20000;
+    {   int ok = 1; size_t per = (size_t)D * (sizeof(double) + sizeof(nf_real)) + 2 * sizeof(double) + sizeof(size_t);
+        bytes = nf__madd(nf__madd(0, Nmax * (size_t)C, per, &ok), (size_t)C, 5 * (size_t)D * sizeof(nf_real) + 6 * sizeof(double), &ok);
+        if (!ok) return NF_ERR_OVERFLOW;
+    }
+    utr = (double *)NF_MALLOC(bytes, NULL);
+    if (!utr) return nf__fail(f, NF_ERR_NOMEM, "MCMC traces", -1);
+    v = utr + Nmax * C * D;                           /* diagnostics scratch: 2 C N */
+    lp = v + 2 * Nmax * C; lq = lp + C; ld = lq + C; plp = ld + C; plq = plp + C; pld = plq + C;
+    ytr = (nf_real *)(pld + C);
+    z = ytr + Nmax * C * D; y = z + (size_t)C * D; zp = y + (size_t)C * D; yp = zp + (size_t)C * D; tmp = yp + (size_t)C * D;
+    idx = (size_t *)(tmp + (size_t)C * D);            /* C N */
+    nf__resample(ib->clw, ncheck, (size_t)C, rng, pick);
+    for (c = 0; c < C; ++c) {
+        memcpy(z + (size_t)c * D, ib->cz + pick[c] * D, (size_t)D * sizeof(nf_real));
+        memcpy(y + (size_t)c * D, ib->cy + pick[c] * D, (size_t)D * sizeof(nf_real));
+        lp[c] = ib->clp[pick[c]]; lq[c] = ib->clq[pick[c]]; ld[c] = ib->cld[pick[c]];
+    }
+    for (it = 0; n < Nmax && s->evals + per_it <= budget; ++it) {
+        double acc = 0;
+        /* independence step: x' ~ q, accepted with w(x') / w(x), w = p~ / q */
+        if ((r = nf__infer_draw(f, rng, (size_t)C, zp, yp, plq, pld, tmp)) != NF_OK) break;
+        if ((r = nf__eval_y(s, yp, (size_t)C, plp)) != NF_OK) break;
+        for (c = 0; c < C; ++c) {
+            double a = (plp[c] - plq[c]) - (lp[c] - lq[c]);
+            if (plp[c] > -HUGE_VAL && (a >= 0 || (double)nf_rng_uniform(rng) < exp(a))) {
+                memcpy(z + (size_t)c * D, zp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                memcpy(y + (size_t)c * D, yp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                lp[c] = plp[c]; lq[c] = plq[c]; ld[c] = pld[c];
+                if (it >= warm) accg += 1;
+            }
+        }
+        /* local step in latent space, target p~(g(z)) |dg/dz| */
+        for (c = 0; c < C; ++c) for (j = 0; j < D; ++j) zp[(size_t)c * D + j] = z[(size_t)c * D + j] + (nf_real)step * nf_rng_normal(rng);
+        if ((r = nf_flow_inverse(f, zp, (size_t)C, yp, tmp)) != NF_OK) {   /* a step beyond the flow's range: stay */
+            r = NF_OK; f->err[0] = 0; f->err_row = -1;
+        } else {
+            for (c = 0; c < C; ++c) pld[c] = (double)tmp[c];
+            nf__infer_lq(f, zp, (size_t)C, pld, plq);
+            if ((r = nf__eval_y(s, yp, (size_t)C, plp)) != NF_OK) break;
+            for (c = 0; c < C; ++c) {
+                double a = (plp[c] + pld[c]) - (lp[c] + ld[c]);
+                if (plp[c] > -HUGE_VAL && (a >= 0 || (double)nf_rng_uniform(rng) < exp(a))) {
+                    memcpy(z + (size_t)c * D, zp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                    memcpy(y + (size_t)c * D, yp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                    lp[c] = plp[c]; lq[c] = plq[c]; ld[c] = pld[c];
+                    acc += 1;
+                }
+            }
+        }
+        if (it < warm) { step *= exp((acc / C - 0.3) * 0.5 / sqrt(1.0 + it)); continue; }   /* toward 30% */
+        accl += acc; tries += C;
+        for (c = 0; c < C; ++c)   /* keep y, and u for the diagnostics */
+            for (j = 0; j < D; ++j) {
+                nf_real yv = y[(size_t)c * D + j], uv, l0;
+                ytr[((size_t)c * Nmax + n) * D + j] = yv;
+                nf__dom_fwd(&f->dom[j], yv, &uv, &l0);
+                utr[((size_t)c * Nmax + n) * D + j] = (double)uv;
+            }
+        ++n;
+        if ((n >= 500 && n % 100 == 0) || n == Nmax || s->evals + per_it > budget) {
+            double rh = 1, es = HUGE_VAL;
+            for (j = 0; j < D; ++j) {
+                double a, b;
+                nf__rhat_ess(utr, C, n, Nmax, D, j, &a, &b, v, idx);
+                if (!(a <= rh)) rh = a;
+                if (!(b >= es)) es = b;
+            }
+            rp->rhat = rh; rp->mcmc_ess = es;
+            if (o->callback) {
+                nf_infer_progress pg; pg.stage = NF_INFER_STAGE_MCMC; pg.evals = s->evals; pg.steps = rp->steps; pg.elbo = rp->elbo; pg.khat = rp->khat;
+                if (o->callback(&pg, o->user)) break;
+            }
+            if (rh < o->rhat_max && es >= o->ess_min) { *passed = 1; break; }
+        }
+    }
+    if (n > 0 && m > 0)   /* the samples: evenly spaced over every chain's kept draws */
+        for (i = 0; i < m; ++i) {
+            size_t k = (size_t)((double)i * (double)(n * (size_t)C) / (double)m), cc = k % (size_t)C, t = k / (size_t)C;
+            memcpy(out + i * D, ytr + (cc * Nmax + t) * D, (size_t)D * sizeof(nf_real));
+        }
+    rp->accept_global = tries > 0 ? accg / tries : 0;
+    rp->accept_local = tries > 0 ? accl / tries : 0;
+    NF_FREE(utr, NULL);
+    return n > 0 || r != NF_OK ? r : NF_OK;
+}
+
+static const char *nf__infer_check_opts(const nf_infer_options *o, const nf_flow *f) {
+    size_t i; int j;
+    if (o->max_evals < 1000) return "max_evals must be at least 1000";
+    if (o->starts < 1 || o->starts > 64) return "starts must be 1 .. 64";
+    if (o->n_init > (size_t)o->starts) return "n_init must not exceed starts";
+    if (o->n_init && !o->init) return "init is NULL with n_init > 0";
+    if (!(o->init_sd > 0 && o->init_sd < 1e6)) return "init_sd must be in (0, 1e6)";
+    if (o->batch < 2 || o->batch > 4096) return "batch must be 2 .. 4096";
+    if (o->max_steps < 0) return "max_steps must be >= 0";
+    if (!(o->lr > 0 && o->lr < 1)) return "lr must be in (0, 1)";
+    if (o->check_draws < 0 || o->check_draws > 10000000) return "check_draws must be 0 .. 1e7";
+    if (!(o->khat_max > 0 && o->khat_max <= 1)) return "khat_max must be in (0, 1]";
+    if (!(o->ess_min >= 0 && o->ess_min < 1e9)) return "ess_min must be in [0, 1e9)";
+    if (o->chains != 0 && (o->chains < 2 || o->chains > 32)) return "chains must be 0 or 2 .. 32";
+    if (!(o->rhat_max > 1 && o->rhat_max < 2)) return "rhat_max must be in (1, 2)";
+    if (o->warm_start != 0 && o->warm_start != 1) return "warm_start must be 0 or 1";
+    for (i = 0; i < o->n_init; ++i)
+        for (j = 0; j < f->dim; ++j)
+            if (!nf__isfinite(o->init[i * (size_t)f->dim + j])) return "init holds a non-finite value";
+    for (i = 0; i < o->n_init; ++i) if (!nf_flow_in_domain(f, o->init + i * (size_t)f->dim)) return "an init row lies outside the flow's domain";
+    return NULL;
+}
+
+NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const nf_infer_options *opt,
+                         nf_infer_report *rep, nf_real *samples, size_t n_samples) {
+    nf_infer_options o; nf_infer_report rp; nf__inf s; nf__ibuf ib; nf_rng rng; nf_result r = NF_OK;
+    int D, K = 0, unbounded = 0, exact = 0, why = 0, k, mcmc_ok = 0, W; const char *bad;
+    size_t S, bytes, cap; void *blk = NULL, *cblk = NULL; long budget_fit;
+    if (!f) return NF_ERR_NULL;
+    f->err[0] = 0; f->err_row = -1;
+    if (!target) return nf__fail(f, NF_ERR_NULL, "target is NULL", -1);
+    if (n_samples && !samples) return nf__fail(f, NF_ERR_NULL, "samples is NULL", -1);
+    if (f->ctx_dim) return nf__fail(f, NF_ERR_ARG, "nf_infer needs a flow without context", -1);
+    if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot fit read-only weights", -1);
+    if (opt) o = *opt; else nf_infer_options_default(&o);
+    if ((bad = nf__infer_check_opts(&o, f)) != NULL) return nf__fail(f, NF_ERR_ARG, bad, -1);
+    D = f->dim;
+    memset(&rp, 0, sizeof rp);
+    rp.khat = rp.rhat = HUGE_VAL; rp.log_z = -HUGE_VAL; rp.log_z_se = HUGE_VAL; rp.elbo = -HUGE_VAL;
+    nf_rng_seed(&rng, o.seed);
+    S = o.check_draws ? (size_t)o.check_draws : (n_samples > 4000 ? n_samples : 4000);
+    W = (1024 + o.batch - 1) / o.batch; if (W < 2) W = 2;
+    cap = (size_t)(o.batch > 256 ? o.batch : 256);
+    {   /* one block: callback buffers, modes, starts, scratch, the fit's window */
+        int ok = 1; size_t d = (size_t)D, nw = (size_t)W * o.batch;
+        bytes = nf__madd(0, cap, (2 * d + 1) * sizeof(nf_real), &ok);
+        bytes = nf__madd(bytes, NF__MAXMODES, (d + d * d) * sizeof(double), &ok);
+        bytes = nf__madd(bytes, (size_t)o.starts, (d + 1) * sizeof(double) + sizeof(int), &ok);
+        bytes = nf__madd(bytes, 1, (2 * d * d + (2 * NF__LBFGS_M + 8 + 65) * d + d) * sizeof(double), &ok);
+        bytes = nf__madd(bytes, nw, d * sizeof(nf_real) + 2 * sizeof(double), &ok);
+        bytes = nf__madd(bytes, 64, 16, &ok);
+        if (!ok) return nf__fail(f, NF_ERR_OVERFLOW, "inference buffers", -1);
+        blk = NF_MALLOC(bytes, NULL);
+        if (!blk) return nf__fail(f, NF_ERR_NOMEM, "inference buffers", -1);
+        {   double *p = (double *)blk; nf_real *q;
+            for (k = 0; k < NF__MAXMODES; ++k) { ib.mode[k].m = p; p += d; ib.mode[k].L = p; p += d * d; }
+            ib.cand = p; p += (size_t)o.starts * d; ib.candf = p; p += o.starts;
+            ib.work = p; p += 2 * d * d + (2 * NF__LBFGS_M + 8 + 65) * d; ib.g = p; p += d;
+            ib.klq = p; p += nw; ib.klp = p; p += nw;
+            ib.cand_code = (int *)p;
+            q = (nf_real *)(ib.cand_code + o.starts + 16);
+            s.y = q; q += cap * d; s.g = q; q += cap * d; s.lp = q; q += cap;
+            ib.kx = q;
+        }
+    }
+    {   /* the check's draws (also the fit's window diagnostics: S >= W batch) */
+        int ok = 1; size_t n = S > (size_t)W * o.batch ? S : (size_t)W * o.batch;
+        bytes = nf__madd(0, n, 2 * (size_t)D * sizeof(nf_real) + 6 * sizeof(double) + sizeof(size_t), &ok);
+        if (!ok) { NF_FREE(blk, NULL); return nf__fail(f, NF_ERR_OVERFLOW, "check buffers", -1); }
+        cblk = NF_MALLOC(bytes, NULL);
+        if (!cblk) { NF_FREE(blk, NULL); return nf__fail(f, NF_ERR_NOMEM, "check buffers", -1); }
+        ib.clq = (double *)cblk; ib.clp = ib.clq + n; ib.clw = ib.clp + n; ib.cld = ib.clw + n; ib.tail = ib.cld + n;   /* tail: 2n */
+        ib.cz = (nf_real *)(ib.tail + 2 * n); ib.cy = ib.cz + n * D; ib.idx = (size_t *)(ib.cy + n * D);
+    }
+    s.f = f; s.fn = target; s.user = user; s.D = D; s.evals = 0; s.max_evals = o.max_evals; s.cap = cap; s.stage = "";
+
+    /* 1. where the posterior is */
+    if (!o.warm_start) {
+        r = nf__infer_search(&s, &o, &rng, &ib, &K, &unbounded);
+        rp.evals_search = s.evals;
+        if (r != NF_OK) goto done;
+        rp.modes = K;
+        if (K == 0 && !unbounded) {
+            r = nf__fail(f, NF_ERR_ARG, "the target is zero (-inf) or flat at every start: give starts inside its support (options.init) or widen init_sd", -1);
+            goto done;
+        }
+        if (K == 0) {   /* no mode (a density without bound, e.g. a funnel's neck): a broad start */
+            K = 1; rp.modes = 0;
+            for (k = 0; k < D; ++k) ib.mode[0].m[k] = 0;
+            for (k = 0; k < D * D; ++k) ib.mode[0].L[k] = 0;
+            for (k = 0; k < D; ++k) ib.mode[0].L[(size_t)k * D + k] = o.init_sd / 2;
+            ib.mode[0].logw = 0;
+        }
+        exact = nf__infer_place(f, &ib, K, ib.work, ib.work + (size_t)D * D);
+        if (!exact && (r = nf__infer_pretrain(f, &ib, K, &rng, ib.work, ib.work + D)) != NF_OK) { nf__fail(f, r, "fitting the flow to the modes", -1); goto done; }
+    }
+    /* 2. reverse KL until the recent draws pass; not at all if the start already does (an
+       exact Laplace start: Adam's first steps would only add noise) */
+    budget_fit = s.evals + (o.max_evals - s.evals) / 2;
+    if (budget_fit > o.max_evals - (long)S) budget_fit = o.max_evals - (long)S;
+    {   long e0 = s.evals; size_t n0 = (size_t)W * o.batch;
+        if (s.evals + (long)n0 <= budget_fit) {
+            nf_infer_report pre = rp;
+            if ((r = nf__infer_check(&s, n0, &ib, &rng, &pre)) != NF_OK) goto done;
+            if (pre.khat < 0.5 && pre.ess_fraction > 0.5) why = 1;
+            rp.outside = pre.outside;
+        }
+        if (!why) r = nf__infer_fit(&s, &o, &rng, &ib, budget_fit, &rp, &why);
+        rp.evals_fit = s.evals - e0;
+        if (r != NF_OK) goto done;
+    }
+    /* 3. the check: importance sampling with Pareto smoothing */
+    {   long e0 = s.evals; size_t n = S;
+        if ((long)n > o.max_evals - s.evals) n = (size_t)(o.max_evals - s.evals);
+        if (n < 100) { r = NF_ERR_CHECK_FAILED; nf__infer_msg(f, "the evaluation budget ran out before the check: ", "raise max_evals"); goto done; }
+        S = n;
+        r = nf__infer_check(&s, S, &ib, &rng, &rp);
+        rp.evals_check = s.evals - e0;
+        if (r != NF_OK) goto done;
+        {   nf_real *xx = ib.kx; (void)xx; }
+    }
+    {   double kmax = o.khat_max, th = 1 - 1 / log10((double)S);
+        if (th < kmax) kmax = th;
+        if (rp.khat <= kmax && rp.ess >= o.ess_min) {
+            size_t i, *pick = ib.idx;   /* importance resampling (idx is free again) */
+            rp.method = NF_INFER_IMPORTANCE;
+            if (n_samples) {
+                size_t done_n = 0;
+                while (done_n < n_samples) {
+                    size_t m = n_samples - done_n < S ? n_samples - done_n : S;
+                    nf__resample(ib.clw, S, m, &rng, pick);
+                    for (i = 0; i < m; ++i) memcpy(samples + (done_n + i) * D, ib.cy + pick[i] * D, (size_t)D * sizeof(nf_real));
+                    done_n += m;
+                }
+            }
+            r = NF_OK;
+            goto done;
+        }
+        /* 4. the flow alone does not pass: flow-driven MCMC */
+        if (o.chains > 0) {
+            long e0 = s.evals;
+            r = nf__infer_mcmc(&s, &o, &ib, S, &rng, o.max_evals, &rp, samples, n_samples, &mcmc_ok);
+            rp.evals_mcmc = s.evals - e0;
+            if (r != NF_OK) goto done;
+            if (rp.mcmc_ess > 0) rp.method = NF_INFER_MCMC;
+            if (mcmc_ok) { r = NF_OK; goto done; }
+        }
+        if (rp.method == 0 && n_samples) {   /* what there is: importance-resampled draws */
+            size_t i, *pick = ib.idx;
+            rp.method = NF_INFER_IMPORTANCE;
+            for (i = 0; i < n_samples; i += S) {
+                size_t m = n_samples - i < S ? n_samples - i : S, q;
+                nf__resample(ib.clw, S, m, &rng, pick);
+                for (q = 0; q < m; ++q) memcpy(samples + (i + q) * D, ib.cy + pick[q] * D, (size_t)D * sizeof(nf_real));
+            }
+        }
+        r = NF_ERR_CHECK_FAILED;
+        {   nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err; f->err_row = -1;
+            nf__msg_str(&mb, "posterior not checked: ");
+            if (rp.khat > kmax) { nf__msg_str(&mb, "Pareto k-hat "); nf__msg_num(&mb, rp.khat); nf__msg_str(&mb, " > "); nf__msg_num(&mb, kmax); }
+            else { nf__msg_str(&mb, "importance ESS "); nf__msg_num(&mb, floor(rp.ess)); nf__msg_str(&mb, " < "); nf__msg_num(&mb, o.ess_min); }
+            if (o.chains > 0) {
+                if (rp.mcmc_ess > 0) { nf__msg_str(&mb, "; MCMC R-hat "); nf__msg_num(&mb, floor(rp.rhat * 1000 + 0.5) / 1000); nf__msg_str(&mb, ", ESS "); nf__msg_num(&mb, floor(rp.mcmc_ess)); }
+                else nf__msg_str(&mb, "; no budget left for MCMC");
+            }
+            nf__msg_str(&mb, why == 0 ? ": the fit stopped at its budget (raise max_evals or max_steps)" : ": the flow cannot match the posterior (a larger flow, or more MCMC budget)");
+        }
+    }
+done:
+    rp.evals = s.evals;
+    if (rep) *rep = rp;
+    NF_FREE(cblk, NULL);
+    NF_FREE(blk, NULL);
+    (void)unbounded;
+    return r;
+}
+
+#endif /* NFLOW_NO_IMPORTANCE */
+
+/* ---- the score: d log q / dy ------------------------------------------------------- */
+NFDEF nf_result nf_flow_log_prob_grad(nf_trainer *t, const nf_real *y, size_t n, nf_real *logp, nf_real *grad) {
+    nf_flow *f; size_t i0; int D, j; nf_result r;
+    if (!t) return NF_ERR_NULL;
+    f = t->f;
+    if ((r = nf__check_call(f, y, n, grad)) != NF_OK) return r;
+    if (f->ctx_dim) return nf__fail(f, NF_ERR_ARG, "nf_flow_log_prob_grad needs a flow without context", -1);
+    if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
+    D = f->dim;
+    for (i0 = 0; i0 < n; i0 += t->max_batch) {
+        int R = (int)(n - i0 < t->max_batch ? n - i0 : t->max_batch), i;
+        nf_tape tp; nf_tensor *x, *lq, *loss; nf__tctx c; nf_real *ys, *gys, *a, *b, *ld0; double cst;
+        nf_arena_reset(&t->arena);
+        nf_tape_init(&tp, &t->arena); tp.par = &f->par;
+        ys = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
+        gys = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
+        a = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
+        b = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
+        ld0 = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * sizeof(nf_real));
+        if (!ys || !gys || !a || !b || !ld0) return nf__fail(f, NF_ERR_ARENA_FULL, "score scratch: make the trainer's max_batch smaller", -1);
+        memset(gys, 0, (size_t)R * D * sizeof(nf_real));
+        for (i = 0; i < R; ++i) {   /* domain map: u, du/dy (a), d log|du/dy| / dy (b) */
+            const nf_real *yr = y + (i0 + (size_t)i) * D; int in = 1; nf_real l = 0;
+            for (j = 0; j < D; ++j) {
+                const nf_domain *m = &f->dom[j]; nf_real u = yr[j], dl = 0, p, q, lo = (nf_real)m->lo, P = (nf_real)(m->hi - m->lo);
+                nf_real da = 1, db = 0;
+                if (f->has_dom && m->kind != NF_DOMAIN_REAL) {
+                    in &= nf__dom_fwd(m, yr[j], &u, &dl);
+                    if (m->kind == NF_DOMAIN_LOWER) { da = 1 / (yr[j] - lo); db = -da; }
+                    else {
+                        nf_real tt = m->kind == NF_DOMAIN_INTERVAL ? yr[j] - lo : (nf_real)P / (1 + NF_EXP(-u));   /* the offset into the period */
+                        p = 1 / tt; q = 1 / (P - tt); da = p + q; db = q - p;
+                    }
+                }
+                ys[(size_t)i * D + j] = (u - f->mean[j]) / f->std[j];
+                a[(size_t)i * D + j] = da / f->std[j]; b[(size_t)i * D + j] = db;
+                l += dl;
+            }
+            if (!in) { for (j = 0; j < D; ++j) ys[(size_t)i * D + j] = 0; l = (nf_real)-HUGE_VAL; }
+            ld0[i] = l;
+        }
+        c.tp = &tp; c.f = f; c.grad = t->grad; c.ldr = c.ldc = NULL; c.ctx = NULL;
+        x = nf_tape_param(&tp, ys, gys, R, D);
+        for (j = 0; j < f->n_layers; ++j) x = nf__kinds[f->layers[j].kind].tape(&c, &f->layers[j], x);
+        if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {
+            nf_tensor *mu = nf__tparam(&c, f->base_off, 1, D), *ls = nf__tparam(&c, f->base_off + D, 1, D);
+            x = nf_t_mul(&tp, nf_t_sub(&tp, x, mu), nf_t_exp(&tp, nf_t_scale(&tp, ls, -1)));
+            nf__add_ld(&c, nf_t_scale(&tp, nf_t_sum(&tp, ls), -1), 0);
+        }
+        lq = nf_t_scale(&tp, nf_t_sum_rows(&tp, nf_t_square(&tp, x)), NF__R(-0.5));
+        if (c.ldr) lq = nf_t_add(&tp, lq, c.ldr);
+        loss = nf_t_sum(&tp, lq);   /* rows are independent: d(sum)/dy_r = d log q(y_r) / dy_r */
+        if (!loss) return nf__fail(f, tp.err, "building the score", -1);
+        if ((r = nf_tape_backward(&tp, loss)) != NF_OK) return nf__fail(f, r, "score backward", -1);
+        cst = -0.5 * D * NF__LOG_2PI + (double)nf__std_logdet(f) + (c.ldc ? (double)c.ldc->val[0] : 0);
+        for (i = 0; i < R; ++i) {
+            size_t row = i0 + (size_t)i;
+            if (!(ld0[i] > (nf_real)-HUGE_VAL)) {   /* outside the domain */
+                if (logp) logp[row] = (nf_real)-HUGE_VAL;
+                for (j = 0; j < D; ++j) grad[row * D + j] = 0;
+                continue;
+            }
+            if (logp) logp[row] = (nf_real)((double)lq->val[i] + cst + (double)ld0[i]);
+            for (j = 0; j < D; ++j) grad[row * D + j] = gys[(size_t)i * D + j] * a[(size_t)i * D + j] + b[(size_t)i * D + j];
+            for (j = 0; j < D; ++j)
+                if (!nf__isfinite(grad[row * D + j]) || (logp && !nf__isfinite(logp[row])))
+                    return nf__fail(f, NF_ERR_RANGE, "score not representable (the input is too extreme for this flow)", (long)row);
+        }
+    }
+    return NF_OK;
 }
 #endif /* NFLOW_NO_TRAINING */
 
