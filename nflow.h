@@ -422,6 +422,12 @@ NFDEF nf_result nf_flow_desc_nsf(nf_flow_desc *d, int dim, int couplings, int hi
    densities, for fitting data), 1 = IAF (fast sampling, for reverse-KL fitting). With the
    affine transformer dim 1 is NF_ERR_SHAPE, as for nf_flow_desc_realnvp. */
 NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidden, int transformer, int inverse);
+/* Preset for nf_infer: an LU linear layer on the data side (nf_infer sets it to the
+   posterior's correlations at the mode, so a Gaussian posterior is fitted from the start),
+   then L affine couplings of width H with half masks, a fixed random permutation after
+   every second one. dim 1: the LU layer, then L monotone layers. Needs NF_LAYER_LU_LINEAR
+   (and NF_LAYER_MONOTONE for dim 1). */
+NFDEF nf_result nf_flow_desc_posterior(nf_flow_desc *d, int dim, int couplings, int hidden);
 
 NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes);
 NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, size_t bytes);
@@ -771,9 +777,13 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
                  with the flow as proposal, alternating with random-walk steps in the
                  flow's latent space) in several chains, until split rank-normalised R-hat
                  and bulk ESS pass (Vehtari, Gelman, Simpson, Carpenter, Buerkner 2021).
-   NF_OK only when a check passed: k-hat <= min(khat_max, 1 - 1/log10(draws)) and ESS >=
-   ess_min (samples: importance-resampled draws), or R-hat < rhat_max and ESS >= ess_min
-   (samples: the chains' draws). Otherwise NF_ERR_CHECK_FAILED, the report filled, the
+   NF_OK only when a check passed: k-hat <= min(khat_max, 1 - 1/log10(draws)), ESS >= ess_min
+   and ESS / draws >= ess_fraction_min (samples: importance-resampled draws), or R-hat <
+   rhat_max and ESS >= ess_min (samples: the chains' draws). Importance weights cannot see
+   a region the flow never draws from (a tail it bends away from): k-hat alone passed
+   flows whose sds were 20% short, so the importance answer needs a flow close enough
+   that half its draws count; anything less goes through MCMC, whose local moves walk
+   into what the flow misses. Otherwise NF_ERR_CHECK_FAILED, the report filled, the
    samples what there is, and nf_flow_error naming the failed diagnostic. Checks cannot
    see a mode that no search found and the flow never reached (give starts, options.init).
    A target that fails (returns nonzero) stops the call with NF_ERR_ARG; a NaN or +inf
@@ -801,7 +811,11 @@ typedef struct nf_infer_options {
     long max_steps;        /* reverse-KL steps at most (4000) */
     double lr;             /* the fit's Adam learning rate (2e-3), cut on plateaus */
     long check_draws;      /* draws of the check (0: max(4000, n_samples)) */
-    double khat_max;       /* Pareto k-hat accepted (0.7) */
+    double khat_max;       /* importance draws are the answer only with k-hat at most this (0.5) */
+    double ess_fraction_min;   /* ... ESS / draws at least this (0.5) ... */
+    double kl_max;         /* ... and the flow within this many nats of the posterior (0.1):
+                              log Z - ELBO = KL(q || p). A flow that good misses no region of
+                              the posterior by much; otherwise MCMC */
     double ess_min;        /* effective sample size required (400) */
     int chains;            /* MCMC chains when the check fails (4; 0: no MCMC) */
     double rhat_max;       /* split R-hat accepted (1.01) */
@@ -815,7 +829,8 @@ typedef struct nf_infer_report {
     int modes;             /* distinct modes the searches found */
     long evals, evals_search, evals_fit, evals_check, evals_mcmc;   /* target evaluations (rows) */
     long steps;            /* reverse-KL steps */
-    double elbo;           /* ELBO of the fit's last 50 steps (nats; -inf if it did not fit) */
+    double elbo;           /* the final flow's ELBO (nats; from the check's draws inside the
+                              support), so log_z - elbo estimates KL(q || p) */
     double log_z, log_z_se;   /* log evidence (importance sampling) and its standard error */
     double khat, ess, ess_fraction;   /* the check: Pareto k-hat, ESS, ESS per draw */
     double rhat, mcmc_ess; /* MCMC: worst split R-hat, smallest bulk ESS over parameters */
@@ -3179,6 +3194,26 @@ NFDEF nf_result nf_flow_desc_maf(nf_flow_desc *d, int dim, int layers, int hidde
     return NF_OK;
 }
 
+NFDEF nf_result nf_flow_desc_posterior(nf_flow_desc *d, int dim, int couplings, int hidden) {
+    int i; nf_layer_desc l;
+    if (!d) return NF_ERR_NULL;
+    nf_flow_desc_init(d, dim);
+    if (couplings < 1 || couplings > NF_MAX_LAYERS / 2 - 1 || hidden < 0) return NF_ERR_ARG;
+    memset(&l, 0, sizeof l); l.kind = NF_LAYER_LU_LINEAR; l.seed = 1;
+    nf_flow_desc_add(d, &l);
+    for (i = 0; i < couplings; ++i) {
+        memset(&l, 0, sizeof l);
+        if (dim == 1) { l.kind = NF_LAYER_MONOTONE; nf_flow_desc_add(d, &l); continue; }
+        l.kind = NF_LAYER_AFFINE_COUPLING; l.hidden = hidden; l.mask = NF_MASK_HALF; l.parity = i & 1;
+        nf_flow_desc_add(d, &l);
+        if (i % 2 == 1 && i + 1 < couplings) {
+            memset(&l, 0, sizeof l); l.kind = NF_LAYER_PERMUTE; l.seed = (uint32_t)i;
+            nf_flow_desc_add(d, &l);
+        }
+    }
+    return NF_OK;
+}
+
 /* A domain: NF_OK, NF_ERR_ARG if invalid, NF_ERR_RANGE if valid but not computable in
    this build's nf_real (a float build cannot tell 1e9 from 1e9 + 1). */
 #if !defined(NFLOW_NO_DOMAINS) || !defined(NFLOW_NO_LOADER)
@@ -4400,7 +4435,7 @@ static void nf__psis(double *lw, size_t n, double *khat, size_t *idx, double *x)
     first = n - M;                                        /* the tail: idx[first .. n) */
     mx = lw[idx[n - 1]]; cut = lw[idx[first - 1]];
     for (i = 0; i < M; ++i) x[i] = exp(lw[idx[first + i]] - mx) - exp(cut - mx);
-    if (!(x[M - 1] > 0)) { *khat = 0; return; }           /* a flat tail: nothing to smooth */
+    if (!(mx - cut > 1e-4)) { *khat = 0; return; }   /* a flat tail (weights equal up to rounding): nothing to smooth */
     for (i = 0; i < M; ++i) if (x[i] <= 0) x[i] = 1e-300;
     nf__gpd_fit(x, M, &k, &sigma);
     *khat = k;
@@ -5330,7 +5365,7 @@ NFDEF void nf_infer_options_default(nf_infer_options *o) {
     if (!o) return;
     memset(o, 0, sizeof *o);
     o->max_evals = 1000000; o->starts = 8; o->init_sd = 2; o->batch = 64; o->max_steps = 4000;
-    o->lr = 2e-3; o->khat_max = 0.7; o->ess_min = 400; o->chains = 4; o->rhat_max = 1.01; o->seed = 1;
+    o->lr = 2e-3; o->khat_max = 0.5; o->ess_fraction_min = 0.5; o->kl_max = 0.1; o->ess_min = 400; o->chains = 4; o->rhat_max = 1.01; o->seed = 1;
 }
 #ifndef NFLOW_NO_IMPORTANCE
 
@@ -5701,14 +5736,24 @@ static void nf__rhat_ess_raw(const double *v, int M, size_t N, double *rhat, dou
 /* worst (largest) R-hat over bulk and folded draws, and bulk ESS, of parameter column j of
    C chains of N draws x D (chain c starts at row c stride); split into 2C half chains.
    Scratch: 2 C N doubles, C N indices. */
-static void nf__rhat_ess(const double *tr, int C, size_t N, size_t stride, int D, int j, double *rhat, double *ess, double *v, size_t *idx) {
+static void nf__rhat_ess(const double *tr, int C, size_t N, size_t stride, int D, int j, double *rhat, double *ess, double *tail, double *v, size_t *idx) {
     size_t h = N / 2, S = (size_t)2 * C * h, i; int c; double r1, r2, e2, med;
     for (c = 0; c < C; ++c) for (i = 0; i < 2 * h; ++i) v[(size_t)c * 2 * h + i] = tr[((size_t)c * stride + (N - 2 * h) + i) * D + j];
     memcpy(v + S, v, S * sizeof(double));
+    nf__argsort(idx, v + S, S);
+    {   /* tail ESS: of the indicators below the 5% and above the 95% quantile (slow tails
+           show here first) */
+        double q05 = v[S + idx[S / 20]], q95 = v[S + idx[S - 1 - S / 20]], e5, e95, rr;
+        for (i = 0; i < S; ++i) v[i] = v[S + i] <= q05 ? 1 : 0;
+        nf__rhat_ess_raw(v, 2 * C, h, &rr, &e5);
+        for (i = 0; i < S; ++i) v[i] = v[S + i] >= q95 ? 1 : 0;
+        nf__rhat_ess_raw(v, 2 * C, h, &rr, &e95);
+        memcpy(v, v + S, S * sizeof(double));
+        *tail = e5 < e95 ? e5 : e95;
+    }
+    med = v[S + idx[S / 2]];   /* folded below: |x - median| */
     nf__rank_normal(v, S, idx);
     nf__rhat_ess_raw(v, 2 * C, h, &r1, ess);
-    nf__argsort(idx, v + S, S);   /* folded: |x - median| */
-    med = v[S + idx[S / 2]];
     for (i = 0; i < S; ++i) v[S + i] = fabs(v[S + i] - med);
     nf__rank_normal(v + S, S, idx);
     nf__rhat_ess_raw(v + S, 2 * C, h, &r2, &e2);
@@ -5722,7 +5767,7 @@ typedef struct nf__ibuf {
     double *cand, *candf, *work, *g;   /* starts' end points and values; L-BFGS/Laplace scratch */
     int *cand_code;
     nf_real *kx; double *klq, *klp;    /* reverse-KL draws of the last W steps (ring) */
-    nf_real *cz, *cy; double *clq, *clp, *clw, *cld;   /* the check's draws */
+    nf_real *cz, *cy, *cw; double *clq, *clp, *clw, *cld;   /* the check's draws; cw: weights of a step */
     size_t *idx; double *tail;
 } nf__ibuf;
 
@@ -5958,63 +6003,124 @@ static nf_result nf__eval_y(nf__inf *s, const nf_real *y, size_t n, double *lp) 
     }
     return NF_OK;
 }
-/* The check's proposal is defensive (Hesterberg 1995): the flow's map applied to a
-   mixture of its base (1 - NF__DEF_A) and a heavy-tailed multivariate t base with
-   NF__DEF_NU degrees of freedom (NF__DEF_A). Where the flow's tails are too light, the
-   t draws reach what the posterior holds there and their weights say so (k-hat rises);
-   the estimates stay valid, each draw weighted by the mixture's density. */
+/* The check's proposal is defensive (Hesterberg 1995), a mixture of three: the flow
+   (weight 1 - a - b); the flow's map over a heavy-tailed multivariate t base with
+   NF__DEF_NU degrees of freedom (a = NF__DEF_A): where the flow's tails are too light,
+   these draws reach what the posterior holds there and their weights say so; and the
+   searches' Laplace Gaussians (b = NF__DEF_B, each by its weight): a mode the fit let go
+   of is still drawn from. Every draw is weighted by the whole mixture's density, so the
+   estimates stay valid. */
 #define NF__DEF_A 0.2
+#define NF__DEF_B 0.1
 #define NF__DEF_NU 4
-/* log of the mixture base density at latent rows z, minus ld (so: log q_mix(y)) */
-static void nf__infer_lq(const nf_flow *f, const nf_real *z, size_t n, const double *ld, double *lq) {
-    int D = f->dim, j; size_t i; const nf_real *mu = f->params + f->base_off, *ls = mu + D;
+typedef struct nf__prop {
+    const nf__ibuf *ib; int K; double lw[NF__MAXMODES], b; double *t;   /* t: 2 dim scratch */
+    int modes;   /* Laplace Gaussians with a real mode and 1% of the weight or more */
+} nf__prop;
+/* log q_mix(y) for n rows: latent z, y = g(z), ld = log|dy/dz| */
+static void nf__infer_lq(const nf_flow *f, const nf__prop *P, const nf_real *z, const nf_real *y, size_t n, const double *ld, double *lq) {
+    int D = f->dim, j, k; size_t i; const nf_real *mu = f->params + f->base_off, *ls = mu + D;
     double lsum = 0, ct = lgamma(0.5 * (NF__DEF_NU + D)) - lgamma(0.5 * NF__DEF_NU) - 0.5 * D * log(NF__DEF_NU * 3.14159265358979324);
+    double wa = log(NF__DEF_A), wf = log(1 - NF__DEF_A - P->b), wb = P->b > 0 ? log(P->b) : -HUGE_VAL;
     int diag = f->desc.base == NF_BASE_DIAG_GAUSSIAN;
     if (diag) for (j = 0; j < D; ++j) lsum += (double)ls[j];
     for (i = 0; i < n; ++i) {
-        double q = 0, a, b, m;
+        double q = 0, a, b, m, c = -HUGE_VAL;
         for (j = 0; j < D; ++j) {
             double e = (double)z[i * D + j];
             if (diag) e = (e - (double)mu[j]) * exp(-(double)ls[j]);
             q += e * e;
         }
-        a = log(1 - NF__DEF_A) - 0.5 * q - 0.5 * D * NF__LOG_2PI;
-        b = log(NF__DEF_A) + ct - 0.5 * (NF__DEF_NU + D) * log1p(q / NF__DEF_NU);
-        m = a > b ? a : b;
-        lq[i] = m + log(exp(a - m) + exp(b - m)) - lsum - ld[i];
+        a = wf - 0.5 * q - 0.5 * D * NF__LOG_2PI - lsum - ld[i];
+        b = wa + ct - 0.5 * (NF__DEF_NU + D) * log1p(q / NF__DEF_NU) - lsum - ld[i];
+        if (P->K > 0 && P->b > 0) {   /* the Laplace Gaussians, in u, over |dy/du| */
+            double *u = P->t + D, ldu = 0, best = -HUGE_VAL, acc = 0, lk[NF__MAXMODES];
+            for (j = 0; j < D; ++j) {
+                double l0, d0, e0; nf_real yy;
+                u[j] = nf__y2u(&f->dom[j], y[i * D + j]);
+                nf__u2y(&f->dom[j], u[j], &yy, &l0, &d0, &e0);
+                ldu += l0;
+            }
+            for (k = 0; k < P->K; ++k) {
+                const nf__mode *md = &P->ib->mode[k];
+                lk[k] = P->lw[k] - 0.5 * nf__mahal(md, u, D, P->t) - 0.5 * md->ldet - 0.5 * D * NF__LOG_2PI;
+                if (lk[k] > best) best = lk[k];
+            }
+            for (k = 0; k < P->K; ++k) acc += exp(lk[k] - best);
+            c = wb + best + log(acc) - ldu;
+        }
+        m = a > b ? a : b; if (c > m) m = c;
+        lq[i] = m + log(exp(a - m) + exp(b - m) + (c > -HUGE_VAL ? exp(c - m) : 0));
     }
 }
-/* n draws from the defensive proposal: latent z, y = g(z), log q_mix(y), log|dy/dz| */
-static nf_result nf__infer_draw(nf_flow *f, nf_rng *rng, size_t n, nf_real *z, nf_real *y, double *lq, double *ld, nf_real *tmp) {
-    size_t i, first = 0; int j, D = f->dim, tries; nf_result r = NF_OK;
+/* n draws from the defensive proposal: latent z, y = g(z), log q_mix(y), log|dy/dz|.
+   scratch: 2 n D reals. */
+static nf_result nf__infer_draw(nf_flow *f, const nf__prop *P, nf_rng *rng, size_t n, nf_real *z, nf_real *y, double *lq, double *ld, nf_real *tmp, nf_real *scratch) {
+    size_t i, first = 0, nl; int j, D = f->dim, tries, k; nf_result r = NF_OK;
     const nf_real *mu = f->params + f->base_off, *ls = mu + D;
+    unsigned char lap[256];   /* n <= 256: which rows come from a Laplace Gaussian */
     for (tries = 0; tries < 100; ++tries) {
-    for (i = first; i < n; ++i) {
-        double sc = 1;
-        if ((double)nf_rng_uniform(rng) < NF__DEF_A) {   /* t: a normal over sqrt(chi^2_nu / nu) */
-            double c = 0; int q;
-            for (q = 0; q < NF__DEF_NU; ++q) { double g = (double)nf_rng_normal(rng); c += g * g; }
-            sc = sqrt(NF__DEF_NU / (c > 1e-300 ? c : 1e-300));
-        }
-        for (j = 0; j < D; ++j) {
-            double e = sc * (double)nf_rng_normal(rng);
+        for (i = first; i < n; ++i) {
+            double sc = 1, pick = (double)nf_rng_uniform(rng);
+            lap[i] = P->K > 0 && pick < P->b;
+            if (lap[i]) {   /* a mode by its weight, then u ~ N(m, L L^T) */
+                double acc = 0, tot = 0, *u = P->t, *e = P->t + D; int q;
+                for (k = 0; k < P->K; ++k) tot += exp(P->lw[k]);
+                pick = (double)nf_rng_uniform(rng) * tot;
+                for (k = 0; k < P->K - 1; ++k) { acc += exp(P->lw[k]); if (pick < acc) break; }
+                for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
+                for (j = 0; j < D; ++j) {
+                    double a = P->ib->mode[k].m[j], l0, d0, e0;
+                    for (q = 0; q <= j; ++q) a += P->ib->mode[k].L[(size_t)j * D + q] * e[q];
+                    u[j] = a;
+                    nf__u2y(&f->dom[j], u[j], &y[i * D + j], &l0, &d0, &e0);
+                    z[i * D + j] = 0;   /* found below, from y */
+                }
+                continue;
+            }
+            if (pick < P->b + NF__DEF_A) {   /* t: a normal over sqrt(chi^2_nu / nu) */
+                double c = 0; int q;
+                for (q = 0; q < NF__DEF_NU; ++q) { double g = (double)nf_rng_normal(rng); c += g * g; }
+                sc = sqrt(NF__DEF_NU / (c > 1e-300 ? c : 1e-300));
+            }
+            for (j = 0; j < D; ++j) {
+                double e = sc * (double)nf_rng_normal(rng);
 #ifndef NFLOW_NO_DIAG_BASE
-            if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) e = (double)mu[j] + exp((double)ls[j]) * e;
+                if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) e = (double)mu[j] + exp((double)ls[j]) * e;
 #endif
-            z[i * D + j] = (nf_real)e;
+                z[i * D + j] = (nf_real)e;
+            }
         }
-    }
-    (void)mu; (void)ls;
-    /* a draw so far out that the flow overflows nf_real is drawn again (those rows lie
-       where neither base has mass to speak of) */
-    if ((r = nf_flow_inverse(f, z, n, y, tmp)) == NF_OK) break;
-    if (r != NF_ERR_RANGE || f->err_row < 0) return r;
-    first = (size_t)f->err_row;   /* rows before it are fine; draw it and the rest again */
-    f->err[0] = 0; f->err_row = -1;
+        (void)mu; (void)ls;
+        /* the flow's rows: y = g(z); the Laplace rows: z = g^-1(y). A row so far out that the
+           flow overflows nf_real is drawn again (where no part of the mixture has mass to
+           speak of) */
+        for (nl = 0, i = 0; i < n; ++i) if (lap[i]) memcpy(scratch + nl++ * D, y + i * D, (size_t)D * sizeof(nf_real));
+        for (i = 0; i < n; ++i) if (lap[i]) memset(z + i * D, 0, (size_t)D * sizeof(nf_real));
+        if ((r = nf_flow_inverse(f, z, n, y, tmp)) != NF_OK) {
+            if (r != NF_ERR_RANGE || f->err_row < 0) return r;
+            first = 0; f->err[0] = 0; f->err_row = -1;   /* draw them all again */
+            continue;
+        }
+        for (i = 0; i < n; ++i) ld[i] = (double)tmp[i];
+        if (nl) {
+            size_t q = 0;
+            if ((r = nf_flow_forward(f, scratch, nl, scratch + nl * D, tmp)) != NF_OK) {
+                if (r != NF_ERR_RANGE || f->err_row < 0) return r;
+                first = 0; f->err[0] = 0; f->err_row = -1;   /* draw them all again */
+                continue;
+            }
+            for (i = 0; i < n; ++i) if (lap[i]) {
+                memcpy(y + i * D, scratch + q * D, (size_t)D * sizeof(nf_real));
+                memcpy(z + i * D, scratch + (nl + q) * D, (size_t)D * sizeof(nf_real));
+                ld[i] = -(double)tmp[q];
+                ++q;
+            }
+        }
+        break;
     }
     if (r != NF_OK) return r;
-    for (i = 0; i < n; ++i) ld[i] = (double)tmp[i];
-    nf__infer_lq(f, z, n, ld, lq);
+    nf__infer_lq(f, P, z, y, n, ld, lq);
     return NF_OK;
 }
 
@@ -6029,10 +6135,10 @@ static void nf__infer_badpoint(nf_flow *f, const char *what, const char *stage, 
 /* Reverse-KL fit until the recent draws pass (k-hat < 0.5, ESS above 30% of the draws),
    the ELBO stops improving (after three learning-rate cuts), or the budget ends.
    *why: 1 passed, 2 plateau, 0 budget or steps. */
-static nf_result nf__infer_fit(nf__inf *s, const nf_infer_options *o, nf_rng *rng, nf__ibuf *ib, long budget, nf_infer_report *rp, int *why) {
+static nf_result nf__infer_fit(nf__inf *s, const nf__prop *P, const nf_infer_options *o, nf_rng *rng, nf__ibuf *ib, long budget, nf_infer_report *rp, int *why) {
     nf_flow *f = s->f; int D = s->D, B = o->batch, W = (1024 + o->batch - 1) / o->batch, slot, drops = 0, stale = 0, bn = 0, rej = 0;
     nf_trainer *t = NULL; nf_adam_config ac; nf_result r; nf__target tg; nf__klrec rec; long step;
-    double elbo = -HUGE_VAL, bsum = 0, best = -HUGE_VAL, lr = o->lr;
+    double elbo = -HUGE_VAL, bsum = 0, best = -HUGE_VAL, lr = o->lr, last_gain = HUGE_VAL;
     if (W < 2) W = 2;
     *why = 0;
     nf_adam_config_default(&ac); ac.lr = lr; ac.clip_norm = 100;
@@ -6057,6 +6163,41 @@ static nf_result nf__infer_fit(nf__inf *s, const nf_infer_options *o, nf_rng *rn
         }
         if (r != NF_OK) { nf__fail(f, r, "reverse-KL step", -1); break; }
         rp->steps++;
+        if (P->modes > 1 && s->evals + B <= budget) {
+            /* several modes: reverse KL lets go of all but one, so every step also takes a
+               maximum-likelihood step on Laplace draws weighted by p~ / q (forward KL, which
+               covers every mode with its mass) */
+            int i, j; size_t q; double mx = -HUGE_VAL, kh;
+            for (i = 0; i < B; ++i) {
+                double *u = P->t, *e = P->t + D, pick = (double)nf_rng_uniform(rng), acc = 0, tot = 0; int kk, q2;
+                for (kk = 0; kk < P->K; ++kk) tot += exp(P->lw[kk]);
+                pick *= tot;
+                for (kk = 0; kk < P->K - 1; ++kk) { acc += exp(P->lw[kk]); if (pick < acc) break; }
+                for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
+                for (j = 0; j < D; ++j) {
+                    double a = P->ib->mode[kk].m[j], l0, d0, e0;
+                    for (q2 = 0; q2 <= j; ++q2) a += P->ib->mode[kk].L[(size_t)j * D + q2] * e[q2];
+                    u[j] = a;
+                    nf__u2y(&f->dom[j], u[j], &ib->kx[(size_t)i * D + j], &l0, &d0, &e0);
+                }
+            }
+            s->stage = "fit";
+            if ((r = nf__eval_y(s, ib->kx, (size_t)B, ib->clp)) != NF_OK) break;
+            for (i = 0; i < B; ++i) {   /* log q0(y): the Laplace mixture alone */
+                double *u = P->t, ldu = 0, top = -HUGE_VAL, a2 = 0, lk[NF__MAXMODES]; int kk;
+                for (j = 0; j < D; ++j) { double l0, d0, e0; nf_real yy; u[j] = nf__y2u(&f->dom[j], ib->kx[(size_t)i * D + j]); nf__u2y(&f->dom[j], u[j], &yy, &l0, &d0, &e0); ldu += l0; }
+                for (kk = 0; kk < P->K; ++kk) { const nf__mode *md = &P->ib->mode[kk]; lk[kk] = P->lw[kk] - 0.5 * nf__mahal(md, u, D, P->t + D) - 0.5 * md->ldet - 0.5 * D * NF__LOG_2PI; if (lk[kk] > top) top = lk[kk]; }
+                for (kk = 0; kk < P->K; ++kk) a2 += exp(lk[kk] - top);
+                ib->clw[i] = ib->clp[i] > -HUGE_VAL ? ib->clp[i] - (top + log(a2) - ldu) : -HUGE_VAL;
+            }
+            nf__psis(ib->clw, (size_t)B, &kh, ib->idx, ib->tail);
+            for (q = 0; q < (size_t)B; ++q) if (ib->clw[q] > mx) mx = ib->clw[q];
+            for (q = 0; q < (size_t)B; ++q) ib->cw[q] = ib->clw[q] > -HUGE_VAL ? (nf_real)exp(ib->clw[q] - mx) : 0;
+            r = nf_train_step(t, ib->kx, ib->cw, (size_t)B, NULL);
+            if (r == NF_ERR_DIVERGED || r == NF_ERR_ARG) r = NF_OK;   /* refused or weightless: no change */
+            if (r != NF_OK) { nf__fail(f, r, "forward-KL step", -1); break; }
+            f->err[0] = 0; f->err_row = -1;
+        }
         if (elbo > -HUGE_VAL) { bsum += elbo; ++bn; }
         if ((step + 1) % W == 0 && step + 1 >= 2 * W) {   /* the last W steps' draws */
             size_t n = (size_t)W * B, i; double kh, ef, lz, lzs;
@@ -6066,10 +6207,13 @@ static nf_result nf__infer_fit(nf__inf *s, const nf_infer_options *o, nf_rng *rn
                 nf_infer_progress pg; pg.stage = NF_INFER_STAGE_FIT; pg.evals = s->evals; pg.steps = rp->steps; pg.elbo = bn ? bsum / bn : -HUGE_VAL; pg.khat = kh;
                 if (o->callback(&pg, o->user)) break;
             }
-            if (kh < 0.5 && ef > 0.3) { *why = 1; break; }
+            /* the pooled draws of a q still moving flatter it: pass only after 200 steps and
+               once the ELBO has stopped climbing (less than 0.02 nats over the last block) */
+            if (kh < 0.5 && ef > 0.3 && step + 1 >= 200 && last_gain < 0.02) { *why = 1; break; }
         }
         if ((step + 1) % 50 == 0 && bn > 0) {   /* plateaus: cut the rate, three times, then stop */
             double m = bsum / bn;
+            last_gain = rp->elbo > -HUGE_VAL ? m - rp->elbo : HUGE_VAL;
             rp->elbo = m;
             if (m > best + 0.01) { best = m; stale = 0; }
             else if (++stale >= 3) {
@@ -6086,17 +6230,32 @@ static nf_result nf__infer_fit(nf__inf *s, const nf_infer_options *o, nf_rng *rn
 
 /* The check: n draws from the flow, the target at each, PSIS. The draws' z, y, log q,
    log|dy/dz|, log p~ and smoothed log weights stay in ib. */
-static nf_result nf__infer_check(nf__inf *s, size_t n, nf__ibuf *ib, nf_rng *rng, nf_infer_report *rp) {
+static nf_result nf__infer_check(nf__inf *s, const nf__prop *P, size_t n, nf__ibuf *ib, nf_rng *rng, nf_infer_report *rp) {
     nf_flow *f = s->f; int D = s->D; size_t i, k; nf_result r; double ef;
     s->stage = "check";
-    for (k = 0; k < n; k += s->cap) {
-        size_t R = n - k < s->cap ? n - k : s->cap;
-        if ((r = nf__infer_draw(f, rng, R, ib->cz + k * D, ib->cy + k * D, ib->clq + k, ib->cld + k, s->y)) != NF_OK) return r;
+    for (k = 0; k < n; k += 256) {
+        size_t R = n - k < 256 ? n - k : 256;
+        if ((r = nf__infer_draw(f, P, rng, R, ib->cz + k * D, ib->cy + k * D, ib->clq + k, ib->cld + k, s->y, ib->kx)) != NF_OK) return r;
         if ((r = nf__eval_y(s, ib->cy + k * D, R, ib->clp + k)) != NF_OK) return r;
     }
     for (i = 0; i < n; ++i) {
         ib->clw[i] = ib->clp[i] > -HUGE_VAL ? ib->clp[i] - ib->clq[i] : -HUGE_VAL;
         if (!(ib->clp[i] > -HUGE_VAL)) rp->outside++;
+    }
+    {   /* the flow's own ELBO from the same draws (each reweighted from the mixture to the
+           flow): log Z - ELBO = KL(q || p), how far the flow itself is from the posterior */
+        const nf_real *mu = f->params + f->base_off, *ls = mu + D; double num = 0, den = 0, lsum = 0; int j;
+        int diag = f->desc.base == NF_BASE_DIAG_GAUSSIAN;
+        if (diag) for (j = 0; j < D; ++j) lsum += (double)ls[j];
+        for (i = 0; i < n; ++i) {
+            double q2 = 0, lqf, w;
+            if (!(ib->clp[i] > -HUGE_VAL)) continue;
+            for (j = 0; j < D; ++j) { double e = (double)ib->cz[i * D + j]; if (diag) e = (e - (double)mu[j]) * exp(-(double)ls[j]); q2 += e * e; }
+            lqf = -0.5 * q2 - 0.5 * D * NF__LOG_2PI - lsum - ib->cld[i];
+            w = exp(lqf - ib->clq[i]);
+            num += w * (ib->clp[i] - lqf); den += w;
+        }
+        rp->elbo = den > 0 ? num / den : -HUGE_VAL;
     }
     nf__is_diag(ib->clw, n, ib->idx, ib->tail, &rp->khat, &ef, &rp->log_z, &rp->log_z_se);
     rp->ess_fraction = ef; rp->ess = ef * (double)n;
@@ -6119,73 +6278,142 @@ static void nf__resample(const double *lw, size_t n, size_t m, nf_rng *rng, size
     }
 }
 
+/* The posterior in the flow's latent space, log p~(g(z)) + log|dg/dz|, and its gradient at
+   R latent rows z, through trainer t's tape (its parameter gradients are scratch). y gets
+   g(z), lp log p~(y) (-inf outside the support, then lpz -inf), ld log|dg/dz|. */
+static nf_result nf__latent_grad(nf__inf *s, nf_trainer *t, const nf_real *z, int R, nf_real *y, double *lp, double *ld, double *lpz, nf_real *gz) {
+    nf_flow *f = s->f; int D = f->dim, i, j; nf_tape tp; nf__tctx c; nf__target tg; nf__klrec rec;
+    nf_tensor *x, *zt, *mask, *lpt, *obj, *sd, *mu, *loss; nf_real *zc; double cst = 0, ldc;
+    nf_arena_reset(&t->arena);
+    nf_tape_init(&tp, &t->arena); tp.par = &f->par;
+    zc = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
+    if (!zc) return NF_ERR_ARENA_FULL;
+    memcpy(zc, z, (size_t)R * D * sizeof(nf_real));
+    memset(gz, 0, (size_t)R * D * sizeof(nf_real));
+    tg.fn = s->fn; tg.fn_ctx = NULL; tg.ctx = NULL; tg.user = s->user;
+    rec.x = y; rec.lq = ld; rec.lp = lp; rec.outside = 0; rec.bad_row = -1;   /* lq: unused scratch */
+    c.tp = &tp; c.f = f; c.grad = t->grad; c.ldr = c.ldc = NULL; c.ctx = NULL;
+    zt = x = nf_tape_param(&tp, zc, gz, R, D);
+    mask = nf_tape_new(&tp, R, 1);
+    for (i = f->n_layers - 1; i >= 0; --i) x = nf__kinds[f->layers[i].kind].tape_inv(&c, &f->layers[i], x);
+    sd = nf_tape_new(&tp, 1, D); mu = nf_tape_new(&tp, 1, D);
+    if (sd && mu) for (j = 0; j < D; ++j) { sd->val[j] = f->std[j]; mu->val[j] = f->mean[j]; cst += log((double)f->std[j]); }
+    x = nf_t_add(&tp, nf_t_mul(&tp, x, sd), mu);
+    if (f->has_dom) { nf_tensor *l = NULL; x = nf__t_domain_inv(&tp, x, f->dom, &l); if (l) nf__add_ld(&c, l, 1); }
+    lpt = nf__t_target(&tp, x, &tg, mask, &rec);
+    s->evals += R;
+    if (!lpt) {
+        if (tp.err == NF_ERR_DIVERGED && rec.bad_row >= 0) { nf__infer_badpoint(f, "target returned a NaN or +inf log-density or a non-finite gradient", "MCMC", y + (size_t)rec.bad_row * D, D); f->err_row = rec.bad_row; return NF_ERR_NONFINITE; }
+        if (tp.err == NF_ERR_ARG) { nf__infer_msg(f, "target callback failed (returned nonzero) during the ", "MCMC"); return NF_ERR_ARG; }
+        return tp.err != NF_OK ? tp.err : NF_ERR_ARENA_FULL;
+    }
+    obj = c.ldr ? nf_t_add(&tp, lpt, c.ldr) : lpt;
+    loss = nf_t_sum(&tp, nf_t_mul(&tp, obj, mask));
+    if (!loss || nf_tape_backward(&tp, loss) != NF_OK) return tp.err != NF_OK ? tp.err : NF_ERR_ARENA_FULL;
+    (void)zt;
+    ldc = c.ldc ? (double)c.ldc->val[0] : 0;
+    for (i = 0; i < R; ++i) {
+        ld[i] = (c.ldr ? (double)c.ldr->val[i] : 0) + ldc + cst;
+        lpz[i] = mask->val[i] != 0 ? lp[i] + ld[i] : -HUGE_VAL;
+        for (j = 0; j < D; ++j) if (!nf__isfinite(gz[(size_t)i * D + j])) { lpz[i] = -HUGE_VAL; break; }   /* beyond nf_real: not a move */
+    }
+    return NF_OK;
+}
+
 /* Flow-driven MCMC (as flowMC): C chains alternate an independence Metropolis-Hastings
-   step with the flow as proposal and a random-walk step in the flow's latent space (where
-   the posterior is close to a standard normal), until split R-hat and ESS pass or the
-   budget ends. Chains start from importance-resampled check draws. Writes m samples,
-   spread over the chains' kept draws. */
-static nf_result nf__infer_mcmc(nf__inf *s, const nf_infer_options *o, nf__ibuf *ib, size_t ncheck, nf_rng *rng, long budget,
+   step with the flow as proposal (the check's defensive mixture) and a MALA step in the
+   flow's latent space, where the posterior is close to a standard normal and the local
+   moves walk into what the flow misses; until split R-hat and ESS pass or the budget
+   ends. Chains start from importance-resampled check draws. Writes m samples, spread
+   over the chains' kept draws. */
+static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_options *o, nf__ibuf *ib, size_t ncheck, nf_rng *rng, long budget,
                                 nf_infer_report *rp, nf_real *out, size_t m, int *passed) {
-    nf_flow *f = s->f; int D = s->D, C = o->chains, c, j, warm = 100, it;
-    size_t Nmax, n = 0, pick[32], bytes, i; nf_result r = NF_OK;
-    double step = 2.38 / sqrt((double)D), accg = 0, accl = 0, tries = 0, *utr, *v, *lp, *lq, *ld, *plp, *plq, *pld;
-    nf_real *ytr, *z, *y, *zp, *yp, *tmp; size_t *idx; long per_it = 2L * C;
+    nf_flow *f = s->f; int D = s->D, C = o->chains, c, j, warm = 200, it, *fresh;
+    size_t Nmax, n = 0, pick[32], bytes, i; nf_result r = NF_OK; nf_trainer *t = NULL;
+    double h = 1.0 / pow((double)D, 1.0 / 6), accg = 0, accl = 0, tries = 0, *utr, *v, *lp, *lq, *ld, *lpz, *plp, *plq, *pld, *plpz;
+    nf_real *ytr, *z, *y, *zp, *yp, *tmp, *g, *gp; size_t *idx; long per_it = 3L * C;
     s->stage = "MCMC";
     *passed = 0;
     rp->rhat = HUGE_VAL; rp->mcmc_ess = 0;
-    if (budget - s->evals < per_it * (warm + 500)) return NF_OK;
+    if (budget - s->evals < per_it * (warm + 1000)) return NF_OK;
     Nmax = (size_t)((budget - s->evals) / per_it) - (size_t)warm;
     if (Nmax > 20000) Nmax = 20000;
     {   int ok = 1; size_t per = (size_t)D * (sizeof(double) + sizeof(nf_real)) + 2 * sizeof(double) + sizeof(size_t);
-        bytes = nf__madd(nf__madd(0, Nmax * (size_t)C, per, &ok), (size_t)C, 5 * (size_t)D * sizeof(nf_real) + 6 * sizeof(double), &ok);
+        bytes = nf__madd(nf__madd(0, Nmax * (size_t)C, per, &ok), (size_t)C, 7 * (size_t)D * sizeof(nf_real) + 8 * sizeof(double) + sizeof(int), &ok);
         if (!ok) return NF_ERR_OVERFLOW;
     }
+    if ((r = nf_trainer_create(&t, f, NULL, (size_t)C)) != NF_OK) return r;
     utr = (double *)NF_MALLOC(bytes, NULL);
-    if (!utr) return nf__fail(f, NF_ERR_NOMEM, "MCMC traces", -1);
+    if (!utr) { nf_trainer_destroy(t); return nf__fail(f, NF_ERR_NOMEM, "MCMC traces", -1); }
     v = utr + Nmax * C * D;                           /* diagnostics scratch: 2 C N */
-    lp = v + 2 * Nmax * C; lq = lp + C; ld = lq + C; plp = ld + C; plq = plp + C; pld = plq + C;
-    ytr = (nf_real *)(pld + C);
+    lp = v + 2 * Nmax * C; lq = lp + C; ld = lq + C; lpz = ld + C; plp = lpz + C; plq = plp + C; pld = plq + C; plpz = pld + C;
+    ytr = (nf_real *)(plpz + C);
     z = ytr + Nmax * C * D; y = z + (size_t)C * D; zp = y + (size_t)C * D; yp = zp + (size_t)C * D; tmp = yp + (size_t)C * D;
-    idx = (size_t *)(tmp + (size_t)C * D);            /* C N */
-    nf__resample(ib->clw, ncheck, (size_t)C, rng, pick);
+    g = tmp + (size_t)C * D; gp = g + (size_t)C * D;
+    idx = (size_t *)(gp + (size_t)C * D);             /* C N */
+    fresh = (int *)(idx + Nmax * C);
+    {   /* overdispersed starts (so that R-hat can see chains that have not met): check draws
+           of the heavy-tailed base, inside the support, else importance-resampled ones */
+        size_t k, got = 0;
+        for (k = 0; k < ncheck && got < (size_t)C; ++k) {
+            double q2 = 0;
+            for (j = 0; j < D; ++j) q2 += (double)ib->cz[k * D + j] * (double)ib->cz[k * D + j];
+            if (ib->clp[k] > -HUGE_VAL && q2 > 2.0 * D) pick[got++] = k;   /* beyond the base's bulk */
+        }
+        if (got < (size_t)C) nf__resample(ib->clw, ncheck, (size_t)C - got, rng, pick + got);
+    }
     for (c = 0; c < C; ++c) {
         memcpy(z + (size_t)c * D, ib->cz + pick[c] * D, (size_t)D * sizeof(nf_real));
         memcpy(y + (size_t)c * D, ib->cy + pick[c] * D, (size_t)D * sizeof(nf_real));
         lp[c] = ib->clp[pick[c]]; lq[c] = ib->clq[pick[c]]; ld[c] = ib->cld[pick[c]];
+        fresh[c] = 0;   /* gradient at the current point not known yet */
     }
     for (it = 0; n < Nmax && s->evals + per_it <= budget; ++it) {
-        double acc = 0;
+        double acc = 0, ac2 = 0;
         /* independence step: x' ~ q, accepted with w(x') / w(x), w = p~ / q */
-        if ((r = nf__infer_draw(f, rng, (size_t)C, zp, yp, plq, pld, tmp)) != NF_OK) break;
+        if ((r = nf__infer_draw(f, P, rng, (size_t)C, zp, yp, plq, pld, tmp, ib->kx)) != NF_OK) break;
         if ((r = nf__eval_y(s, yp, (size_t)C, plp)) != NF_OK) break;
         for (c = 0; c < C; ++c) {
             double a = (plp[c] - plq[c]) - (lp[c] - lq[c]);
             if (plp[c] > -HUGE_VAL && (a >= 0 || (double)nf_rng_uniform(rng) < exp(a))) {
                 memcpy(z + (size_t)c * D, zp + (size_t)c * D, (size_t)D * sizeof(nf_real));
                 memcpy(y + (size_t)c * D, yp + (size_t)c * D, (size_t)D * sizeof(nf_real));
-                lp[c] = plp[c]; lq[c] = plq[c]; ld[c] = pld[c];
+                lp[c] = plp[c]; lq[c] = plq[c]; ld[c] = pld[c]; fresh[c] = 0;
                 if (it >= warm) accg += 1;
             }
         }
-        /* local step in latent space, target p~(g(z)) |dg/dz| */
-        for (c = 0; c < C; ++c) for (j = 0; j < D; ++j) zp[(size_t)c * D + j] = z[(size_t)c * D + j] + (nf_real)step * nf_rng_normal(rng);
-        if ((r = nf_flow_inverse(f, zp, (size_t)C, yp, tmp)) != NF_OK) {   /* a step beyond the flow's range: stay */
-            r = NF_OK; f->err[0] = 0; f->err_row = -1;
-        } else {
-            for (c = 0; c < C; ++c) pld[c] = (double)tmp[c];
-            nf__infer_lq(f, zp, (size_t)C, pld, plq);
-            if ((r = nf__eval_y(s, yp, (size_t)C, plp)) != NF_OK) break;
-            for (c = 0; c < C; ++c) {
-                double a = (plp[c] + pld[c]) - (lp[c] + ld[c]);
-                if (plp[c] > -HUGE_VAL && (a >= 0 || (double)nf_rng_uniform(rng) < exp(a))) {
-                    memcpy(z + (size_t)c * D, zp + (size_t)c * D, (size_t)D * sizeof(nf_real));
-                    memcpy(y + (size_t)c * D, yp + (size_t)c * D, (size_t)D * sizeof(nf_real));
-                    lp[c] = plp[c]; lq[c] = plq[c]; ld[c] = pld[c];
-                    acc += 1;
+        /* MALA in latent space: z' = z + h^2/2 grad + h xi */
+        for (c = 0; c < C; ++c) if (!fresh[c]) break;
+        if (c < C) {   /* gradients at the current points (all chains in one call) */
+            if ((r = nf__latent_grad(s, t, z, C, yp, plp, pld, lpz, g)) != NF_OK) break;
+            for (c = 0; c < C; ++c) fresh[c] = 1;
+        }
+        for (c = 0; c < C; ++c) for (j = 0; j < D; ++j)
+            zp[(size_t)c * D + j] = z[(size_t)c * D + j] + (nf_real)(0.5 * h * h * (double)g[(size_t)c * D + j] + h * (double)nf_rng_normal(rng));
+        if ((r = nf__latent_grad(s, t, zp, C, yp, plp, pld, plpz, gp)) != NF_OK) break;
+        for (c = 0; c < C; ++c) {
+            double a, fw = 0, bw = 0;
+            if (!(plpz[c] > -HUGE_VAL) || !(lpz[c] > -HUGE_VAL)) {
+                if (!(lpz[c] > -HUGE_VAL) && plpz[c] > -HUGE_VAL) a = 0; else continue;
+            } else {
+                for (j = 0; j < D; ++j) {   /* log q(z | z') - log q(z' | z) */
+                    double d1 = (double)z[(size_t)c * D + j] - (double)zp[(size_t)c * D + j] - 0.5 * h * h * (double)gp[(size_t)c * D + j];
+                    double d2 = (double)zp[(size_t)c * D + j] - (double)z[(size_t)c * D + j] - 0.5 * h * h * (double)g[(size_t)c * D + j];
+                    bw += d1 * d1; fw += d2 * d2;
                 }
+                a = plpz[c] - lpz[c] - (bw - fw) / (2 * h * h);
+            }
+            ac2 += a >= 0 ? 1 : exp(a);
+            if (a >= 0 || (double)nf_rng_uniform(rng) < exp(a)) {
+                memcpy(z + (size_t)c * D, zp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                memcpy(y + (size_t)c * D, yp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                memcpy(g + (size_t)c * D, gp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                lp[c] = plp[c]; ld[c] = pld[c]; lpz[c] = plpz[c]; fresh[c] = 1;
+                acc += 1;
             }
         }
-        if (it < warm) { step *= exp((acc / C - 0.3) * 0.5 / sqrt(1.0 + it)); continue; }   /* toward 30% */
+        nf__infer_lq(f, P, z, y, (size_t)C, ld, lq);   /* the proposal density at the (moved) points */
+        if (it < warm) { h *= exp((ac2 / C - 0.574) * 1.0 / sqrt(1.0 + it)); continue; }   /* toward MALA's 57% */
         accl += acc; tries += C;
         for (c = 0; c < C; ++c)   /* keep y, and u for the diagnostics */
             for (j = 0; j < D; ++j) {
@@ -6195,13 +6423,14 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf_infer_options *o, nf__ibuf 
                 utr[((size_t)c * Nmax + n) * D + j] = (double)uv;
             }
         ++n;
-        if ((n >= 500 && n % 100 == 0) || n == Nmax || s->evals + per_it > budget) {
+        if ((n >= 1000 && n % 200 == 0) || n == Nmax || s->evals + per_it > budget) {
             double rh = 1, es = HUGE_VAL;
             for (j = 0; j < D; ++j) {
-                double a, b;
-                nf__rhat_ess(utr, C, n, Nmax, D, j, &a, &b, v, idx);
+                double a, b, tl;
+                nf__rhat_ess(utr, C, n, Nmax, D, j, &a, &b, &tl, v, idx);
                 if (!(a <= rh)) rh = a;
                 if (!(b >= es)) es = b;
+                if (!(tl >= es)) es = tl;   /* the smaller of bulk and tail ESS */
             }
             rp->rhat = rh; rp->mcmc_ess = es;
             if (o->callback) {
@@ -6213,13 +6442,14 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf_infer_options *o, nf__ibuf 
     }
     if (n > 0 && m > 0)   /* the samples: evenly spaced over every chain's kept draws */
         for (i = 0; i < m; ++i) {
-            size_t k = (size_t)((double)i * (double)(n * (size_t)C) / (double)m), cc = k % (size_t)C, t = k / (size_t)C;
-            memcpy(out + i * D, ytr + (cc * Nmax + t) * D, (size_t)D * sizeof(nf_real));
+            size_t k = (size_t)((double)i * (double)(n * (size_t)C) / (double)m), cc = k % (size_t)C, tt = k / (size_t)C;
+            memcpy(out + i * D, ytr + (cc * Nmax + tt) * D, (size_t)D * sizeof(nf_real));
         }
     rp->accept_global = tries > 0 ? accg / tries : 0;
     rp->accept_local = tries > 0 ? accl / tries : 0;
     NF_FREE(utr, NULL);
-    return n > 0 || r != NF_OK ? r : NF_OK;
+    nf_trainer_destroy(t);
+    return r;
 }
 
 static const char *nf__infer_check_opts(const nf_infer_options *o, const nf_flow *f) {
@@ -6234,6 +6464,8 @@ static const char *nf__infer_check_opts(const nf_infer_options *o, const nf_flow
     if (!(o->lr > 0 && o->lr < 1)) return "lr must be in (0, 1)";
     if (o->check_draws < 0 || o->check_draws > 10000000) return "check_draws must be 0 .. 1e7";
     if (!(o->khat_max > 0 && o->khat_max <= 1)) return "khat_max must be in (0, 1]";
+    if (!(o->ess_fraction_min >= 0 && o->ess_fraction_min <= 1)) return "ess_fraction_min must be in [0, 1]";
+    if (!(o->kl_max >= 0)) return "kl_max must be >= 0";
     if (!(o->ess_min >= 0 && o->ess_min < 1e9)) return "ess_min must be in [0, 1e9)";
     if (o->chains != 0 && (o->chains < 2 || o->chains > 32)) return "chains must be 0 or 2 .. 32";
     if (!(o->rhat_max > 1 && o->rhat_max < 2)) return "rhat_max must be in (1, 2)";
@@ -6247,7 +6479,7 @@ static const char *nf__infer_check_opts(const nf_infer_options *o, const nf_flow
 
 NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const nf_infer_options *opt,
                          nf_infer_report *rep, nf_real *samples, size_t n_samples) {
-    nf_infer_options o; nf_infer_report rp; nf__inf s; nf__ibuf ib; nf_rng rng; nf_result r = NF_OK;
+    nf_infer_options o; nf_infer_report rp; nf__inf s; nf__ibuf ib; nf__prop P; nf_rng rng; nf_result r = NF_OK;
     int D, K = 0, unbounded = 0, exact = 0, why = 0, k, mcmc_ok = 0, W; const char *bad;
     size_t S, bytes, cap; void *blk = NULL, *cblk = NULL; long budget_fit;
     if (!f) return NF_ERR_NULL;
@@ -6270,7 +6502,7 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
         bytes = nf__madd(0, cap, (2 * d + 1) * sizeof(nf_real), &ok);
         bytes = nf__madd(bytes, NF__MAXMODES, (d + d * d) * sizeof(double), &ok);
         bytes = nf__madd(bytes, (size_t)o.starts, (d + 1) * sizeof(double) + sizeof(int), &ok);
-        bytes = nf__madd(bytes, 1, (2 * d * d + (2 * NF__LBFGS_M + 8 + 65) * d + d) * sizeof(double), &ok);
+        bytes = nf__madd(bytes, 1, (2 * d * d + (2 * NF__LBFGS_M + 8 + 65) * d + 3 * d) * sizeof(double), &ok);
         bytes = nf__madd(bytes, nw, d * sizeof(nf_real) + 2 * sizeof(double), &ok);
         bytes = nf__madd(bytes, 64, 16, &ok);
         if (!ok) return nf__fail(f, NF_ERR_OVERFLOW, "inference buffers", -1);
@@ -6280,6 +6512,7 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
             for (k = 0; k < NF__MAXMODES; ++k) { ib.mode[k].m = p; p += d; ib.mode[k].L = p; p += d * d; }
             ib.cand = p; p += (size_t)o.starts * d; ib.candf = p; p += o.starts;
             ib.work = p; p += 2 * d * d + (2 * NF__LBFGS_M + 8 + 65) * d; ib.g = p; p += d;
+            P.t = p; p += 2 * d;
             ib.klq = p; p += nw; ib.klp = p; p += nw;
             ib.cand_code = (int *)p;
             q = (nf_real *)(ib.cand_code + o.starts + 16);
@@ -6289,14 +6522,15 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
     }
     {   /* the check's draws (also the fit's window diagnostics: S >= W batch) */
         int ok = 1; size_t n = S > (size_t)W * o.batch ? S : (size_t)W * o.batch;
-        bytes = nf__madd(0, n, 2 * (size_t)D * sizeof(nf_real) + 6 * sizeof(double) + sizeof(size_t), &ok);
+        bytes = nf__madd(0, n, (2 * (size_t)D + 1) * sizeof(nf_real) + 6 * sizeof(double) + sizeof(size_t), &ok);
         if (!ok) { NF_FREE(blk, NULL); return nf__fail(f, NF_ERR_OVERFLOW, "check buffers", -1); }
         cblk = NF_MALLOC(bytes, NULL);
         if (!cblk) { NF_FREE(blk, NULL); return nf__fail(f, NF_ERR_NOMEM, "check buffers", -1); }
         ib.clq = (double *)cblk; ib.clp = ib.clq + n; ib.clw = ib.clp + n; ib.cld = ib.clw + n; ib.tail = ib.cld + n;   /* tail: 2n */
-        ib.cz = (nf_real *)(ib.tail + 2 * n); ib.cy = ib.cz + n * D; ib.idx = (size_t *)(ib.cy + n * D);
+        ib.idx = (size_t *)(ib.tail + 2 * n); ib.cz = (nf_real *)(ib.idx + n); ib.cy = ib.cz + n * D; ib.cw = ib.cy + n * D;
     }
-    s.f = f; s.fn = target; s.user = user; s.D = D; s.evals = 0; s.max_evals = o.max_evals; s.cap = cap; s.stage = "";
+    s.f = f; s.fn = target; s.user = user; s.D = D; s.evals = 0; s.max_evals = o.max_evals; s.cap = cap; s.stage = ""; s.lenient = 0;
+    P.ib = &ib; P.K = 0; P.b = 0; P.modes = 0;
 
     /* 1. where the posterior is */
     if (!o.warm_start) {
@@ -6316,6 +6550,14 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
             ib.mode[0].logw = 0;
         }
         exact = nf__infer_place(f, &ib, K, ib.work, ib.work + (size_t)D * D);
+        {   /* the proposal's Laplace part: every kept mode, by its weight */
+            double mx = -HUGE_VAL, tot = 0;
+            for (k = 0; k < K; ++k) if (ib.mode[k].logw > mx) mx = ib.mode[k].logw;
+            for (k = 0; k < K; ++k) tot += exp(ib.mode[k].logw - mx);
+            for (k = 0; k < K; ++k) P.lw[k] = ib.mode[k].logw - mx - log(tot);
+            P.K = K; P.b = NF__DEF_B;
+            for (k = 0; k < K; ++k) if (ib.mode[k].saddle == 0 && P.lw[k] > log(0.01)) ++P.modes;
+        }
         if (!exact && (r = nf__infer_pretrain(f, &ib, K, &rng, ib.work, ib.work + D)) != NF_OK) { nf__fail(f, r, "fitting the flow to the modes", -1); goto done; }
     }
     /* 2. reverse KL until the recent draws pass; not at all if the start already does (an
@@ -6325,11 +6567,11 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
     {   long e0 = s.evals; size_t n0 = (size_t)W * o.batch;
         if (s.evals + (long)n0 <= budget_fit) {
             nf_infer_report pre = rp;
-            if ((r = nf__infer_check(&s, n0, &ib, &rng, &pre)) != NF_OK) goto done;
+            if ((r = nf__infer_check(&s, &P, n0, &ib, &rng, &pre)) != NF_OK) goto done;
             if (pre.khat < 0.5 && pre.ess_fraction > 0.5) why = 1;
             rp.outside = pre.outside;
         }
-        if (!why) r = nf__infer_fit(&s, &o, &rng, &ib, budget_fit, &rp, &why);
+        if (!why) r = nf__infer_fit(&s, &P, &o, &rng, &ib, budget_fit, &rp, &why);
         rp.evals_fit = s.evals - e0;
         if (r != NF_OK) goto done;
     }
@@ -6338,14 +6580,13 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
         if ((long)n > o.max_evals - s.evals) n = (size_t)(o.max_evals - s.evals);
         if (n < 100) { r = NF_ERR_CHECK_FAILED; nf__infer_msg(f, "the evaluation budget ran out before the check: ", "raise max_evals"); goto done; }
         S = n;
-        r = nf__infer_check(&s, S, &ib, &rng, &rp);
+        r = nf__infer_check(&s, &P, S, &ib, &rng, &rp);
         rp.evals_check = s.evals - e0;
         if (r != NF_OK) goto done;
-        {   nf_real *xx = ib.kx; (void)xx; }
     }
     {   double kmax = o.khat_max, th = 1 - 1 / log10((double)S);
         if (th < kmax) kmax = th;
-        if (rp.khat <= kmax && rp.ess >= o.ess_min) {
+        if (rp.khat <= kmax && rp.ess >= o.ess_min && rp.ess_fraction >= o.ess_fraction_min && rp.log_z - rp.elbo <= o.kl_max) {
             size_t i, *pick = ib.idx;   /* importance resampling (idx is free again) */
             rp.method = NF_INFER_IMPORTANCE;
             if (n_samples) {
@@ -6363,7 +6604,7 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
         /* 4. the flow alone does not pass: flow-driven MCMC */
         if (o.chains > 0) {
             long e0 = s.evals;
-            r = nf__infer_mcmc(&s, &o, &ib, S, &rng, o.max_evals, &rp, samples, n_samples, &mcmc_ok);
+            r = nf__infer_mcmc(&s, &P, &o, &ib, S, &rng, o.max_evals, &rp, samples, n_samples, &mcmc_ok);
             rp.evals_mcmc = s.evals - e0;
             if (r != NF_OK) goto done;
             if (rp.mcmc_ess > 0) rp.method = NF_INFER_MCMC;

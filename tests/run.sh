@@ -85,6 +85,8 @@ compile build_test_trust_float  $CC -std=c99 -O2 -g $WARN tests/test_trust.c -o 
 compile build_test_trust_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_trust.c -o "$B/test_trust_double" -lm
 compile build_test_trust3_float  $CC -std=c99 -O2 -g $WARN tests/test_trust3.c -o "$B/test_trust3_float" -lm
 compile build_test_trust3_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_trust3.c -o "$B/test_trust3_double" -lm
+compile build_test_infer_float  $CC -std=c99 -O2 -g $WARN tests/test_infer.c -o "$B/test_infer_float" -lm
+compile build_test_infer_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_infer.c -o "$B/test_infer_double" -lm
 # an NFLOW_NO_DOMAINS build beside a full one (both static) that writes its models
 compile build_test_nodomains $CC -std=c99 -O2 -g $WARN tests/test_nodomains.c tests/nodomains_make.c -o "$B/test_nodomains" -lm
 # -ffast-math may assume there is no NaN or Inf: the checks must survive it (gcc and clang)
@@ -106,6 +108,8 @@ compile build_fastmath_clang  clang -std=c99 -O2 -ffast-math $WARN -DNFLOW_DOUBL
 [ -x "$B/test_trust3_float" ] && run_prog trust3_float "$B/test_trust3_float"
 [ -x "$B/test_trust3_double" ] && run_prog trust3_double "$B/test_trust3_double"
 [ -x "$B/test_nodomains" ] && run_prog nodomains "$B/test_nodomains"
+[ -x "$B/test_infer_float" ] && run_prog infer_float "$B/test_infer_float"
+[ -x "$B/test_infer_double" ] && run_prog infer_double "$B/test_infer_double"
 [ -x "$B/fastmath_gcc" ] && run_prog fastmath_gcc "$B/fastmath_gcc"
 # threads: results bit-identical to one thread (a reverse-order parallel-for, POSIX threads, OpenMP)
 compile build_test_threads $CC -std=c99 -O2 -g $WARN -march=native -pthread tests/test_threads.c -o "$B/test_threads" -lm
@@ -149,6 +153,7 @@ compile build_asan_io     $CC -std=c99 -O1 -g $SAN tests/test_io.c -o "$B/asan_i
 compile build_asan_alloc  $CC -std=c99 -O1 -g $SAN tests/test_alloc.c -o "$B/asan_alloc" -lm
 compile build_asan_trust  $CC -std=c99 -O1 -g $SAN -DNFLOW_DOUBLE tests/test_trust.c -o "$B/asan_trust" -lm
 compile build_asan_trust3 $CC -std=c99 -O1 -g $SAN tests/test_trust3.c -o "$B/asan_trust3" -lm
+compile build_asan_infer  $CC -std=c99 -O1 -g $SAN tests/test_infer.c -o "$B/asan_infer" -lm
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 [ -x "$B/asan_float" ] && run_prog asan_float "$B/asan_float"
 [ -x "$B/asan_double" ] && run_prog asan_double "$B/asan_double"
@@ -157,6 +162,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktra
 [ -x "$B/asan_science" ] && run_prog asan_science "$B/asan_science"
 [ -x "$B/asan_trust" ] && run_prog asan_trust "$B/asan_trust"
 [ -x "$B/asan_trust3" ] && run_prog asan_trust3_quick "$B/asan_trust3" --quick
+[ -x "$B/asan_infer" ] && run_prog asan_infer_quick "$B/asan_infer" --quick
 
 for extra in tests/run_*.sh; do
     [ -f "$extra" ] || continue
