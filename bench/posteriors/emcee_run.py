@@ -77,7 +77,10 @@ class Model:
 
     def to_x(self, u):
         """x, log|dx/du| (per row) and dx/du, d log|dx/du| / du from u (rows)."""
-        u = np.atleast_2d(u)
+        with np.errstate(over="ignore"):                  # far walkers: x = inf, log p = -inf
+            return self._to_x(np.atleast_2d(u))
+
+    def _to_x(self, u):
         x = u.copy(); dx = np.ones_like(u); dlj = np.zeros_like(u); lj = np.zeros(len(u))
         if self.low.any():
             e = np.exp(u[:, self.low])
@@ -199,7 +202,7 @@ def run_one(model, seed, max_steps, check_every=1000):
     ratio = sd / model.ref_sd
     rec = dict(model=model.name, dim=model.dim, seed=seed, walkers=nw, map_optimizer=how, map_logp_u=float(lp_map),
                map_evals=int(ev_map), evals=int(evals), steps=int(steps), wall_s=wall, cpu_s=cpu, converged=converged,
-               tau_max=float(np.max(tau)), tau_min=float(np.min(tau)),
+               tau_max=float(np.max(tau)), tau_min=float(np.min(tau)), fifty_tau_met=bool(np.all(50 * tau < steps)),
                ess_min=float(nw * (steps - burn) / np.max(tau)), burn=burn, thin=thin, draws=int(len(x)),
                acceptance=float(np.mean(sampler.acceptance_fraction)),
                mean_err_max=float(np.max(err)), worst_mean_param=lib.bm_param_name(model.i, int(np.argmax(err))).decode(),

@@ -1,8 +1,9 @@
 /* models.h - benchmark posteriors for nflow's inference (bench/posteriors/README.md).
 
-   Include after nothing in particular (it includes ../../nflow.h without the
-   implementation); works with nf_real float or double (NFLOW_DOUBLE). Every density
-   is computed in double and has nflow's nf_log_density_fn signature:
+   It includes ../../nflow.h without NFLOW_IMPLEMENTATION (so one unit of the program
+   must define it, as for any nflow user); works with nf_real float or double
+   (NFLOW_DOUBLE). Every density is computed in double and has nflow's
+   nf_log_density_fn signature:
 
        bm_model_at(i)->log_density(x, n, dim, logp, grad, user)
 
