@@ -802,7 +802,8 @@ enum { NF_INFER_IMPORTANCE = 1, NF_INFER_MCMC = 2 };   /* how the samples were m
 /* Zero is not "default" for every field: start from nf_infer_options_default. */
 typedef struct nf_infer_options {
     long max_evals;        /* target evaluations, all stages together (1,000,000) */
-    int starts;            /* mode searches (8) */
+    int starts;            /* mode searches (16): half from random starts, half far around
+                              the best mode found by the first half */
     const nf_real *init;   /* optional start rows (n_init x dim, your coordinates) */
     size_t n_init;         /* at most starts; the other starts are random */
     double init_sd;        /* random starts: N(0, s^2) in unconstrained coordinates, s cycling
@@ -5364,7 +5365,7 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
 NFDEF void nf_infer_options_default(nf_infer_options *o) {
     if (!o) return;
     memset(o, 0, sizeof *o);
-    o->max_evals = 1000000; o->starts = 8; o->init_sd = 2; o->batch = 64; o->max_steps = 4000;
+    o->max_evals = 1000000; o->starts = 16; o->init_sd = 2; o->batch = 64; o->max_steps = 4000;
     o->lr = 2e-3; o->khat_max = 0.5; o->ess_fraction_min = 0.5; o->kl_max = 0.1; o->ess_min = 400; o->chains = 4; o->rhat_max = 1.01; o->seed = 1;
 }
 #ifndef NFLOW_NO_IMPORTANCE
@@ -5778,14 +5779,36 @@ static void nf__infer_msg(nf_flow *f, const char *a, const char *b) {
     f->err_row = -1;
 }
 
+/* mode[0]: the Laplace Gaussian at the best of the nc candidates so far */
+static nf_result nf__laplace_best(nf__inf *s, nf__ibuf *ib, int nc, double *key) {
+    int c, best = 0, D = s->D;
+    for (c = 1; c < nc; ++c) if (ib->candf[c] > ib->candf[best]) best = c;
+    memcpy(ib->mode[0].m, ib->cand + (size_t)best * D, (size_t)D * sizeof(double));
+    ib->mode[0].f = ib->candf[best];
+    (void)key;
+    return nf__laplace(s, &ib->mode[0], ib->work);
+}
 /* Mode search from several starts; fills ib->mode[0 .. *K). *unbounded: some search found
    the density growing without bound. */
 static nf_result nf__infer_search(nf__inf *s, const nf_infer_options *o, nf_rng *rng, nf__ibuf *ib, int *K, int *unbounded) {
     nf_flow *f = s->f; int D = s->D, k, j, tries, n = o->starts, nc = 0, c; nf_result r = NF_OK; double key[64] = {0};
     int max_iter = 100 + 20 * D;
+    int n1 = (n + 1) / 2, round;
     *K = 0; *unbounded = 0;
     s->stage = "mode search"; s->lenient = 1;
-    for (k = 0; k < n; ++k) {
+    /* two rounds: half the starts random at three scales (and the caller's); then, once the
+       best mode and its scale are known, the other half far around it (4, 8 and 16 of its
+       sds in random directions): a second mode a dozen sds away lies in their reach */
+    for (round = 0; round < 2; ++round) {
+    if (round == 1) {
+        if (nc == 0 || n1 >= n) break;
+        s->lenient = 0;
+        r = nf__laplace_best(s, ib, nc, key);
+        if (r == NF_ERR_RANGE) break;
+        if (r != NF_OK) return r;
+        s->lenient = 1;
+    }
+    for (k = round ? n1 : 0; k < (round ? n : n1); ++k) {
         double *u = ib->cand + (size_t)nc * D;
         int code = -1;
         for (tries = 0; tries < 8 && code == -1; ++tries) {
@@ -5794,6 +5817,14 @@ static nf_result nf__infer_search(nf__inf *s, const nf_infer_options *o, nf_rng 
                     nf_real v, ld;
                     nf__dom_fwd(&f->dom[j], o->init[(size_t)k * D + j], &v, &ld);
                     u[j] = (double)v;
+                }
+            } else if (round == 1) {   /* mode[0] + c L e, c cycling through 4, 8, 16 */
+                double c2 = (k - n1) % 3 == 0 ? 4 : (k - n1) % 3 == 1 ? 8 : 16, *e = ib->g; int q;
+                for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
+                for (j = 0; j < D; ++j) {
+                    double a2 = ib->mode[0].m[j];
+                    for (q = 0; q <= j; ++q) a2 += c2 * ib->mode[0].L[(size_t)j * D + q] * e[q];
+                    u[j] = a2;
                 }
             } else {
                 double sc = o->init_sd * (k % 3 == 0 ? 1 : k % 3 == 1 ? 0.5 : 2);   /* three scales */
@@ -5807,6 +5838,7 @@ static nf_result nf__infer_search(nf__inf *s, const nf_infer_options *o, nf_rng 
         if (code == -1) continue;
         ib->cand_code[nc++] = code;
         if (s->evals >= s->max_evals) break;
+    }
     }
     {   /* distinct modes, best first: a point within reach of a kept mode is that mode */
         size_t order[64];

@@ -74,6 +74,9 @@ int main(int argc, char **argv) {
                 for (q = 0; q < n; ++q) for (j = 0; j < D; ++j) sd[j] += ((double)s[q * D + j] - mean[j]) * ((double)s[q * D + j] - mean[j]) / (double)n;
                 for (j = 0; j < D; ++j) {
                     double e = fabs(mean[j] - m->ref_mean[j]) / m->ref_sd[j], rt = sqrt(sd[j]) / m->ref_sd[j];
+                    /* the funnel's x_i have sd e^(9/4) from rare huge draws: 4,000 exact draws
+                       give a sample sd far below it most of the time, so only v's sd is judged */
+                    if (!strcmp(m->name, "funnel10") && j > 0) { if (e > merr) merr = e; continue; }
                     if (e > merr) merr = e;
                     if (rt < slo) slo = rt;
                     if (rt > shi) shi = rt;
