@@ -817,7 +817,8 @@ typedef struct nf_infer_options {
     double kl_max;         /* ... and the flow within this many nats of the posterior (0.1):
                               log Z - ELBO = KL(q || p). A flow that good misses no region of
                               the posterior by much; otherwise MCMC */
-    double ess_min;        /* effective sample size required (400) */
+    double ess_min;        /* effective sample size required (1000): the samples' sds are then
+                              good to about 3% */
     int chains;            /* MCMC chains when the check fails (4; 0: no MCMC) */
     double rhat_max;       /* split R-hat accepted (1.01) */
     int warm_start;        /* 1: start from the flow as it is, no search (0) */
@@ -5366,7 +5367,7 @@ NFDEF void nf_infer_options_default(nf_infer_options *o) {
     if (!o) return;
     memset(o, 0, sizeof *o);
     o->max_evals = 1000000; o->starts = 16; o->init_sd = 2; o->batch = 64; o->max_steps = 4000;
-    o->lr = 2e-3; o->khat_max = 0.5; o->ess_fraction_min = 0.5; o->kl_max = 0.1; o->ess_min = 400; o->chains = 4; o->rhat_max = 1.01; o->seed = 1;
+    o->lr = 2e-3; o->khat_max = 0.5; o->ess_fraction_min = 0.5; o->kl_max = 0.1; o->ess_min = 1000; o->chains = 4; o->rhat_max = 1.01; o->seed = 1;
 }
 #ifndef NFLOW_NO_IMPORTANCE
 
@@ -5433,6 +5434,7 @@ typedef struct nf__inf {
     int lenient;             /* search: a finite value with a non-finite gradient (nf_real overflow
                                 at an extreme trial point) counts as a point outside the support */
     nf_real *y, *lp, *g;     /* callback buffers (cap rows) */
+    unsigned char *oob;      /* cap flags: a row beyond nf_real */
     size_t cap;
     const char *stage;
 } nf__inf;
@@ -5466,9 +5468,15 @@ static nf_result nf__eval_u(nf__inf *s, const double *u, size_t n, double *lp, d
     for (k = 0; k < n; k += s->cap) {
         size_t R = n - k < s->cap ? n - k : s->cap;
         double lds[1];
-        for (i = 0; i < R; ++i) for (j = 0; j < D; ++j) {
-            double ld, dy, dld;
-            nf__u2y(&f->dom[j], u[(k + i) * D + j], &s->y[i * D + j], &ld, &dy, &dld);
+        for (i = 0; i < R; ++i) {
+            int fin = 1;
+            for (j = 0; j < D; ++j) {
+                double ld, dy, dld;
+                nf__u2y(&f->dom[j], u[(k + i) * D + j], &s->y[i * D + j], &ld, &dy, &dld);
+                fin &= nf__isfinite(s->y[i * D + j]) && nf__isfinite_d(u[(k + i) * D + j]);
+            }
+            s->oob[i] = !fin;   /* beyond nf_real (a search's wild trial point): not the target's to see */
+            if (!fin) for (j = 0; j < D; ++j) s->y[i * D + j] = i > 0 ? s->y[j] : (nf_real)(f->dom[j].kind == NF_DOMAIN_REAL ? 0 : f->dom[j].kind == NF_DOMAIN_LOWER ? f->dom[j].lo + 1 : 0.5 * (f->dom[j].lo + f->dom[j].hi));
         }
         if (s->fn(s->y, R, D, s->lp, g ? s->g : NULL, s->user) != 0) {
             nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
@@ -5480,7 +5488,7 @@ static nf_result nf__eval_u(nf__inf *s, const double *u, size_t n, double *lp, d
         (void)lds;
         for (i = 0; i < R; ++i) {
             double v = (double)s->lp[i], acc = 0; int bad = 0;
-            if (nf__is_neg_inf(v)) { lp[k + i] = -HUGE_VAL; if (g) for (j = 0; j < D; ++j) g[(k + i) * D + j] = 0; continue; }
+            if (s->oob[i] || nf__is_neg_inf(v)) { lp[k + i] = -HUGE_VAL; if (g) for (j = 0; j < D; ++j) g[(k + i) * D + j] = 0; continue; }
             if (!nf__isfinite_d(v)) bad = 1;
             for (j = 0; j < D && !bad; ++j) {
                 double ld, dy, dld; nf_real yy;
@@ -6536,6 +6544,7 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
         bytes = nf__madd(bytes, (size_t)o.starts, (d + 1) * sizeof(double) + sizeof(int), &ok);
         bytes = nf__madd(bytes, 1, (2 * d * d + (2 * NF__LBFGS_M + 8 + 65) * d + 3 * d) * sizeof(double), &ok);
         bytes = nf__madd(bytes, nw, d * sizeof(nf_real) + 2 * sizeof(double), &ok);
+        bytes = nf__madd(bytes, cap, 1, &ok);
         bytes = nf__madd(bytes, 64, 16, &ok);
         if (!ok) return nf__fail(f, NF_ERR_OVERFLOW, "inference buffers", -1);
         blk = NF_MALLOC(bytes, NULL);
@@ -6549,7 +6558,8 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
             ib.cand_code = (int *)p;
             q = (nf_real *)(ib.cand_code + o.starts + 16);
             s.y = q; q += cap * d; s.g = q; q += cap * d; s.lp = q; q += cap;
-            ib.kx = q;
+            ib.kx = q; q += nw * d;
+            s.oob = (unsigned char *)q;
         }
     }
     {   /* the check's draws (also the fit's window diagnostics: S >= W batch) */
