@@ -6247,9 +6247,15 @@ static nf_result nf__infer_fit(nf__inf *s, const nf__prop *P, const nf_infer_opt
                 nf_infer_progress pg; pg.stage = NF_INFER_STAGE_FIT; pg.evals = s->evals; pg.steps = rp->steps; pg.elbo = bn ? bsum / bn : -HUGE_VAL; pg.khat = kh;
                 if (o->callback(&pg, o->user)) break;
             }
-            /* the pooled draws of a q still moving flatter it: pass only after 200 steps and
-               once the ELBO has stopped climbing (less than 0.02 nats over the last block) */
-            if (kh < 0.5 && ef > 0.3 && step + 1 >= 200 && last_gain < 0.02) { *why = 1; break; }
+            /* stop when the recent draws would pass the check's own tests (k-hat, ESS per draw,
+               and KL(q || p) = log Z - ELBO with a margin), after 200 steps: the pooled draws
+               of a q still moving flatter it */
+            {   double el = 0; size_t ne = 0;
+                for (i = 0; i < n; ++i) if (ib->klp[i] > -HUGE_VAL && ib->klq[i] > -HUGE_VAL) { el += ib->klp[i] - ib->klq[i]; ++ne; }
+                el = ne ? el / (double)ne : -HUGE_VAL;
+                if (kh < o->khat_max && ef > o->ess_fraction_min && lz - el < 0.8 * o->kl_max && step + 1 >= 200) { *why = 1; break; }
+            }
+            (void)last_gain;
         }
         if ((step + 1) % 50 == 0 && bn > 0) {   /* plateaus: cut the rate, three times, then stop */
             double m = bsum / bn;
