@@ -937,6 +937,9 @@ const char NF__CONFIG_SYMBOL = 0;   /* see nf__config_check */
 #define NF__RESTRICT restrict
 #endif
 
+/* row i, column j of a row-major array with D columns (ints already checked non-negative) */
+#define NF__IX(i, D, j) ((size_t)(i) * (size_t)(D) + (size_t)(j))
+
 /* Finite = exponent bits not all ones. Read from the bits, not from comparisons, so that
    -ffast-math (which may assume no NaN or Inf and fold x != x away) cannot remove it. */
 static int nf__isfinite_d(double x) {
@@ -1284,7 +1287,7 @@ static void nf__gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int 
     int i, j, k;
     for (i = 0; i < M; ++i)
         for (j = 0; j < N; ++j) {
-            const nf_real *a = A + (size_t)i * ars, *b = B + (size_t)j * bcs; nf_real s = 0, *c = C + (size_t)i * ldc + j;
+            const nf_real *a = A + (size_t)i * ars, *b = B + (size_t)j * bcs; nf_real s = 0, *c = C + (size_t)i * (size_t)ldc + j;
             for (k = 0; k < K; ++k) s += a[(size_t)k * acs] * b[(size_t)k * brs];
             *c = accumulate ? *c + s : s;
         }
@@ -1363,10 +1366,10 @@ static void nf__gn_pack(nf_real *NF__RESTRICT bp, const nf_real *NF__RESTRICT B,
         } else {          /* columns contiguous (brs == 1 for tb): transpose */
             for (j = 0; j < jn; ++j) {
                 const nf_real *s = B + (size_t)(j0 + p * NF__GN_W + j) * bcs + (size_t)k0 * brs;
-                for (k = 0; k < kc; ++k) d[(size_t)k * NF__GN_W + j] = s[(size_t)k * brs];
+                for (k = 0; k < kc; ++k) d[(size_t)k * NF__GN_W + (size_t)j] = s[(size_t)k * brs];
             }
             for (; j < NF__GN_W; ++j)
-                for (k = 0; k < kc; ++k) d[(size_t)k * NF__GN_W + j] = 0;
+                for (k = 0; k < kc; ++k) d[(size_t)k * NF__GN_W + (size_t)j] = 0;
         }
     }
 }
@@ -1432,12 +1435,12 @@ static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, si
                     const nf_real *s = A + (size_t)i1 + (size_t)(k0 + k) * acs;
                     nf_real *d = ap + (size_t)k * NF__GN_MR;
                     int t, off;
-                    for (t = 0; t < nfull; ++t, s += NF__GN_MR, d += (size_t)NF__GN_MR * kc)
+                    for (t = 0; t < nfull; ++t, s += NF__GN_MR, d += (size_t)NF__GN_MR * (size_t)kc)
                         memcpy(d, s, sizeof(nf_real) * NF__GN_MR);
-                    for (off = 0, d = ap + (size_t)nfull * NF__GN_MR * kc; off < rest; off += mr, d += (size_t)mr * kc) {
+                    for (off = 0, d = ap + (size_t)nfull * NF__GN_MR * (size_t)kc; off < rest; off += mr, d += (size_t)mr * (size_t)kc) {
                         nf__gn_tile_fn f;
                         mr = nf__gn_pick(rest - off, 1, &f);
-                        for (i = 0; i < mr; ++i) d[(size_t)k * mr + i] = s[off + i];
+                        for (i = 0; i < mr; ++i) d[(size_t)k * (size_t)mr + (size_t)i] = s[off + i];
                     }
                 }
             }
@@ -1567,20 +1570,20 @@ static void nf__gn_dots(int tb, int M, int N, int K, const nf_real *A, int lda,
         kc = K - k0 < NF__GN_KL ? K - k0 : NF__GN_KL;
         if (!tb)   /* op(B)(:, j) contiguous */
             for (j = 0; j < N; ++j)
-                for (k = 0; k < kc; ++k) pack[j * NF__GN_KL + k] = B[(size_t)(k0 + k) * ldb + j];
+                for (k = 0; k < kc; ++k) pack[j * NF__GN_KL + k] = B[(size_t)(k0 + k) * (size_t)ldb + (size_t)j];
         for (j0 = 0; j0 < N; j0 += J) {
             int nj = N - j0 < J ? N - j0 : J;
             for (j = 0; j < J; ++j) {
                 int jj = j0 + (j < nj ? j : nj - 1);
-                bc[j] = tb ? B + (size_t)jj * ldb + k0 : pack + jj * NF__GN_KL;
+                bc[j] = tb ? B + (size_t)jj * (size_t)ldb + k0 : pack + jj * NF__GN_KL;
             }
             for (i = 0; i < M; i += R) {
                 int nr = M - i < R ? M - i : R;
-                for (r = 0; r < R; ++r) ar[r] = A + (size_t)(i + (r < nr ? r : nr - 1)) * lda + k0;
+                for (r = 0; r < R; ++r) ar[r] = A + (size_t)(i + (r < nr ? r : nr - 1)) * (size_t)lda + k0;
                 dot(kc, ar, bc, out);
                 for (r = 0; r < nr; ++r)
                     for (j = 0; j < nj; ++j) {
-                        nf_real *d = C + (size_t)(i + r) * ldc + j0 + j;
+                        nf_real *d = C + (size_t)(i + r) * (size_t)ldc + j0 + j;
                         *d = add ? *d + out[r * J + j] : out[r * J + j];
                     }
             }
@@ -1597,7 +1600,7 @@ static void nf__gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int 
     int i;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
-        if (!accumulate) for (i = 0; i < M; ++i) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(nf_real));
+        if (!accumulate) for (i = 0; i < M; ++i) memset(C + (size_t)i * (size_t)ldc, 0, (size_t)N * sizeof(nf_real));
         return;
     }
 #ifdef NF__GN_VB
@@ -1635,8 +1638,8 @@ static void nf__gemm_piece(void *arg, int i) {
     const nf__gpar *g = (const nf__gpar *)arg;
     int r0 = i * g->rows, m = g->M - r0 < g->rows ? g->M - r0 : g->rows;
     if (m <= 0) return;
-    nf__gemm(g->ta, g->tb, m, g->N, g->K, g->ta ? g->A + r0 : g->A + (size_t)r0 * g->lda, g->lda,
-             g->B, g->ldb, g->C + (size_t)r0 * g->ldc, g->ldc, g->acc);
+    nf__gemm(g->ta, g->tb, m, g->N, g->K, g->ta ? g->A + r0 : g->A + (size_t)r0 * (size_t)g->lda, g->lda,
+             g->B, g->ldb, g->C + (size_t)r0 * (size_t)g->ldc, g->ldc, g->acc);
 }
 #endif
 /* Below this many multiply-adds a product is not worth waking threads for (a few
@@ -1723,7 +1726,7 @@ static void nf__act_backward(int act, const nf_real *NF__RESTRICT y, nf_real *NF
 static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT b, int rows, int cols, int act) {
     int i, j;
     for (i = 0; i < rows; ++i) {
-        nf_real *o = out + (size_t)i * cols;
+        nf_real *o = out + (size_t)i * (size_t)cols;
         switch (NF__HAS_ACT(act) || act == NF_ACT_IDENTITY ? act : NF_ACT_IDENTITY) {
         case NF_ACT_RELU:
             for (j = 0; j < cols; ++j) { nf_real z = o[j] + b[j]; o[j] = z > 0 ? z : 0; }
@@ -1783,7 +1786,7 @@ static nf_real *nf__grad_get(nf_tape *t, size_t cnt) {
     return (nf_real *)m;
 }
 static void nf__grad_put(nf_tape *t, nf_tensor *n) {
-    size_t cnt = (size_t)n->rows * n->cols;
+    size_t cnt = (size_t)n->rows * (size_t)n->cols;
     nf__freeblock *b = (nf__freeblock *)(void *)n->grad;
     b->bytes = nf_arena_align(cnt * sizeof(nf_real) > sizeof(nf__freeblock) ? cnt * sizeof(nf_real) : sizeof(nf__freeblock));
     b->next = (nf__freeblock *)t->free_grads;
@@ -1796,7 +1799,7 @@ static int nf__grad_inputs(nf_tape *t, nf_tensor *n) {
     in[0] = n->a; in[1] = n->b; in[2] = n->c;
     for (i = 0; i < 3; ++i)
         if (in[i] && in[i]->needs && !in[i]->grad) {
-            in[i]->grad = nf__grad_get(t, (size_t)in[i]->rows * in[i]->cols);
+            in[i]->grad = nf__grad_get(t, (size_t)in[i]->rows * (size_t)in[i]->cols);
             if (!in[i]->grad) { t->err = NF_ERR_ARENA_FULL; return 0; }
         }
     return 1;
@@ -1823,7 +1826,7 @@ NFDEF nf_tensor *nf_tape_new(nf_tape *t, int rows, int cols) {
     nf_tensor *n;
     if (!t || !t->arena) return NULL;
     n = nf__node(t, 0, NULL, rows, cols, NULL, NULL);
-    if (n) memset(n->val, 0, (size_t)rows * cols * sizeof(nf_real));
+    if (n) memset(n->val, 0, (size_t)rows * (size_t)cols * sizeof(nf_real));
     return n;
 }
 
@@ -1878,9 +1881,9 @@ static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
     c = nf__node(t, op, nf__binary_back, a->rows, a->cols, a, b);
     if (!c) return NULL;
     for (i = 0; i < a->rows; ++i) {
-        const nf_real *x = a->val + (size_t)i * a->cols;
-        const nf_real *y = b->val + (size_t)(b->rows == 1 ? 0 : i) * b->cols;
-        nf_real *z = c->val + (size_t)i * c->cols;
+        const nf_real *x = a->val + (size_t)i * (size_t)a->cols;
+        const nf_real *y = b->val + (size_t)(b->rows == 1 ? 0 : i) * (size_t)b->cols;
+        nf_real *z = c->val + (size_t)i * (size_t)c->cols;
         int bs = b->cols == 1 ? 0 : 1;
         if (op == NF__OP_ADD)      for (j = 0; j < a->cols; ++j) z[j] = x[j] + y[j * bs];
         else if (op == NF__OP_SUB) for (j = 0; j < a->cols; ++j) z[j] = x[j] - y[j * bs];
@@ -1893,13 +1896,13 @@ static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
 static void nf__binary_back(nf_tensor *c) {
     nf_tensor *a = c->a, *b = c->b; int i, j, op = c->op;
     for (i = 0; i < c->rows; ++i) {
-        const nf_real *g = c->grad + (size_t)i * c->cols;
-        const nf_real *x = a->val + (size_t)i * a->cols;
-        size_t boff = (size_t)(b->rows == 1 ? 0 : i) * b->cols;
+        const nf_real *g = c->grad + (size_t)i * (size_t)c->cols;
+        const nf_real *x = a->val + (size_t)i * (size_t)a->cols;
+        size_t boff = (size_t)(b->rows == 1 ? 0 : i) * (size_t)b->cols;
         const nf_real *y = b->val + boff;
         int bs = b->cols == 1 ? 0 : 1;
         if (a->grad) {
-            nf_real *ga = a->grad + (size_t)i * a->cols;
+            nf_real *ga = a->grad + (size_t)i * (size_t)a->cols;
             if (op == NF__OP_MUL) for (j = 0; j < c->cols; ++j) ga[j] += g[j] * y[j * bs];
             else                  for (j = 0; j < c->cols; ++j) ga[j] += g[j];
         }
@@ -1947,12 +1950,12 @@ static nf_tensor *nf__unary(nf_tape *t, int op, nf_tensor *a, nf_real k) {
     if (nf__bad(t, a, NULL, 0)) return NULL;
     c = nf__node(t, op, nf__unary_back, a->rows, a->cols, a, NULL);
     if (!c) return NULL;
-    c->k = k; n = (size_t)a->rows * a->cols;
+    c->k = k; n = (size_t)a->rows * (size_t)a->cols;
     for (i = 0; i < n; ++i) c->val[i] = nf__unary_f(op, a->val[i], k);
     return c;
 }
 static void nf__unary_back(nf_tensor *c) {
-    size_t i, n = (size_t)c->rows * c->cols;
+    size_t i, n = (size_t)c->rows * (size_t)c->cols;
     if (!c->a->grad) return;
     for (i = 0; i < n; ++i) c->a->grad[i] += c->grad[i] * nf__unary_df(c->op, c->a->val[i], c->val[i], c->k);
 }
@@ -1978,7 +1981,7 @@ static nf_tensor *nf__reduce(nf_tape *t, int op, nf_tensor *a) {
     else c->k = (nf_real)(1.0 / a->cols);
     memset(c->val, 0, (size_t)rows * sizeof(nf_real));
     for (i = 0; i < a->rows; ++i) {
-        const nf_real *x = a->val + (size_t)i * a->cols; nf_real s = 0;
+        const nf_real *x = a->val + (size_t)i * (size_t)a->cols; nf_real s = 0;
         for (j = 0; j < a->cols; ++j) s += x[j];
         c->val[rows == 1 ? 0 : i] += s * c->k;
     }
@@ -1988,7 +1991,7 @@ static void nf__reduce_back(nf_tensor *c) {
     nf_tensor *a = c->a; int i, j;
     if (!a->grad) return;
     for (i = 0; i < a->rows; ++i) {
-        nf_real g = c->grad[c->rows == 1 ? 0 : i] * c->k, *ga = a->grad + (size_t)i * a->cols;
+        nf_real g = c->grad[c->rows == 1 ? 0 : i] * c->k, *ga = a->grad + (size_t)i * (size_t)a->cols;
         for (j = 0; j < a->cols; ++j) ga[j] += g;
     }
 }
@@ -2008,7 +2011,7 @@ NFDEF nf_tensor *nf_t_gather_cols(nf_tape *t, nf_tensor *a, const int *idx, int 
     if (!c) return NULL;
     c->idx = idx;
     for (i = 0; i < a->rows; ++i)
-        for (j = 0; j < n; ++j) c->val[(size_t)i * n + j] = a->val[(size_t)i * a->cols + idx[j]];
+        for (j = 0; j < n; ++j) c->val[(size_t)i * (size_t)n + (size_t)j] = a->val[(size_t)i * (size_t)a->cols + (size_t)idx[j]];
     return c;
 }
 NFDEF nf_tensor *nf_t_scatter_cols(nf_tape *t, nf_tensor *a, const int *idx, int cols) {
@@ -2019,9 +2022,9 @@ NFDEF nf_tensor *nf_t_scatter_cols(nf_tape *t, nf_tensor *a, const int *idx, int
     c = nf__node(t, NF__OP_SCATTER, nf__gather_scatter_back, a->rows, cols, a, NULL);
     if (!c) return NULL;
     c->idx = idx;
-    memset(c->val, 0, (size_t)a->rows * cols * sizeof(nf_real));
+    memset(c->val, 0, (size_t)a->rows * (size_t)cols * sizeof(nf_real));
     for (i = 0; i < a->rows; ++i)
-        for (j = 0; j < a->cols; ++j) c->val[(size_t)i * cols + idx[j]] = a->val[(size_t)i * a->cols + j];
+        for (j = 0; j < a->cols; ++j) c->val[(size_t)i * (size_t)cols + (size_t)idx[j]] = a->val[(size_t)i * (size_t)a->cols + (size_t)j];
     return c;
 }
 static void nf__gather_scatter_back(nf_tensor *c) {
@@ -2029,9 +2032,9 @@ static void nf__gather_scatter_back(nf_tensor *c) {
     if (!a->grad) return;
     for (i = 0; i < a->rows; ++i) {
         if (c->op == NF__OP_GATHER)
-            for (j = 0; j < c->cols; ++j) a->grad[(size_t)i * a->cols + c->idx[j]] += c->grad[(size_t)i * c->cols + j];
+            for (j = 0; j < c->cols; ++j) a->grad[(size_t)i * (size_t)a->cols + (size_t)c->idx[j]] += c->grad[(size_t)i * (size_t)c->cols + (size_t)j];
         else
-            for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * a->cols + j] += c->grad[(size_t)i * c->cols + c->idx[j]];
+            for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * (size_t)a->cols + (size_t)j] += c->grad[(size_t)i * (size_t)c->cols + (size_t)c->idx[j]];
     }
 }
 NFDEF nf_tensor *nf_t_concat_cols(nf_tape *t, nf_tensor *a, nf_tensor *b) {
@@ -2041,17 +2044,17 @@ NFDEF nf_tensor *nf_t_concat_cols(nf_tape *t, nf_tensor *a, nf_tensor *b) {
     c = nf__node(t, 0, nf__concat_back, a->rows, a->cols + b->cols, a, b);
     if (!c) return NULL;
     for (i = 0; i < a->rows; ++i) {
-        memcpy(c->val + (size_t)i * c->cols, a->val + (size_t)i * a->cols, (size_t)a->cols * sizeof(nf_real));
-        memcpy(c->val + (size_t)i * c->cols + a->cols, b->val + (size_t)i * b->cols, (size_t)b->cols * sizeof(nf_real));
+        memcpy(c->val + (size_t)i * (size_t)c->cols, a->val + (size_t)i * (size_t)a->cols, (size_t)a->cols * sizeof(nf_real));
+        memcpy(c->val + (size_t)i * (size_t)c->cols + a->cols, b->val + (size_t)i * (size_t)b->cols, (size_t)b->cols * sizeof(nf_real));
     }
     return c;
 }
 static void nf__concat_back(nf_tensor *c) {
     nf_tensor *a = c->a, *b = c->b; int i, j;
     for (i = 0; i < c->rows; ++i) {
-        const nf_real *g = c->grad + (size_t)i * c->cols;
-        if (a->grad) for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * a->cols + j] += g[j];
-        if (b->grad) for (j = 0; j < b->cols; ++j) b->grad[(size_t)i * b->cols + j] += g[a->cols + j];
+        const nf_real *g = c->grad + (size_t)i * (size_t)c->cols;
+        if (a->grad) for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * (size_t)a->cols + (size_t)j] += g[j];
+        if (b->grad) for (j = 0; j < b->cols; ++j) b->grad[(size_t)i * (size_t)b->cols + (size_t)j] += g[a->cols + j];
     }
 }
 
@@ -2073,11 +2076,11 @@ NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *
 }
 static void nf__linear_back(nf_tensor *y) {
     nf_tensor *x = y->a, *w = y->b, *b = y->c; int i, j, N = y->rows, O = y->cols, I = x->cols;
-    nf__act_backward(y->iarg, y->val, y->grad, (size_t)N * O);
+    nf__act_backward(y->iarg, y->val, y->grad, (size_t)N * (size_t)O);
     if (x->grad) nf_gemm_parallel(y->par, 0, 1, N, I, O, y->grad, O, w->val, O, x->grad, I, 1);
     if (w->grad) nf_gemm_parallel(y->par, 1, 0, I, O, N, x->val, I, y->grad, O, w->grad, O, 1);
     if (b->grad)
-        for (i = 0; i < N; ++i) for (j = 0; j < O; ++j) b->grad[j] += y->grad[(size_t)i * O + j];
+        for (i = 0; i < N; ++i) for (j = 0; j < O; ++j) b->grad[j] += y->grad[(size_t)i * (size_t)O + (size_t)j];
 }
 
 NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
@@ -2205,7 +2208,7 @@ static nf_result nf__mlp_plan(nf__layer *L) {
 static void nf__mlp_init(const nf__layer *L, nf_real *p, nf_rng *rng) {
     int dep, in = L->nin;
     for (dep = 0; dep < L->depth; ++dep) {
-        size_t k, cnt = (size_t)in * L->hidden + L->hidden;
+        size_t k, cnt = (size_t)in * (size_t)L->hidden + (size_t)L->hidden;
         int64_t bq = in > 0 ? (int64_t)nf__isqrt(nf__udiv64((uint64_t)1 << 62, (uint64_t)in)) : 0;   /* 2^31 / sqrt(in) */
         for (k = 0; k < cnt; ++k) {
             int64_t u = (int64_t)(nf_rng_u32(rng) >> 10) * 2 - 4194303;   /* (2v - 1) 2^22, |u| < 2^22 */
@@ -2221,24 +2224,24 @@ static void nf__mlp(const nf__layer *L, const nf_real *params, const nf_real *in
     nf_real *h = w->ha;
     for (dep = 0; dep < L->depth; ++dep) {
         nf_gemm_parallel(w->par, 0, 0, R, L->hidden, xin, x, xin, p, L->hidden, h, L->hidden, 0);
-        p += (size_t)xin * L->hidden;
+        p += (size_t)xin * (size_t)L->hidden;
         nf__bias_act(h, p, R, L->hidden, L->act);
         p += L->hidden;
         x = h; xin = L->hidden;
         h = (h == w->ha) ? w->hb : w->ha;
     }
     nf_gemm_parallel(w->par, 0, 0, R, L->nout, xin, x, xin, p, L->nout, w->out, L->nout, 0);
-    nf__bias_act(w->out, p + (size_t)xin * L->nout, R, L->nout, NF_ACT_IDENTITY);
+    nf__bias_act(w->out, p + (size_t)xin * (size_t)L->nout, R, L->nout, NF_ACT_IDENTITY);
 }
 #ifndef NFLOW_NO_TRAINING
 /* the same on the tape: x (R x nin) -> R x nout */
 static nf_tensor *nf__mlp_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
     size_t off = L->poff; int in = L->nin, dep;
     for (dep = 0; dep < L->depth; ++dep) {              /* h = act(h W + b) */
-        x = nf_t_linear(c->tp, x, nf__tparam(c, off, in, L->hidden), nf__tparam(c, off + (size_t)in * L->hidden, 1, L->hidden), L->act);
-        off += (size_t)in * L->hidden + L->hidden; in = L->hidden;
+        x = nf_t_linear(c->tp, x, nf__tparam(c, off, in, L->hidden), nf__tparam(c, off + (size_t)in * (size_t)L->hidden, 1, L->hidden), L->act);
+        off += (size_t)in * (size_t)L->hidden + (size_t)L->hidden; in = L->hidden;
     }
-    return nf_t_linear(c->tp, x, nf__tparam(c, off, in, L->nout), nf__tparam(c, off + (size_t)in * L->nout, 1, L->nout), NF_ACT_IDENTITY);
+    return nf_t_linear(c->tp, x, nf__tparam(c, off, in, L->nout), nf__tparam(c, off + (size_t)in * (size_t)L->nout, 1, L->nout), NF_ACT_IDENTITY);
 }
 #endif
 
@@ -2272,16 +2275,16 @@ static nf_real nf__spl_c0(const nf__layer *L) { return NF_LOG(NF_EXP(1 - L->min_
 /* softmax of K values at stride n, floored at m of the 2B interval */
 static void nf__spl_sizes(const nf_real *u, int n, int K, nf_real B2, nf_real m, nf_real *frac, nf_real *size) {
     int k; nf_real mx = u[0], sum = 0;
-    for (k = 1; k < K; ++k) if (u[(size_t)k * n] > mx) mx = u[(size_t)k * n];
-    for (k = 0; k < K; ++k) sum += frac[k] = NF_EXP(u[(size_t)k * n] - mx);
+    for (k = 1; k < K; ++k) if (u[(size_t)k * (size_t)n] > mx) mx = u[(size_t)k * (size_t)n];
+    for (k = 0; k < K; ++k) sum += frac[k] = NF_EXP(u[(size_t)k * (size_t)n] - mx);
     for (k = 0; k < K; ++k) { frac[k] /= sum; size[k] = B2 * (m + (1 - m * (nf_real)K) * frac[k]); }
 }
 static void nf__spl_make(const nf__layer *L, const nf_real *th, int n, nf__spl *sp) {
     int K = L->bins, k; nf_real c0 = nf__spl_c0(L);
     nf__spl_sizes(th, n, K, 2 * L->tail, L->min_w, sp->sw, sp->w);
-    nf__spl_sizes(th + (size_t)K * n, n, K, 2 * L->tail, L->min_h, sp->sh, sp->h);
+    nf__spl_sizes(th + (size_t)K * (size_t)n, n, K, 2 * L->tail, L->min_h, sp->sh, sp->h);
     sp->d[0] = sp->d[K] = 1;
-    for (k = 1; k < K; ++k) sp->d[k] = L->min_d + nf__softplus(th[(size_t)(2 * K + k - 1) * n] + c0);
+    for (k = 1; k < K; ++k) sp->d[k] = L->min_d + nf__softplus(th[(size_t)(2 * K + k - 1) * (size_t)n] + c0);
 }
 /* the bin holding v (found by x-knots, or by y-knots when by_y); -1 outside [-B, B] */
 static int nf__spl_bin(const nf__layer *L, const nf__spl *sp, nf_real v, int by_y, nf__bin *b) {
@@ -2385,11 +2388,11 @@ static void nf__spl_theta_back(const nf__layer *L, const nf__spl *sp, const nf_r
     gw[k] += g->wk; gh[k] += g->hk;
     for (i = 0; i < K; ++i) { gw[i] *= cw; gh[i] *= ch; dw += sp->sw[i] * gw[i]; dh += sp->sh[i] * gh[i]; }
     for (i = 0; i < K; ++i) {
-        gth[(size_t)i * n] += sp->sw[i] * (gw[i] - dw);
-        gth[(size_t)(K + i) * n] += sp->sh[i] * (gh[i] - dh);
+        gth[(size_t)i * (size_t)n] += sp->sw[i] * (gw[i] - dw);
+        gth[(size_t)(K + i) * (size_t)n] += sp->sh[i] * (gh[i] - dh);
     }
-    if (k >= 1) gth[(size_t)(2 * K + k - 1) * n] += g->dk * nf__sigmoid(th[(size_t)(2 * K + k - 1) * n] + c0);
-    if (k + 1 <= K - 1) gth[(size_t)(2 * K + k) * n] += g->dk1 * nf__sigmoid(th[(size_t)(2 * K + k) * n] + c0);
+    if (k >= 1) gth[(size_t)(2 * K + k - 1) * (size_t)n] += g->dk * nf__sigmoid(th[(size_t)(2 * K + k - 1) * (size_t)n] + c0);
+    if (k + 1 <= K - 1) gth[(size_t)(2 * K + k) * (size_t)n] += g->dk1 * nf__sigmoid(th[(size_t)(2 * K + k) * (size_t)n] + c0);
 }
 /* The spline as a tape op: o (R x (n + 1)) holds the n outputs and the row's log|det|;
    inputs x (R x n) and theta (R x P n); aux: the layer, iarg: the direction. For the
@@ -2399,18 +2402,18 @@ static void nf__spline_back(nf_tensor *o) {
     nf_tensor *x = o->a, *th = o->b; const nf__layer *L = (const nf__layer *)o->aux;
     int n = x->cols, P = nf__tf_params(L), dir = o->iarg, r, j;
     for (r = 0; r < x->rows; ++r) {
-        const nf_real *tr = th->val + (size_t)r * P * n; nf_real gl = o->grad[(size_t)r * (n + 1) + n];
+        const nf_real *tr = th->val + (size_t)r * (size_t)P * (size_t)n; nf_real gl = o->grad[(size_t)r * (size_t)(n + 1) + (size_t)n];
         for (j = 0; j < n; ++j) {
-            nf__spl sp; nf__bin b, g; int k; nf_real gx = 0, gy = o->grad[(size_t)r * (n + 1) + j];
-            nf_real v = x->val[(size_t)r * n + j];
+            nf__spl sp; nf__bin b, g; int k; nf_real gx = 0, gy = o->grad[(size_t)r * (size_t)(n + 1) + (size_t)j];
+            nf_real v = x->val[(size_t)r * (size_t)n + (size_t)j];
             nf__spl_make(L, tr + j, n, &sp);
             k = nf__spl_bin(L, &sp, v, dir < 0, &b);
-            if (k < 0) { if (x->grad) x->grad[(size_t)r * n + j] += gy; continue; }
+            if (k < 0) { if (x->grad) x->grad[(size_t)r * (size_t)n + (size_t)j] += gy; continue; }
             memset(&g, 0, sizeof g);
             if (dir > 0) {
                 nf__bin_back(&b, v, gy, gl, &gx, &g);
             } else {
-                nf_real out = o->val[(size_t)r * (n + 1) + j], lf, lx = 0, q, dummy = 0; nf__bin ga;
+                nf_real out = o->val[(size_t)r * (size_t)(n + 1) + (size_t)j], lf, lx = 0, q, dummy = 0; nf__bin ga;
                 nf__bin_fwd(&b, out, &lf);
                 memset(&ga, 0, sizeof ga);
                 nf__bin_back(&b, out, 0, 1, &lx, &ga);     /* d log F' / dx at x' */
@@ -2418,8 +2421,8 @@ static void nf__spline_back(nf_tensor *o) {
                 gx = q / NF_EXP(lf);
                 nf__bin_back(&b, out, -gx, -gl, &dummy, &g);
             }
-            if (x->grad) x->grad[(size_t)r * n + j] += gx;
-            if (th->grad) nf__spl_theta_back(L, &sp, tr + j, n, k, &g, th->grad + (size_t)r * P * n + j);
+            if (x->grad) x->grad[(size_t)r * (size_t)n + (size_t)j] += gx;
+            if (th->grad) nf__spl_theta_back(L, &sp, tr + j, n, k, &g, th->grad + (size_t)r * (size_t)P * (size_t)n + j);
         }
     }
 }
@@ -2434,10 +2437,10 @@ static nf_tensor *nf__t_spline(nf_tape *tp, nf_tensor *x, nf_tensor *th, const n
     for (r = 0; r < x->rows; ++r) {
         nf_real ld = 0, l;
         for (j = 0; j < n; ++j) {
-            o->val[(size_t)r * (n + 1) + j] = nf__tf_elem(L, th->val + (size_t)r * P * n, n, j, x->val[(size_t)r * n + j], dir, &l);
+            o->val[(size_t)r * (size_t)(n + 1) + (size_t)j] = nf__tf_elem(L, th->val + (size_t)r * (size_t)P * (size_t)n, n, j, x->val[(size_t)r * (size_t)n + (size_t)j], dir, &l);
             ld += l;
         }
-        o->val[(size_t)r * (n + 1) + n] = ld;
+        o->val[(size_t)r * (size_t)(n + 1) + (size_t)n] = ld;
     }
     return o;
 }
@@ -2555,12 +2558,12 @@ static void nf__coupling_init(const nf__layer *L, nf_real *p, int D, nf_rng *rng
 static void nf__coupling_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
     int D = f->dim, r, j;
     for (r = 0; r < R; ++r) {   /* conditioner input: [kept features | context] */
-        nf_real *cr = w->cond + (size_t)r * L->nin;
-        for (j = 0; j < L->nk; ++j) cr[j] = x[(size_t)r * D + L->keep[j]];
-        for (j = 0; j < f->ctx_dim; ++j) cr[L->nk + j] = w->ctx[(size_t)r * f->ctx_dim + j];
+        nf_real *cr = w->cond + (size_t)r * (size_t)L->nin;
+        for (j = 0; j < L->nk; ++j) cr[j] = x[(size_t)r * (size_t)D + (size_t)L->keep[j]];
+        for (j = 0; j < f->ctx_dim; ++j) cr[L->nk + j] = w->ctx[(size_t)r * (size_t)f->ctx_dim + (size_t)j];
     }
     nf__mlp(L, f->params, w->cond, R, w);
-    for (r = 0; r < R; ++r) w->ld[r] += nf__tf_row(L, w->out + (size_t)r * L->nout, L->nt, L->trans, x + (size_t)r * D, dir);
+    for (r = 0; r < R; ++r) w->ld[r] += nf__tf_row(L, w->out + (size_t)r * (size_t)L->nout, L->nt, L->trans, x + (size_t)r * (size_t)D, dir);
 }
 #ifndef NFLOW_NO_TRAINING
 static nf_tensor *nf__coupling_pass(nf__tctx *c, const nf__layer *L, nf_tensor *x, int dir) {
@@ -2619,7 +2622,7 @@ static nf_result nf__ar_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L
 }
 static void nf__ar_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints) {
     int j, k, P = nf__tf_params(L), C = L->nin - D, top = C > 0 ? D : (D > 1 ? D - 1 : 1);
-    L->perm = ints; L->iperm = ints + D; L->keep = ints + 2 * D; L->trans = L->keep + (size_t)L->depth * L->hidden;
+    L->perm = ints; L->iperm = ints + D; L->keep = ints + 2 * D; L->trans = L->keep + (size_t)L->depth * (size_t)L->hidden;
     for (j = 0; j < D; ++j) L->perm[j] = ld->order == NF_ORDER_REVERSED ? D - 1 - j : j;
     if (ld->order == NF_ORDER_RANDOM) {
         nf_rng prng; nf_rng_seed(&prng, (uint64_t)ld->seed * 2654435761u + (uint64_t)index + 1);
@@ -2629,13 +2632,13 @@ static void nf__ar_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index
     /* hidden degrees cycle through 0 .. D-1 with a context (degree 0 sees only the
        context), 1 .. D-1 without */
     for (k = 0; k < L->depth * L->hidden; ++k) L->keep[k] = C > 0 ? (k % L->hidden) % D : (k % L->hidden) % top + 1;
-    for (j = 0; j < D; ++j) for (k = 0; k < P; ++k) L->trans[(size_t)j * P + k] = k * D + j;
+    for (j = 0; j < D; ++j) for (k = 0; k < P; ++k) L->trans[(size_t)j * (size_t)P + (size_t)k] = k * D + j;
 }
 /* is the weight from unit i of weight-layer l's input to its unit o present? */
 static int nf__ar_link(const nf__layer *L, int l, int i, int o) {
     int D = L->nt, P = nf__tf_params(L);
-    int din = l == 0 ? (i < D ? L->iperm[i] + 1 : 0) : L->keep[(size_t)(l - 1) * L->hidden + i];
-    if (l < L->depth) return L->keep[(size_t)l * L->hidden + o] >= din;
+    int din = l == 0 ? (i < D ? L->iperm[i] + 1 : 0) : L->keep[(size_t)(l - 1) * (size_t)L->hidden + (size_t)i];
+    if (l < L->depth) return L->keep[(size_t)l * (size_t)L->hidden + (size_t)o] >= din;
     (void)P;
     return L->iperm[o % D] + 1 > din;   /* output o = p D + feature */
 }
@@ -2644,8 +2647,8 @@ static void nf__ar_fixup(const nf__layer *L, nf_real *p) {
     int l, i, o, in = L->nin;
     for (l = 0; l <= L->depth; ++l) {
         int out = l < L->depth ? L->hidden : L->nout;
-        for (i = 0; i < in; ++i) for (o = 0; o < out; ++o) if (!nf__ar_link(L, l, i, o)) p[(size_t)i * out + o] = 0;
-        p += (size_t)in * out + out; in = L->hidden;
+        for (i = 0; i < in; ++i) for (o = 0; o < out; ++o) if (!nf__ar_link(L, l, i, o)) p[(size_t)i * (size_t)out + (size_t)o] = 0;
+        p += (size_t)in * (size_t)out + (size_t)out; in = L->hidden;
     }
 }
 static void nf__ar_init(const nf__layer *L, nf_real *p, int D, nf_rng *rng) {
@@ -2657,30 +2660,30 @@ static void nf__ar_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R
     int D = f->dim, C = f->ctx_dim, r, j, i;
     if ((dir > 0) != L->ar_inverse) {   /* one pass: the network reads x itself */
         for (r = 0; r < R; ++r) {
-            memcpy(w->cond + (size_t)r * L->nin, x + (size_t)r * D, (size_t)D * sizeof(nf_real));
-            memcpy(w->cond + (size_t)r * L->nin + D, w->ctx + (size_t)r * C, (size_t)C * sizeof(nf_real));
+            memcpy(w->cond + (size_t)r * (size_t)L->nin, x + (size_t)r * (size_t)D, (size_t)D * sizeof(nf_real));
+            memcpy(w->cond + (size_t)r * (size_t)L->nin + D, w->ctx + (size_t)r * (size_t)C, (size_t)C * sizeof(nf_real));
         }
         nf__mlp(L, f->params, w->cond, R, w);
-        for (r = 0; r < R; ++r) w->ld[r] += nf__tf_row(L, w->out + (size_t)r * L->nout, D, f->iota, x + (size_t)r * D, dir);
+        for (r = 0; r < R; ++r) w->ld[r] += nf__tf_row(L, w->out + (size_t)r * (size_t)L->nout, D, f->iota, x + (size_t)r * (size_t)D, dir);
         return;
     }
     /* D passes: the output side is built in w->seq, one feature (in order) per pass, each
        from the features before it, which are final by then */
-    memset(w->seq, 0, (size_t)R * D * sizeof(nf_real));
+    memset(w->seq, 0, (size_t)R * (size_t)D * sizeof(nf_real));
     for (i = 0; i < D; ++i) {
         for (r = 0; r < R; ++r) {
-            memcpy(w->cond + (size_t)r * L->nin, w->seq + (size_t)r * D, (size_t)D * sizeof(nf_real));
-            memcpy(w->cond + (size_t)r * L->nin + D, w->ctx + (size_t)r * C, (size_t)C * sizeof(nf_real));
+            memcpy(w->cond + (size_t)r * (size_t)L->nin, w->seq + (size_t)r * (size_t)D, (size_t)D * sizeof(nf_real));
+            memcpy(w->cond + (size_t)r * (size_t)L->nin + D, w->ctx + (size_t)r * (size_t)C, (size_t)C * sizeof(nf_real));
         }
         nf__mlp(L, f->params, w->cond, R, w);
         j = L->perm[i];
         for (r = 0; r < R; ++r) {
             nf_real l;
-            w->seq[(size_t)r * D + j] = nf__tf_elem(L, w->out + (size_t)r * L->nout, D, j, x[(size_t)r * D + j], dir, &l);
+            w->seq[(size_t)r * (size_t)D + (size_t)j] = nf__tf_elem(L, w->out + (size_t)r * (size_t)L->nout, D, j, x[(size_t)r * (size_t)D + (size_t)j], dir, &l);
             w->ld[r] += l;
         }
     }
-    memcpy(x, w->seq, (size_t)R * D * sizeof(nf_real));
+    memcpy(x, w->seq, (size_t)R * (size_t)D * sizeof(nf_real));
 }
 #ifndef NFLOW_NO_TRAINING
 /* the MADE on the tape: each weight times its 0/1 mask, so masked weights get no gradient */
@@ -2689,8 +2692,8 @@ static nf_tensor *nf__ar_net(nf__tctx *c, const nf__layer *L, nf_tensor **Wm, nf
     if (c->ctx) x = nf_t_concat_cols(c->tp, x, c->ctx);
     for (l = 0; l <= L->depth; ++l) {
         int out = l < L->depth ? L->hidden : L->nout;
-        x = nf_t_linear(c->tp, x, Wm[l], nf__tparam(c, off + (size_t)in * out, 1, out), l < L->depth ? L->act : NF_ACT_IDENTITY);
-        off += (size_t)in * out + out; in = L->hidden;
+        x = nf_t_linear(c->tp, x, Wm[l], nf__tparam(c, off + (size_t)in * (size_t)out, 1, out), l < L->depth ? L->act : NF_ACT_IDENTITY);
+        off += (size_t)in * (size_t)out + (size_t)out; in = L->hidden;
     }
     return x;
 }
@@ -2699,15 +2702,15 @@ static nf_tensor *nf__ar_pass(nf__tctx *c, const nf__layer *L, nf_tensor *x, int
     for (l = 0; l <= L->depth; ++l) {   /* masked weights, built once per step */
         int n_out = l < L->depth ? L->hidden : L->nout;
         nf_tensor *m = nf_tape_new(tp, in, n_out);
-        if (m) for (i = 0; i < in; ++i) for (o = 0; o < n_out; ++o) m->val[(size_t)i * n_out + o] = nf__ar_link(L, l, i, o) ? NF__R(1) : NF__R(0);
+        if (m) for (i = 0; i < in; ++i) for (o = 0; o < n_out; ++o) m->val[(size_t)i * (size_t)n_out + (size_t)o] = nf__ar_link(L, l, i, o) ? NF__R(1) : NF__R(0);
         Wm[l] = nf_t_mul(tp, nf__tparam(c, off, in, n_out), m);
-        off += (size_t)in * n_out + n_out; in = L->hidden;
+        off += (size_t)in * (size_t)n_out + (size_t)n_out; in = L->hidden;
     }
     if ((dir > 0) != L->ar_inverse) return nf__tf_tape(c, L, x, nf__ar_net(c, L, Wm, x), dir);   /* one pass */
     out = nf_tape_new(tp, x ? x->rows : 0, D);   /* D passes, each fixing the next feature in order */
     for (i = 0; i < D && out; ++i) {
         int j = L->perm[i];
-        nf_tensor *th = nf_t_gather_cols(tp, nf__ar_net(c, L, Wm, out), L->trans + (size_t)j * P, P);
+        nf_tensor *th = nf_t_gather_cols(tp, nf__ar_net(c, L, Wm, out), L->trans + (size_t)j * (size_t)P, P);
         nf_tensor *v = nf__tf_tape(c, L, nf_t_gather_cols(tp, x, c->f->iota + j, 1), th, dir);
         out = nf_t_add(tp, out, nf_t_scatter_cols(tp, v, c->f->iota + j, D));
     }
@@ -2750,7 +2753,7 @@ static void nf__perm_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int
     const int *pm = dir > 0 ? L->perm : L->iperm;   /* z[j] = y[perm[j]] */
     int r, j, D = f->dim;
     for (r = 0; r < R; ++r) {
-        nf_real *xr = x + (size_t)r * D, *t = w->tmp;
+        nf_real *xr = x + (size_t)r * (size_t)D, *t = w->tmp;
         for (j = 0; j < D; ++j) t[j] = xr[pm[j]];
         memcpy(xr, t, (size_t)D * sizeof(nf_real));
     }
@@ -2776,7 +2779,7 @@ static void nf__actnorm_apply(const nf_flow *f, const nf__layer *L, nf_real *x, 
     const nf_real *p = f->params + L->poff; int r, j, D = f->dim; nf_real lsum = 0;
     for (j = 0; j < D; ++j) lsum += p[j];
     for (r = 0; r < R; ++r) {
-        nf_real *xr = x + (size_t)r * D;
+        nf_real *xr = x + (size_t)r * (size_t)D;
         for (j = 0; j < D; ++j)
             xr[j] = dir > 0 ? xr[j] * NF_EXP(p[j]) + p[D + j] : (xr[j] - p[D + j]) * NF_EXP(-p[j]);
         w->ld[r] += dir > 0 ? lsum : -lsum;
@@ -2798,12 +2801,12 @@ static nf_result nf__actnorm_data_init(const nf__layer *L, nf_real *p, int D, co
 }
 #ifndef NFLOW_NO_TRAINING
 static nf_tensor *nf__actnorm_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
-    int D = c->f->dim; nf_tensor *s = nf__tparam(c, L->poff, 1, D), *b = nf__tparam(c, L->poff + D, 1, D);
+    int D = c->f->dim; nf_tensor *s = nf__tparam(c, L->poff, 1, D), *b = nf__tparam(c, L->poff + (size_t)D, 1, D);
     nf__add_ld(c, nf_t_sum(c->tp, s), 0);
     return nf_t_add(c->tp, nf_t_mul(c->tp, x, nf_t_exp(c->tp, s)), b);                  /* z = y e^s + b */
 }
 static nf_tensor *nf__actnorm_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) {
-    int D = c->f->dim; nf_tensor *s = nf__tparam(c, L->poff, 1, D), *b = nf__tparam(c, L->poff + D, 1, D);
+    int D = c->f->dim; nf_tensor *s = nf__tparam(c, L->poff, 1, D), *b = nf__tparam(c, L->poff + (size_t)D, 1, D);
     nf__add_ld(c, nf_t_scale(c->tp, nf_t_sum(c->tp, s), -1), 0);
     return nf_t_mul(c->tp, nf_t_sub(c->tp, z, b), nf_t_exp(c->tp, nf_t_scale(c->tp, s, -1)));   /* y = (z - b) e^-s */
 }
@@ -2821,25 +2824,25 @@ static void nf__lu_canon(const nf_layer_desc *l, nf_layer_desc *c) { memset(c, 0
 static nf_result nf__lu_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
     (void)ld; (void)C;
     if (D > 4096) return NF_ERR_SHAPE;
-    L->np = (size_t)D * D + D; L->ni = 2 * (size_t)D;
+    L->np = (size_t)D * (size_t)D + (size_t)D; L->ni = 2 * (size_t)D;
     return NF_OK;
 }
 static void nf__lu_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
     int D = f->dim, r, j, k;
-    const nf_real *M = f->params + L->poff, *s = M + (size_t)D * D;
+    const nf_real *M = f->params + L->poff, *s = M + (size_t)D * (size_t)D;
     nf_real lsum = 0;
     for (j = 0; j < D; ++j) lsum += s[j];
     for (r = 0; r < R; ++r) {
-        nf_real *xr = x + (size_t)r * D, *t = w->tmp;
+        nf_real *xr = x + (size_t)r * (size_t)D, *t = w->tmp;
         if (dir > 0) {
             for (j = 0; j < D; ++j) {       /* t = U y */
                 nf_real acc = NF_EXP(s[j]) * xr[j];
-                for (k = j + 1; k < D; ++k) acc += M[(size_t)j * D + k] * xr[k];
+                for (k = j + 1; k < D; ++k) acc += M[(size_t)j * (size_t)D + (size_t)k] * xr[k];
                 t[j] = acc;
             }
             for (j = D - 1; j >= 0; --j) {  /* t = L t, bottom-up so t stays readable */
                 nf_real acc = t[j];
-                for (k = 0; k < j; ++k) acc += M[(size_t)j * D + k] * t[k];
+                for (k = 0; k < j; ++k) acc += M[(size_t)j * (size_t)D + (size_t)k] * t[k];
                 t[j] = acc;
             }
             for (j = 0; j < D; ++j) xr[j] = t[L->perm[j]];   /* z = P t */
@@ -2847,12 +2850,12 @@ static void nf__lu_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R
             for (j = 0; j < D; ++j) t[L->perm[j]] = xr[j];   /* t = P^T z */
             for (j = 0; j < D; ++j) {       /* solve L u = t (forward substitution) */
                 nf_real acc = t[j];
-                for (k = 0; k < j; ++k) acc -= M[(size_t)j * D + k] * t[k];
+                for (k = 0; k < j; ++k) acc -= M[(size_t)j * (size_t)D + (size_t)k] * t[k];
                 t[j] = acc;
             }
             for (j = D - 1; j >= 0; --j) {  /* solve U y = u (back substitution) */
                 nf_real acc = t[j];
-                for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * D + k] * xr[k];
+                for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * (size_t)D + (size_t)k] * xr[k];
                 xr[j] = acc * NF_EXP(-s[j]);
             }
         }
@@ -2866,18 +2869,18 @@ static void nf__lu_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R
 static void nf__luw_back(nf_tensor *w) {
     nf_tensor *m = w->a, *s = w->b; int D = w->rows, i, j, k;
     for (i = 0; i < D; ++i) {
-        int r = w->idx[i]; const nf_real *g = w->grad + (size_t)i * D;   /* G[r, :] */
+        int r = w->idx[i]; const nf_real *g = w->grad + (size_t)i * (size_t)D;   /* G[r, :] */
         for (j = 0; j < r && m->grad; ++j) {   /* dL[r, j] = sum_c G[r, c] U[j, c], c >= j */
             nf_real acc = 0; int c;
-            for (c = j; c < D; ++c) acc += g[c] * (c == j ? NF_EXP(s->val[j]) : m->val[(size_t)j * D + c]);
-            m->grad[(size_t)r * D + j] += acc;
+            for (c = j; c < D; ++c) acc += g[c] * (c == j ? NF_EXP(s->val[j]) : m->val[(size_t)j * (size_t)D + (size_t)c]);
+            m->grad[(size_t)r * (size_t)D + (size_t)j] += acc;
         }
         for (k = 0; k <= r; ++k) {   /* dU[k, c] += L[r, k] G[r, c] for c >= k */
-            nf_real l = k == r ? NF__R(1) : m->val[(size_t)r * D + k];
+            nf_real l = k == r ? NF__R(1) : m->val[(size_t)r * (size_t)D + (size_t)k];
             for (j = k; j < D; ++j) {
                 nf_real gu = l * g[j];
                 if (j == k) { if (s->grad) s->grad[k] += gu * NF_EXP(s->val[k]); }
-                else if (m->grad) m->grad[(size_t)k * D + j] += gu;
+                else if (m->grad) m->grad[(size_t)k * (size_t)D + (size_t)j] += gu;
             }
         }
     }
@@ -2891,15 +2894,15 @@ static nf_tensor *nf__t_luw(nf_tape *t, nf_tensor *m, nf_tensor *s, const int *p
     if (!w) return NULL;
     w->idx = perm;
     for (i = 0; i < D; ++i) {
-        const nf_real *Mi = m->val + (size_t)perm[i] * D; int r = perm[i];
+        const nf_real *Mi = m->val + (size_t)perm[i] * (size_t)D; int r = perm[i];
         for (j = 0; j < D; ++j) {   /* (L U)[r, j] = sum_{k <= min(r, j)} L[r, k] U[k, j] */
             nf_real acc = 0; int kmax = r < j ? r : j;
             for (k = 0; k <= kmax; ++k) {
                 nf_real l = k == r ? NF__R(1) : Mi[k];
-                nf_real u = k == j ? NF_EXP(s->val[k]) : m->val[(size_t)k * D + j];
+                nf_real u = k == j ? NF_EXP(s->val[k]) : m->val[(size_t)k * (size_t)D + (size_t)j];
                 acc += l * u;
             }
-            w->val[(size_t)i * D + j] = acc;
+            w->val[(size_t)i * (size_t)D + (size_t)j] = acc;
         }
     }
     return w;
@@ -2911,21 +2914,21 @@ static void nf__lu_solve_back(nf_tensor *y) {
     nf_tensor *z = y->a, *W = y->b; const nf_real *M = W->a->val, *s = W->b->val; const int *perm = W->idx;
     int D = y->cols, r, j, k; nf_real *a = (nf_real *)(uintptr_t)y->aux;   /* D scratch reals */
     for (r = 0; r < y->rows; ++r) {
-        const nf_real *g = y->grad + (size_t)r * D, *yr = y->val + (size_t)r * D;
+        const nf_real *g = y->grad + (size_t)r * (size_t)D, *yr = y->val + (size_t)r * (size_t)D;
         for (j = 0; j < D; ++j) {           /* U^T a = g (U^T lower, diagonal e^s) */
             nf_real acc = g[j];
-            for (k = 0; k < j; ++k) acc -= M[(size_t)k * D + j] * a[k];
+            for (k = 0; k < j; ++k) acc -= M[(size_t)k * (size_t)D + (size_t)j] * a[k];
             a[j] = acc * NF_EXP(-s[j]);
         }
         for (j = D - 1; j >= 0; --j) {      /* L^T b = a (unit upper), in place */
             nf_real acc = a[j];
-            for (k = j + 1; k < D; ++k) acc -= M[(size_t)k * D + j] * a[k];
+            for (k = j + 1; k < D; ++k) acc -= M[(size_t)k * (size_t)D + (size_t)j] * a[k];
             a[j] = acc;
         }
         for (j = 0; j < D; ++j) {           /* x = P b: x[j] = b[perm[j]] */
             nf_real xj = a[perm[j]];
-            if (z->grad) z->grad[(size_t)r * D + j] += xj;
-            if (W->grad) for (k = 0; k < D; ++k) W->grad[(size_t)j * D + k] -= xj * yr[k];
+            if (z->grad) z->grad[(size_t)r * (size_t)D + (size_t)j] += xj;
+            if (W->grad) for (k = 0; k < D; ++k) W->grad[(size_t)j * (size_t)D + (size_t)k] -= xj * yr[k];
         }
     }
 }
@@ -2940,25 +2943,25 @@ static nf_tensor *nf__t_lu_solve(nf_tape *t, nf_tensor *z, nf_tensor *W) {
     y->aux = tmp;
     M = W->a->val; s = W->b->val; perm = W->idx;
     for (r = 0; r < z->rows; ++r) {
-        const nf_real *zr = z->val + (size_t)r * D; nf_real *yr = y->val + (size_t)r * D;
+        const nf_real *zr = z->val + (size_t)r * (size_t)D; nf_real *yr = y->val + (size_t)r * (size_t)D;
         for (j = 0; j < D; ++j) tmp[perm[j]] = zr[j];             /* t = P^T z */
         for (j = 0; j < D; ++j)                                   /* L u = t */
-            for (k = 0; k < j; ++k) tmp[j] -= M[(size_t)j * D + k] * tmp[k];
+            for (k = 0; k < j; ++k) tmp[j] -= M[(size_t)j * (size_t)D + (size_t)k] * tmp[k];
         for (j = D - 1; j >= 0; --j) {                            /* U y = u */
             nf_real acc = tmp[j];
-            for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * D + k] * yr[k];
+            for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * (size_t)D + (size_t)k] * yr[k];
             yr[j] = acc * NF_EXP(-s[j]);
         }
     }
     return y;
 }
 static nf_tensor *nf__lu_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
-    int D = c->f->dim; nf_tensor *M = nf__tparam(c, L->poff, D, D), *s = nf__tparam(c, L->poff + (size_t)D * D, 1, D);
+    int D = c->f->dim; nf_tensor *M = nf__tparam(c, L->poff, D, D), *s = nf__tparam(c, L->poff + (size_t)D * (size_t)D, 1, D);
     nf__add_ld(c, nf_t_sum(c->tp, s), 0);
     return nf_t_matmul(c->tp, x, nf__t_luw(c->tp, M, s, L->perm), 0, 1);                  /* z = W y per row */
 }
 static nf_tensor *nf__lu_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z) {
-    int D = c->f->dim; nf_tensor *M = nf__tparam(c, L->poff, D, D), *s = nf__tparam(c, L->poff + (size_t)D * D, 1, D);
+    int D = c->f->dim; nf_tensor *M = nf__tparam(c, L->poff, D, D), *s = nf__tparam(c, L->poff + (size_t)D * (size_t)D, 1, D);
     nf__add_ld(c, nf_t_scale(c->tp, nf_t_sum(c->tp, s), -1), 0);
     return nf__t_lu_solve(c->tp, z, nf__t_luw(c->tp, M, s, L->perm));                     /* y = W^-1 z per row */
 }
@@ -2979,8 +2982,8 @@ static nf_result nf__mono_plan(const nf_layer_desc *ld, int D, int C, nf__layer 
     (void)C;
     L->hidden = ld->hidden ? ld->hidden : 8;
     if (L->hidden < 1 || L->hidden > 256) return NF_ERR_ARG;
-    L->np = (size_t)D + 3 * (size_t)D * L->hidden;
-    L->ni = 2 * (size_t)D * L->hidden;
+    L->np = (size_t)D + 3 * (size_t)D * (size_t)L->hidden;
+    L->ni = 2 * (size_t)D * (size_t)L->hidden;
     L->width = 2 * L->hidden;
     return NF_OK;
 }
@@ -2994,7 +2997,7 @@ static void nf__mono_setup(nf__layer *L, const nf_layer_desc *ld, int D, int ind
 }
 /* near the identity: small bumps (b = e^-3) centred across [-2, 2] */
 static void nf__mono_init(const nf__layer *L, nf_real *p, int D, nf_rng *rng) {
-    nf_real *b = p + D, *d = b + 2 * (size_t)D * L->hidden; size_t k, cnt = (size_t)D * L->hidden;
+    nf_real *b = p + D, *d = b + 2 * (size_t)D * (size_t)L->hidden; size_t k, cnt = (size_t)D * (size_t)L->hidden;
     for (k = 0; k < cnt; ++k) { b[k] = NF__R(-3); d[k] = 2 * (2 * nf_rng_uniform(rng) - 1); }
 }
 /* z and dz/dy of feature j at v (its K terms: b, c, d) */
@@ -3026,11 +3029,11 @@ static nf_real nf__mono_solve(nf_real a, const nf_real *b, const nf_real *c, con
 }
 static void nf__mono_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
     int D = f->dim, K = L->hidden, r, j;
-    const nf_real *la = f->params + L->poff, *lb = la + D, *lc = lb + (size_t)D * K, *dd = lc + (size_t)D * K;
+    const nf_real *la = f->params + L->poff, *lb = la + D, *lc = lb + (size_t)D * (size_t)K, *dd = lc + (size_t)D * (size_t)K;
     for (r = 0; r < R; ++r) {
-        nf_real *xr = x + (size_t)r * D, lsum = 0, dz;
+        nf_real *xr = x + (size_t)r * (size_t)D, lsum = 0, dz;
         for (j = 0; j < D; ++j) {
-            const nf_real *b = lb + (size_t)j * K, *c = lc + (size_t)j * K, *d = dd + (size_t)j * K;
+            const nf_real *b = lb + (size_t)j * (size_t)K, *c = lc + (size_t)j * (size_t)K, *d = dd + (size_t)j * (size_t)K;
             nf_real a = NF_EXP(la[j]);
             if (dir > 0) xr[j] = nf__mono_eval(a, b, c, d, K, xr[j], &dz);
             else { xr[j] = nf__mono_solve(a, b, c, d, K, xr[j]); nf__mono_eval(a, b, c, d, K, xr[j], &dz); }   /* slope at the solution */
@@ -3044,8 +3047,8 @@ static void nf__mono_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int
    *slope gets dz/dy */
 static nf_tensor *nf__mono_graph(nf__tctx *c, const nf__layer *L, nf_tensor *x, nf_tensor **slope) {
     nf_tape *tp = c->tp; int D = c->f->dim, K = L->hidden, DK = D * K, k;
-    nf_tensor *la = nf__tparam(c, L->poff, 1, D), *lb = nf__tparam(c, L->poff + D, 1, DK);
-    nf_tensor *lc = nf__tparam(c, L->poff + D + (size_t)DK, 1, DK), *dd = nf__tparam(c, L->poff + D + 2 * (size_t)DK, 1, DK);
+    nf_tensor *la = nf__tparam(c, L->poff, 1, D), *lb = nf__tparam(c, L->poff + (size_t)D, 1, DK);
+    nf_tensor *lc = nf__tparam(c, L->poff + (size_t)D + (size_t)DK, 1, DK), *dd = nf__tparam(c, L->poff + (size_t)D + 2 * (size_t)DK, 1, DK);
     nf_tensor *xr = nf_t_gather_cols(tp, x, L->keep, DK);                     /* y repeated K times */
     nf_tensor *th = nf_t_tanh(tp, nf_t_add(tp, nf_t_mul(tp, xr, nf_t_exp(tp, lc)), dd));
     nf_tensor *terms = nf_t_mul(tp, th, nf_t_exp(tp, lb));                    /* e^b tanh(.) */
@@ -3056,8 +3059,8 @@ static nf_tensor *nf__mono_graph(nf__tctx *c, const nf__layer *L, nf_tensor *x, 
     z = nf_t_mul(tp, x, nf_t_exp(tp, la));                                    /* e^a y */
     *slope = nf_t_add(tp, nf_t_gather_cols(tp, bumps, L->trans, D), nf_t_exp(tp, la));
     for (k = 0; k < K; ++k) {
-        z = nf_t_add(tp, z, nf_t_gather_cols(tp, terms, L->trans + (size_t)k * D, D));
-        if (k > 0) *slope = nf_t_add(tp, *slope, nf_t_gather_cols(tp, bumps, L->trans + (size_t)k * D, D));
+        z = nf_t_add(tp, z, nf_t_gather_cols(tp, terms, L->trans + (size_t)k * (size_t)D, D));
+        if (k > 0) *slope = nf_t_add(tp, *slope, nf_t_gather_cols(tp, bumps, L->trans + (size_t)k * (size_t)D, D));
     }
     return z;
 }
@@ -3073,21 +3076,21 @@ static nf_tensor *nf__mono_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
    c, d contiguously (1 x (D + 3DK)); iarg is K. */
 static void nf__mono_inv_back(nf_tensor *y) {
     nf_tensor *z = y->a, *p = y->b; int D = y->cols, K = y->iarg, r, j, k;
-    const nf_real *la = p->val, *lb = la + D, *lc = lb + (size_t)D * K, *dd = lc + (size_t)D * K;
+    const nf_real *la = p->val, *lb = la + D, *lc = lb + (size_t)D * (size_t)K, *dd = lc + (size_t)D * (size_t)K;
     for (r = 0; r < y->rows; ++r)
         for (j = 0; j < D; ++j) {
-            const nf_real *b = lb + (size_t)j * K, *c = lc + (size_t)j * K, *d = dd + (size_t)j * K;
-            nf_real v = y->val[(size_t)r * D + j], a = NF_EXP(la[j]), g = y->grad[(size_t)r * D + j], dz, q;
+            const nf_real *b = lb + (size_t)j * (size_t)K, *c = lc + (size_t)j * (size_t)K, *d = dd + (size_t)j * (size_t)K;
+            nf_real v = y->val[(size_t)r * (size_t)D + (size_t)j], a = NF_EXP(la[j]), g = y->grad[(size_t)r * (size_t)D + (size_t)j], dz, q;
             nf__mono_eval(a, b, c, d, K, v, &dz);
             q = g / dz;
-            if (z->grad) z->grad[(size_t)r * D + j] += q;
+            if (z->grad) z->grad[(size_t)r * (size_t)D + (size_t)j] += q;
             if (!p->grad) continue;
             p->grad[j] -= q * a * v;
             for (k = 0; k < K; ++k) {
                 nf_real eb = NF_EXP(b[k]), ec = NF_EXP(c[k]), th = NF_TANH(ec * v + d[k]), sech2 = 1 - th * th;
-                p->grad[D + (size_t)j * K + k] -= q * eb * th;
-                p->grad[D + (size_t)D * K + (size_t)j * K + k] -= q * eb * ec * sech2 * v;
-                p->grad[D + 2 * (size_t)D * K + (size_t)j * K + k] -= q * eb * sech2;
+                p->grad[(size_t)D + (size_t)j * (size_t)K + (size_t)k] -= q * eb * th;
+                p->grad[(size_t)D + (size_t)D * (size_t)K + (size_t)j * (size_t)K + (size_t)k] -= q * eb * ec * sech2 * v;
+                p->grad[(size_t)D + 2 * (size_t)D * (size_t)K + (size_t)j * (size_t)K + (size_t)k] -= q * eb * sech2;
             }
         }
 }
@@ -3095,14 +3098,14 @@ static nf_tensor *nf__t_mono_inv(nf_tape *t, nf_tensor *z, nf_tensor *p, int K) 
     nf_tensor *y; int D, r, j; const nf_real *la, *lb, *lc, *dd;
     if (nf__bad(t, z, p, 1)) return NULL;
     D = z->cols;
-    if (p->rows != 1 || (size_t)p->cols != (size_t)D + 3 * (size_t)D * K) { t->err = NF_ERR_SHAPE; return NULL; }
+    if (p->rows != 1 || (size_t)p->cols != (size_t)D + 3 * (size_t)D * (size_t)K) { t->err = NF_ERR_SHAPE; return NULL; }
     y = nf__node(t, 0, nf__mono_inv_back, z->rows, D, z, p);
     if (!y) return NULL;
     y->iarg = K;
-    la = p->val; lb = la + D; lc = lb + (size_t)D * K; dd = lc + (size_t)D * K;
+    la = p->val; lb = la + D; lc = lb + (size_t)D * (size_t)K; dd = lc + (size_t)D * (size_t)K;
     for (r = 0; r < z->rows; ++r)
         for (j = 0; j < D; ++j)
-            y->val[(size_t)r * D + j] = nf__mono_solve(NF_EXP(la[j]), lb + (size_t)j * K, lc + (size_t)j * K, dd + (size_t)j * K, K, z->val[(size_t)r * D + j]);
+            y->val[(size_t)r * (size_t)D + (size_t)j] = nf__mono_solve(NF_EXP(la[j]), lb + (size_t)j * (size_t)K, lc + (size_t)j * (size_t)K, dd + (size_t)j * (size_t)K, K, z->val[(size_t)r * (size_t)D + (size_t)j]);
     return y;
 }
 /* log|det dy/dz| = -sum log g'(y): the slope graph evaluated at the solved y, so the
@@ -3517,7 +3520,7 @@ static nf_result nf__check_rows(nf_flow *f, const nf_real *x, size_t n, int cols
     size_t i; int j;
     for (i = 0; i < n; ++i)
         for (j = 0; j < cols; ++j)
-            if (!nf__isfinite(x[i * (size_t)cols + j]))
+            if (!nf__isfinite(x[i * (size_t)cols + (size_t)j]))
                 return nf__fail(f, NF_ERR_NONFINITE, what, (long)i);
     return NF_OK;
 }
@@ -3539,7 +3542,7 @@ static void nf__base_logp(const nf_flow *f, const nf_real *z, int R, nf_real *ou
     const nf_real *mu = f->params + f->base_off, *ls = mu + D;
     (void)mu; (void)ls;
     for (r = 0; r < R; ++r) {
-        const nf_real *zr = z + (size_t)r * D;
+        const nf_real *zr = z + (size_t)r * (size_t)D;
         nf_real acc = 0;   /* half the sum of squares: z^2 would overflow before the halving */
 #ifndef NFLOW_NO_DIAG_BASE
         if (f->desc.base == NF_BASE_DIAG_GAUSSIAN)
@@ -3639,8 +3642,8 @@ static void nf__chunk_ctx(nf_flow *f, const nf_real *ctx, int shared, int R, nf_
 #ifndef NFLOW_NO_CONTEXT
     int r, j, C = f->ctx_dim, D = f->dim;
     for (r = 0; r < R; ++r) {
-        const nf_real *c = ctx + (shared ? 0 : (size_t)r * C);
-        for (j = 0; j < C; ++j) w->ctx[(size_t)r * C + j] = (c[j] - f->mean[D + j]) / f->std[D + j];
+        const nf_real *c = ctx + (shared ? 0 : (size_t)r * (size_t)C);
+        for (j = 0; j < C; ++j) w->ctx[(size_t)r * (size_t)C + (size_t)j] = (c[j] - f->mean[D + j]) / f->std[D + j];
     }
 #else
     (void)f; (void)ctx; (void)shared; (void)R; (void)w;
@@ -3655,9 +3658,9 @@ static int nf__chunk_forward(nf_flow *f, const nf_real *y, int R, const nf_real 
     nf_real ld0 = nf__std_logdet(f);
     if (f->ctx_dim) nf__chunk_ctx(f, ctx, shared, R, w);
     for (r = 0; r < R; ++r) {
-        nf_real ld = ld0, dl, *c = cur + (size_t)r * D; int in = 1;
+        nf_real ld = ld0, dl, *c = cur + (size_t)r * (size_t)D; int in = 1;
         for (j = 0; j < D; ++j) {
-            nf_real v = y[(size_t)r * D + j];
+            nf_real v = y[(size_t)r * (size_t)D + (size_t)j];
             if (f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) { in &= nf__dom_fwd(&f->dom[j], v, &v, &dl); ld += dl; }
             c[j] = (v - f->mean[j]) / f->std[j];
         }
@@ -3675,9 +3678,9 @@ static void nf__chunk_inverse(nf_flow *f, nf_real *cur, int R, const nf_real *ct
     for (i = f->n_layers - 1; i >= 0; --i) nf__layer_apply(f, &f->layers[i], cur, R, -1, w);
     for (r = 0; r < R; ++r)
         for (j = 0; j < D; ++j) {
-            nf_real v = cur[(size_t)r * D + j] * f->std[j] + f->mean[j];
+            nf_real v = cur[(size_t)r * (size_t)D + (size_t)j] * f->std[j] + f->mean[j];
             if (f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) w->ld[r] += nf__dom_inv(&f->dom[j], v, &v);
-            y[(size_t)r * D + j] = v;
+            y[(size_t)r * (size_t)D + (size_t)j] = v;
         }
 }
 
@@ -3690,7 +3693,7 @@ static nf_result nf__check_out(nf_flow *f, const nf_real *v, int R, int cols, co
     for (r = 0; r < R; ++r) {
         if (oob && oob[r] != 0) continue;
         for (j = 0; j < cols; ++j)
-            if (!nf__isfinite(v[(size_t)r * cols + j]))
+            if (!nf__isfinite(v[(size_t)r * (size_t)cols + (size_t)j]))
                 return nf__fail(f, NF_ERR_RANGE, "result not representable (the input is too extreme for this flow)", (long)(row0 + (size_t)r));
     }
     return NF_OK;
@@ -3712,11 +3715,11 @@ NFDEF nf_result nf_flow_forward_ctx(nf_flow *f, const nf_real *y, size_t n, cons
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        if (nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers))
+        if (nf__chunk_forward(f, y + i * (size_t)f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers))
             for (r2 = 0; r2 < R; ++r2)
-                if (w.oob[r2] != 0) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + r2));
+                if (w.oob[r2] != 0) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + (size_t)r2));
         if ((r = nf__check_out(f, cur, R, f->dim, NULL, i)) != NF_OK || (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK) return r;
-        memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
+        memcpy(z + i * (size_t)f->dim, cur, (size_t)R * (size_t)f->dim * sizeof(nf_real));
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
     return NF_OK;
@@ -3727,9 +3730,9 @@ NFDEF nf_result nf_flow_inverse_ctx(nf_flow *f, const nf_real *z, size_t n, cons
     if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        memcpy(cur, z + i * f->dim, (size_t)R * f->dim * sizeof(nf_real));
-        nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * f->dim, &w);
-        if ((r = nf__check_out(f, y + i * f->dim, R, f->dim, NULL, i)) != NF_OK || (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK) return r;
+        memcpy(cur, z + i * (size_t)f->dim, (size_t)R * (size_t)f->dim * sizeof(nf_real));
+        nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * (size_t)f->dim, &w);
+        if ((r = nf__check_out(f, y + i * (size_t)f->dim, R, f->dim, NULL, i)) != NF_OK || (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK) return r;
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
     return NF_OK;
@@ -3750,15 +3753,15 @@ NFDEF nf_result nf_flow_inverse_stage(nf_flow *f, const nf_real *z, size_t n, in
     D = f->dim;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        memcpy(cur, z + i * D, (size_t)R * D * sizeof(nf_real));
+        memcpy(cur, z + i * (size_t)D, (size_t)R * (size_t)D * sizeof(nf_real));
         for (r2 = 0; r2 < R; ++r2) w.ld[r2] = 0;
         for (l = f->n_layers - 1; l >= f->n_layers - k; --l) nf__layer_apply(f, &f->layers[l], cur, R, -1, &w);
         for (r2 = 0; r2 < R; ++r2)
             for (j = 0; j < D; ++j) {
-                nf_real v = cur[(size_t)r2 * D + j];
-                y[(i + r2) * D + j] = k == f->n_layers ? v * f->std[j] + f->mean[j] : v;
+                nf_real v = cur[(size_t)r2 * (size_t)D + (size_t)j];
+                y[(i + (size_t)r2) * (size_t)D + (size_t)j] = k == f->n_layers ? v * f->std[j] + f->mean[j] : v;
             }
-        if ((r = nf__check_out(f, y + i * D, R, D, NULL, i)) != NF_OK) return r;
+        if ((r = nf__check_out(f, y + i * (size_t)D, R, D, NULL, i)) != NF_OK) return r;
     }
     return NF_OK;
 }
@@ -3772,9 +3775,9 @@ NFDEF nf_result nf_flow_forward_stage(nf_flow *f, const nf_real *y, size_t n, in
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        nf__chunk_forward(f, y + i * f->dim, R, NULL, 0, cur, &w, k);   /* layers 0 .. k-1 */
+        nf__chunk_forward(f, y + i * (size_t)f->dim, R, NULL, 0, cur, &w, k);   /* layers 0 .. k-1 */
         if ((r = nf__check_out(f, cur, R, f->dim, NULL, i)) != NF_OK || (logdet && (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK)) return r;
-        memcpy(z + i * f->dim, cur, (size_t)R * f->dim * sizeof(nf_real));
+        memcpy(z + i * (size_t)f->dim, cur, (size_t)R * (size_t)f->dim * sizeof(nf_real));
         if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
     }
     return NF_OK;
@@ -3787,11 +3790,11 @@ NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, con
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     nf__ws_carve(f, &cur, &w);
     NF__CHUNKS(i, R, n, f)
-        int bad = nf__chunk_forward(f, y + i * f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
+        int bad = nf__chunk_forward(f, y + i * (size_t)f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
         nf__base_logp(f, cur, R, logp + i);
-        for (r2 = 0; r2 < R; ++r2) logp[i + r2] += w.ld[r2];
+        for (r2 = 0; r2 < R; ++r2) logp[i + (size_t)r2] += w.ld[r2];
         if ((r = nf__check_out(f, logp + i, R, 1, bad ? w.oob : NULL, i)) != NF_OK) return r;
-        if (bad) for (r2 = 0; r2 < R; ++r2) if (w.oob[r2] != 0) logp[i + r2] = (nf_real)-HUGE_VAL;
+        if (bad) for (r2 = 0; r2 < R; ++r2) if (w.oob[r2] != 0) logp[i + (size_t)r2] = (nf_real)-HUGE_VAL;
     }
     return NF_OK;
 }
@@ -3803,7 +3806,7 @@ NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf
     if (r != NF_OK) return r;
     if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK) return r;
     NF__CHUNKS(i, R, n, f)
-        nf__base_logp(f, z + i * f->dim, R, logp + i);
+        nf__base_logp(f, z + i * (size_t)f->dim, R, logp + i);
         if ((r = nf__check_out(f, logp + i, R, 1, NULL, i)) != NF_OK) return r;
     }
     return NF_OK;
@@ -3824,12 +3827,12 @@ NFDEF nf_result nf_flow_sample_ctx(nf_flow *f, nf_rng *rng, size_t n, const nf_r
 #ifndef NFLOW_NO_DIAG_BASE
                 if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) e = mu[j] + NF_EXP(ls[j]) * e;
 #endif
-                cur[(size_t)r2 * D + j] = e;
+                cur[(size_t)r2 * (size_t)D + (size_t)j] = e;
             }
         if (logp) nf__base_logp(f, cur, R, logp + i);
-        nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * D, &w);
-        if (logp) for (r2 = 0; r2 < R; ++r2) logp[i + r2] -= w.ld[r2];
-        if ((r = nf__check_out(f, y + i * D, R, D, NULL, i)) != NF_OK || (logp && (r = nf__check_out(f, logp + i, R, 1, NULL, i)) != NF_OK)) return r;
+        nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * (size_t)D, &w);
+        if (logp) for (r2 = 0; r2 < R; ++r2) logp[i + (size_t)r2] -= w.ld[r2];
+        if ((r = nf__check_out(f, y + i * (size_t)D, R, D, NULL, i)) != NF_OK || (logp && (r = nf__check_out(f, logp + i, R, 1, NULL, i)) != NF_OK)) return r;
     }
     return NF_OK;
 }
@@ -3848,13 +3851,13 @@ NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, 
     nf__ws_carve(f, &cur, &w);
     for (i = 0; i < n; i += (size_t)f->chunk) {
         int R = (int)(n - i < (size_t)f->chunk ? n - i : (size_t)f->chunk);
-        if (nf__chunk_forward(f, y + i * D, R, NULL, 0, cur, &w, f->n_layers))
+        if (nf__chunk_forward(f, y + i * (size_t)D, R, NULL, 0, cur, &w, f->n_layers))
             for (r2 = 0; r2 < R; ++r2)
-                if (w.oob[r2] != 0) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + r2));
+                if (w.oob[r2] != 0) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + (size_t)r2));
         nf__chunk_inverse(f, cur, R, NULL, 0, w.z, &w);   /* w.z: R x D, unused by the layers */
         for (r2 = 0; r2 < R; ++r2)
             for (j = 0; j < D; ++j) {
-                double e = fabs((double)w.z[(size_t)r2 * D + j] - (double)y[(i + r2) * D + j]);
+                double e = fabs((double)w.z[(size_t)r2 * (size_t)D + (size_t)j] - (double)y[(i + (size_t)r2) * (size_t)D + (size_t)j]);
                 if (!nf__isfinite_d(e)) e = HUGE_VAL;   /* a non-finite round trip is the worst */
                 if (e > m) m = e;
             }
@@ -3865,17 +3868,17 @@ NFDEF nf_result nf_flow_roundtrip_error(nf_flow *f, const nf_real *y, size_t n, 
 
 #ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
 /* log|det A| of a dim x dim matrix by LU with partial pivoting (A is destroyed). */
-static double nf__logabsdet(double *A, int D) {
-    int i, j, k; double s = 0;
+static double nf__logabsdet(double *A, int dim) {
+    size_t D = (size_t)dim, i, j, k; double s = 0;
     for (k = 0; k < D; ++k) {
-        int piv = k; double best = fabs(A[(size_t)k * D + k]);
-        for (i = k + 1; i < D; ++i) if (fabs(A[(size_t)i * D + k]) > best) { best = fabs(A[(size_t)i * D + k]); piv = i; }
+        size_t piv = k; double best = fabs(A[k * D + k]);
+        for (i = k + 1; i < D; ++i) if (fabs(A[i * D + k]) > best) { best = fabs(A[i * D + k]); piv = i; }
         if (best == 0) return -HUGE_VAL;
-        if (piv != k) for (j = 0; j < D; ++j) { double t = A[(size_t)k * D + j]; A[(size_t)k * D + j] = A[(size_t)piv * D + j]; A[(size_t)piv * D + j] = t; }
+        if (piv != k) for (j = 0; j < D; ++j) { double t = A[k * D + j]; A[k * D + j] = A[piv * D + j]; A[piv * D + j] = t; }
         s += log(best);
         for (i = k + 1; i < D; ++i) {
-            double l = A[(size_t)i * D + k] / A[(size_t)k * D + k];
-            for (j = k; j < D; ++j) A[(size_t)i * D + j] -= l * A[(size_t)k * D + j];
+            double l = A[i * D + k] / A[k * D + k];
+            for (j = k; j < D; ++j) A[i * D + j] -= l * A[k * D + j];
         }
     }
     return s;
@@ -3892,9 +3895,9 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
         return nf__fail(f, NF_ERR_OVERFLOW, "jacobian size", -1);
     J = (double *)NF_MALLOC(bytes, NULL);
     if (!J) return nf__fail(f, NF_ERR_NOMEM, "jacobian scratch", -1);
-    yp = (nf_real *)(J + (size_t)D * D); zp = yp + D; zm = zp + D;
+    yp = (nf_real *)(J + (size_t)D * (size_t)D); zp = yp + D; zm = zp + D;
     for (i = 0; i < n && r == NF_OK; ++i) {
-        const nf_real *yr = y + i * D;
+        const nf_real *yr = y + i * (size_t)D;
         for (b = 0; b < D && r == NF_OK; ++b) {       /* column b: dz/dy_b */
             /* the step follows the dimension's scale: its sd, through its domain map at y */
             double hb = h * (double)f->std[b], up, dn; nf_real u, dl = 0;
@@ -3905,7 +3908,7 @@ NFDEF nf_result nf_flow_logdet_error(nf_flow *f, const nf_real *y, size_t n, dou
             yp[b] = (nf_real)((double)yr[b] - hb); dn = (double)yp[b];
             if (r == NF_OK && !(up > dn)) r = nf__fail(f, NF_ERR_ARG, "step h is below this build's resolution at y", (long)i);
             if (r == NF_OK) r = nf_flow_forward(f, yp, 1, zm, NULL);
-            for (a = 0; a < D; ++a) J[(size_t)a * D + b] = ((double)zp[a] - (double)zm[a]) / (up - dn);   /* the step taken */
+            for (a = 0; a < D; ++a) J[(size_t)a * (size_t)D + (size_t)b] = ((double)zp[a] - (double)zm[a]) / (up - dn);   /* the step taken */
         }
         if (r == NF_OK) r = nf_flow_forward(f, yr, 1, zp, ld);
         if (r == NF_OK) {
@@ -3983,8 +3986,8 @@ NFDEF nf_result nf_flow_save_size(const nf_flow *f, size_t *bytes) {
     size_t t;
     if (!f || !bytes) return NF_ERR_NULL;
     t = NF__HDR_BYTES + (size_t)f->n_layers * (nf__file_version(&f->desc) >= 3 ? NF__LAYER_BYTES3 : NF__LAYER_BYTES) + (size_t)f->dim * NF__DOMAIN_BYTES + 8 + 4;
-    if (f->n_params > ((size_t)-1 - t) / sizeof(nf_real) - 2 * ((size_t)f->dim + f->ctx_dim)) return NF_ERR_OVERFLOW;
-    *bytes = t + (2 * ((size_t)f->dim + f->ctx_dim) + f->n_params) * sizeof(nf_real);
+    if (f->n_params > ((size_t)-1 - t) / sizeof(nf_real) - 2 * ((size_t)f->dim + (size_t)f->ctx_dim)) return NF_ERR_OVERFLOW;
+    *bytes = t + (2 * ((size_t)f->dim + (size_t)f->ctx_dim) + f->n_params) * sizeof(nf_real);
     return NF_OK;
 }
 
@@ -4221,7 +4224,7 @@ static nf_result nf__load_into(nf_flow *f, const void *buf, size_t len, int doma
     q = m.reals; C = f->ctx_dim; D = f->dim;
 #define NF__RD(i) (m.rsize == 4 ? (nf_real)nf__get_f32(q + 4 * (i)) : (nf_real)nf__get_f64(q + 8 * (i)))
     for (j = 0; j < D + C; ++j) { f->mean[j] = NF__RD(j); f->std[j] = NF__RD(D + C + j); }
-    for (k = 0; k < m.n_params; ++k) f->params[k] = NF__RD(2 * ((size_t)D + C) + k);
+    for (k = 0; k < m.n_params; ++k) f->params[k] = NF__RD(2 * ((size_t)D + (size_t)C) + k);
 #undef NF__RD
     for (j = 0; j < f->n_layers; ++j) {
         const nf__kind *kd = nf__kind_of(f->layers[j].kind);
@@ -4630,21 +4633,21 @@ static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, c
                                 int weighted, size_t n, double *constant) {
     nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim, R = (int)n, i, j;
     nf_tensor *x, *logp, *loss; nf__tctx c;
-    nf_real *ys = (nf_real *)nf_arena_alloc(tp->arena, n * D * sizeof(nf_real));
+    nf_real *ys = (nf_real *)nf_arena_alloc(tp->arena, n * (size_t)D * sizeof(nf_real));
     nf_real *ws = weighted ? (nf_real *)nf_arena_alloc(tp->arena, n * sizeof(nf_real)) : NULL;
-    nf_real *cs = C ? (nf_real *)nf_arena_alloc(tp->arena, n * C * sizeof(nf_real)) : NULL;
+    nf_real *cs = C ? (nf_real *)nf_arena_alloc(tp->arena, n * (size_t)C * sizeof(nf_real)) : NULL;
     double wsum = 0, dom_ld = 0;   /* the domain maps' log-dets: data-dependent but parameter-free */
     if (!ys || (weighted && !ws) || (C && !cs)) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
     for (i = 0; i < R; ++i) {
         double wi = w ? (double)w[i] : 1.0, ldi = 0;
         for (j = 0; j < D; ++j) {
-            nf_real v = y ? y[(size_t)i * D + j] : NF__R(0);
+            nf_real v = y ? y[(size_t)i * (size_t)D + (size_t)j] : NF__R(0);
             nf_real dl = 0;   /* the batch was checked to lie inside the domain */
             if (y && f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL && nf__dom_fwd(&f->dom[j], v, &v, &dl)) ldi += (double)dl;
-            ys[(size_t)i * D + j] = y ? (v - f->mean[j]) / f->std[j] : NF__R(0);
+            ys[(size_t)i * (size_t)D + (size_t)j] = y ? (v - f->mean[j]) / f->std[j] : NF__R(0);
         }
         for (j = 0; j < C; ++j)
-            cs[(size_t)i * C + j] = ctx ? (ctx[(size_t)i * C + j] - f->mean[D + j]) / f->std[D + j] : NF__R(0);
+            cs[(size_t)i * (size_t)C + (size_t)j] = ctx ? (ctx[(size_t)i * (size_t)C + (size_t)j] - f->mean[D + j]) / f->std[D + j] : NF__R(0);
         if (ws) ws[i] = (nf_real)wi;
         wsum += wi; dom_ld += wi * ldi;
     }
@@ -4653,7 +4656,7 @@ static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, c
     x = nf_tape_input(tp, ys, R, D);
     for (i = 0; i < f->n_layers; ++i) x = nf__kinds[f->layers[i].kind].tape(&c, &f->layers[i], x);
     if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {   /* u = (z - mu) e^-ls, log p = -u^2/2 - ls */
-        nf_tensor *mu = nf__tparam(&c, f->base_off, 1, D), *ls = nf__tparam(&c, f->base_off + D, 1, D);
+        nf_tensor *mu = nf__tparam(&c, f->base_off, 1, D), *ls = nf__tparam(&c, f->base_off + (size_t)D, 1, D);
         x = nf_t_mul(tp, nf_t_sub(tp, x, mu), nf_t_exp(tp, nf_t_scale(tp, ls, -1)));
         nf__add_ld(&c, nf_t_scale(tp, nf_t_sum(tp, ls), -1), 0);
     }
@@ -4751,12 +4754,12 @@ static nf_result nf__data_init(nf_flow *f, const nf_real *y, const nf_real *ctx,
     for (a = 0; a < f->n_layers; ++a)
         if (nf__kind_of(f->layers[a].kind)->data_init && !f->layers[a].initialized) nb += f->layers[a].np;
     if (nb == 0) return NF_OK;
-    bytes = nf__madd(nf__madd(2 * (size_t)D * sizeof(double), (size_t)f->chunk, ((size_t)D + C) * sizeof(nf_real), &ok),
+    bytes = nf__madd(nf__madd(2 * (size_t)D * sizeof(double), (size_t)f->chunk, ((size_t)D + (size_t)C) * sizeof(nf_real), &ok),
                      nb, sizeof(nf_real), &ok);
     if (!ok) return nf__fail(f, NF_ERR_OVERFLOW, "data initialisation", -1);
     mean = (double *)NF_MALLOC(bytes, NULL);
     if (!mean) return nf__fail(f, NF_ERR_NOMEM, "data initialisation", -1);
-    sd = mean + D; gy = (nf_real *)(sd + D); gc = gy + (size_t)f->chunk * D; keep = gc + (size_t)f->chunk * C;
+    sd = mean + D; gy = (nf_real *)(sd + D); gc = gy + (size_t)f->chunk * (size_t)D; keep = gc + (size_t)f->chunk * (size_t)C;
     for (a = 0; a < f->n_layers && r == NF_OK; ++a) {
         nf__layer *L = &f->layers[a]; const nf__kind *kd = nf__kind_of(L->kind);
         nf_real *cur; nf__ws w;
@@ -4767,14 +4770,14 @@ static nf_result nf__data_init(nf_flow *f, const nf_real *y, const nf_real *ctx,
             for (r0 = 0; r0 < n; r0 += (size_t)f->chunk) {
                 int R = (int)(n - r0 < (size_t)f->chunk ? n - r0 : (size_t)f->chunk);
                 for (rr = 0; rr < R; ++rr) {   /* the rows, gathered */
-                    size_t s = idx ? idx[r0 + rr] : r0 + rr;
-                    memcpy(gy + (size_t)rr * D, y + s * D, (size_t)D * sizeof(nf_real));
-                    if (C) memcpy(gc + (size_t)rr * C, ctx + s * C, (size_t)C * sizeof(nf_real));
+                    size_t s = idx ? idx[r0 + (size_t)rr] : r0 + (size_t)rr;
+                    memcpy(gy + (size_t)rr * (size_t)D, y + s * (size_t)D, (size_t)D * sizeof(nf_real));
+                    if (C) memcpy(gc + (size_t)rr * (size_t)C, ctx + s * (size_t)C, (size_t)C * sizeof(nf_real));
                 }
                 nf__chunk_forward(f, gy, R, C ? gc : NULL, 0, cur, &w, a);   /* the layers below */
                 for (j = 0; j < D; ++j)
                     for (rr = 0; rr < R; ++rr) {
-                        double v = (double)cur[(size_t)rr * D + j];
+                        double v = (double)cur[(size_t)rr * (size_t)D + (size_t)j];
                         if (pass == 0) mean[j] += v; else sd[j] += (v - mean[j]) * (v - mean[j]);
                     }
             }
@@ -4800,7 +4803,7 @@ static nf_result nf__data_init(nf_flow *f, const nf_real *y, const nf_real *ctx,
 static nf_result nf__check_domain(nf_flow *f, const nf_real *y, size_t n) {
     size_t i;
     if (f->has_dom) for (i = 0; i < n; ++i)
-        if (!nf_flow_in_domain(f, y + i * f->dim)) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)i);
+        if (!nf_flow_in_domain(f, y + i * (size_t)f->dim)) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)i);
     return NF_OK;
 }
 NFDEF nf_result nf_flow_data_init(nf_flow *f, const nf_real *y, const nf_real *ctx, size_t n) {
@@ -4961,7 +4964,7 @@ static void nf__target_back(nf_tensor *out) {
     nf_tensor *x = out->a, *g = out->b; int i, j;
     if (!x->grad) return;
     for (i = 0; i < x->rows; ++i)
-        for (j = 0; j < x->cols; ++j) x->grad[(size_t)i * x->cols + j] += out->grad[i] * g->val[(size_t)i * x->cols + j];
+        for (j = 0; j < x->cols; ++j) x->grad[(size_t)i * (size_t)x->cols + (size_t)j] += out->grad[i] * g->val[(size_t)i * (size_t)x->cols + (size_t)j];
 }
 static nf_tensor *nf__t_target(nf_tape *tp, nf_tensor *x, const nf__target *tg, nf_tensor *mask, nf__klrec *rec) {
     nf_tensor *g, *out; int i, j, rc, D;
@@ -4972,11 +4975,11 @@ static nf_tensor *nf__t_target(nf_tape *tp, nf_tensor *x, const nf__target *tg, 
     out = nf__node(tp, 0, nf__target_back, x->rows, 1, x, g);
     if (!out) return NULL;
     if (!tg) {   /* a dry run (arena sizing) */
-        memset(out->val, 0, (size_t)x->rows * sizeof(nf_real)); memset(g->val, 0, (size_t)x->rows * D * sizeof(nf_real));
+        memset(out->val, 0, (size_t)x->rows * sizeof(nf_real)); memset(g->val, 0, (size_t)x->rows * (size_t)D * sizeof(nf_real));
         for (i = 0; i < x->rows; ++i) mask->val[i] = 1;
         return out;
     }
-    if (rec) memcpy(rec->x, x->val, (size_t)x->rows * D * sizeof(nf_real));
+    if (rec) memcpy(rec->x, x->val, (size_t)x->rows * (size_t)D * sizeof(nf_real));
     rc = tg->fn ? tg->fn(x->val, (size_t)x->rows, D, out->val, g->val, tg->user)
                 : tg->fn_ctx(x->val, tg->ctx, (size_t)x->rows, D, out->val, g->val, tg->user);
     if (rc != 0) { tp->err = NF_ERR_ARG; return NULL; }
@@ -4984,14 +4987,14 @@ static nf_tensor *nf__t_target(nf_tape *tp, nf_tensor *x, const nf__target *tg, 
         int bad = 0;
         if (nf__is_neg_inf((double)out->val[i])) {   /* outside the support: no loss, no gradient */
             mask->val[i] = 0; out->val[i] = 0;
-            for (j = 0; j < D; ++j) g->val[(size_t)i * D + j] = 0;
+            for (j = 0; j < D; ++j) g->val[NF__IX(i, D, j)] = 0;
             if (rec) { rec->lp[i] = -HUGE_VAL; rec->outside++; }
             continue;
         }
         mask->val[i] = 1;
         if (rec) rec->lp[i] = (double)out->val[i];
         if (!nf__isfinite(out->val[i])) bad = 1;
-        for (j = 0; j < D; ++j) if (!nf__isfinite(g->val[(size_t)i * D + j])) bad = 1;
+        for (j = 0; j < D; ++j) if (!nf__isfinite(g->val[NF__IX(i, D, j)])) bad = 1;
         if (bad) { tp->err = NF_ERR_DIVERGED; if (rec) rec->bad_row = i; return NULL; }
     }
     return out;
@@ -5004,8 +5007,8 @@ static void nf__dominv_back(nf_tensor *y) {
     if (!u->grad) return;
     for (r = 0; r < y->rows; ++r)
         for (j = 0; j < D; ++j) {
-            nf_real v, ld = nf__dom_inv(&dom[j], u->val[(size_t)r * D + j], &v);
-            u->grad[(size_t)r * D + j] += y->grad[(size_t)r * D + j] * NF_EXP(ld);
+            nf_real v, ld = nf__dom_inv(&dom[j], u->val[(size_t)r * (size_t)D + (size_t)j], &v);
+            u->grad[(size_t)r * (size_t)D + (size_t)j] += y->grad[(size_t)r * (size_t)D + (size_t)j] * NF_EXP(ld);
         }
 }
 /* and their log|dy/du| summed per row (R x 1): d/du of log sigma(u) sigma(-u) is
@@ -5016,8 +5019,8 @@ static void nf__domld_back(nf_tensor *l) {
     for (r = 0; r < u->rows; ++r)
         for (j = 0; j < D; ++j) {
             int kd = dom[j].kind;
-            nf_real dl = kd == NF_DOMAIN_LOWER ? NF__R(1) : kd == NF_DOMAIN_REAL ? NF__R(0) : -NF_TANH(u->val[(size_t)r * D + j] / 2);
-            u->grad[(size_t)r * D + j] += l->grad[r] * dl;
+            nf_real dl = kd == NF_DOMAIN_LOWER ? NF__R(1) : kd == NF_DOMAIN_REAL ? NF__R(0) : -NF_TANH(u->val[(size_t)r * (size_t)D + (size_t)j] / 2);
+            u->grad[(size_t)r * (size_t)D + (size_t)j] += l->grad[r] * dl;
         }
 }
 static nf_tensor *nf__t_domain_inv(nf_tape *tp, nf_tensor *u, const nf_domain *dom, nf_tensor **ld) {
@@ -5030,7 +5033,7 @@ static nf_tensor *nf__t_domain_inv(nf_tape *tp, nf_tensor *u, const nf_domain *d
     y->aux = l->aux = dom;
     for (r = 0; r < u->rows; ++r) {
         nf_real s = 0;
-        for (j = 0; j < D; ++j) s += nf__dom_inv(&dom[j], u->val[(size_t)r * D + j], &y->val[(size_t)r * D + j]);
+        for (j = 0; j < D; ++j) s += nf__dom_inv(&dom[j], u->val[(size_t)r * (size_t)D + (size_t)j], &y->val[(size_t)r * (size_t)D + (size_t)j]);
         l->val[r] = s;
     }
     *ld = l;
@@ -5043,12 +5046,12 @@ static nf_tensor *nf__t_domain_inv(nf_tape *tp, nf_tensor *u, const nf_domain *d
 static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n, const nf__target *tg, nf__klrec *rec, double *constant) {
     nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim, R = (int)n, i, j, cnt = 0;
     nf_tensor *x, *eps, *logq, *sd, *mu, *loss, *mask, *lp; nf__tctx c;
-    nf_real *e = (nf_real *)nf_arena_alloc(tp->arena, n * D * sizeof(nf_real));
-    nf_real *cs = C ? (nf_real *)nf_arena_alloc(tp->arena, n * C * sizeof(nf_real)) : NULL;
+    nf_real *e = (nf_real *)nf_arena_alloc(tp->arena, n * (size_t)D * sizeof(nf_real));
+    nf_real *cs = C ? (nf_real *)nf_arena_alloc(tp->arena, n * (size_t)C * sizeof(nf_real)) : NULL;
     if (!e || (C && !cs)) { tp->err = NF_ERR_ARENA_FULL; return NULL; }
     for (i = 0; i < R * D; ++i) e[i] = tg ? nf_rng_normal(rng) : NF__R(0);
     for (i = 0; i < R; ++i)   /* the conditioners see the standardised context */
-        for (j = 0; j < C; ++j) cs[(size_t)i * C + j] = tg ? (tg->ctx[(size_t)i * C + j] - f->mean[D + j]) / f->std[D + j] : NF__R(0);
+        for (j = 0; j < C; ++j) cs[(size_t)i * (size_t)C + (size_t)j] = tg ? (tg->ctx[(size_t)i * (size_t)C + (size_t)j] - f->mean[D + j]) / f->std[D + j] : NF__R(0);
     c.tp = tp; c.f = f; c.grad = tr->grad; c.ldr = c.ldc = NULL;
     c.ctx = C ? nf_tape_input(tp, cs, R, C) : NULL;
     eps = nf_tape_input(tp, e, R, D);
@@ -5057,7 +5060,7 @@ static nf_tensor *nf__kl_tape(nf_trainer *tr, nf_tape *tp, nf_rng *rng, size_t n
     logq = nf_t_scale(tp, nf_t_sum_rows(tp, nf_t_square(tp, eps)), NF__R(-0.5));
     x = eps;
     if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {   /* z = mu + e^ls eps (reparameterised) */
-        nf_tensor *pm = nf__tparam(&c, f->base_off, 1, D), *pl = nf__tparam(&c, f->base_off + D, 1, D);
+        nf_tensor *pm = nf__tparam(&c, f->base_off, 1, D), *pl = nf__tparam(&c, f->base_off + (size_t)D, 1, D);
         x = nf_t_add(tp, nf_t_mul(tp, eps, nf_t_exp(tp, pl)), pm);
         nf__add_ld(&c, nf_t_sum(tp, pl), 0);   /* dz/deps: enters log q with a minus sign, as the layers' do */
     }
@@ -5095,7 +5098,7 @@ static nf_result nf__train_step_kl(nf_trainer *t, nf_rng *rng, size_t n, nf__tar
     if (f->ctx_dim && ctx_rows == 1) {   /* the callback gets one context row per draw */
         nf_real *rows = (nf_real *)nf_arena_alloc(&t->arena, n * (size_t)f->ctx_dim * sizeof(nf_real));
         if (!rows) return nf__fail(f, NF_ERR_ARENA_FULL, "context rows", -1);
-        for (i = 0; i < n; ++i) memcpy(rows + i * f->ctx_dim, tg->ctx, (size_t)f->ctx_dim * sizeof(nf_real));
+        for (i = 0; i < n; ++i) memcpy(rows + i * (size_t)f->ctx_dim, tg->ctx, (size_t)f->ctx_dim * sizeof(nf_real));
         tg->ctx = rows;
     }
     l = nf__kl_tape(t, &tp, rng, n, tg, NULL, &c);
@@ -5128,8 +5131,8 @@ static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *ctx, 
     for (i = 0; i < m; i += cap) {
         size_t R = m - i < cap ? m - i : cap;
         for (k = 0; k < R; ++k) {
-            memcpy(rows + k * D, y + idx[i + k] * D, (size_t)D * sizeof(nf_real));
-            if (C) memcpy(crow + k * C, ctx + idx[i + k] * C, (size_t)C * sizeof(nf_real));
+            memcpy(rows + k * (size_t)D, y + idx[i + k] * (size_t)D, (size_t)D * sizeof(nf_real));
+            if (C) memcpy(crow + k * (size_t)C, ctx + idx[i + k] * (size_t)C, (size_t)C * sizeof(nf_real));
         }
         if ((r = nf_flow_log_prob_ctx(f, rows, R, C ? crow : NULL, R, lp)) != NF_OK) return r;
         for (k = 0; k < R; ++k) {
@@ -5153,7 +5156,7 @@ static void nf__place_cuts(nf_flow *f, const nf_real *y, const size_t *idx, size
         if (d->kind != NF_DOMAIN_PERIODIC || d->fixed_cut) continue;
         memset(cnt, 0, sizeof cnt);
         for (i = 0; i < m; ++i) {
-            double t = (double)y[idx[i] * f->dim + j] - d->lo;
+            double t = (double)y[idx[i] * (size_t)f->dim + (size_t)j] - d->lo;
             t -= P * floor(t / P);
             b = (int)(t / P * 64); if (b > 63) b = 63; if (b < 0) b = 0;
             cnt[b]++;
@@ -5179,7 +5182,7 @@ static void nf__column_stats(const nf_flow *f, const nf_real *y, const nf_real *
     int pass, D = f->dim, C = f->ctx_dim; size_t i; double s[2] = {0, 0}, q[2] = {0, 0};
     for (pass = 0; pass < 2; ++pass)
         for (i = 0; i < m; ++i) {
-            nf_real x = j < D ? y[idx[i] * D + j] : ctx[idx[i] * C + (j - D)], u = x, ld;
+            nf_real x = j < D ? y[idx[i] * (size_t)D + (size_t)j] : ctx[idx[i] * (size_t)C + (size_t)(j - D)], u = x, ld;
             if (j < D && f->has_dom && f->dom[j].kind != NF_DOMAIN_REAL) nf__dom_fwd(&f->dom[j], x, &u, &ld);
             if (pass == 0) { s[0] += (double)u; s[1] += (double)x; }
             else { double a = (double)u - s[0], b = (double)x - s[1]; q[0] += a * a; q[1] += b * b; }
@@ -5231,7 +5234,7 @@ static nf_result nf__fit_alloc(nf_flow *f, size_t n, size_t B, nf__fitbuf *fb) {
     parts[2] = nf__madd(sizeof(nf_real), B * sizeof(nf_real), (size_t)C, &ok);
     parts[3] = parts[5] = B * sizeof(nf_real);
     parts[4] = nf__madd(0, f->n_params ? f->n_params : 1, sizeof(nf_real), &ok);
-    parts[6] = parts[7] = ((size_t)D + C) * sizeof(nf_real);
+    parts[6] = parts[7] = ((size_t)D + (size_t)C) * sizeof(nf_real);
     for (k = 0; k < 8; ++k) bytes = nf__madd(bytes, nf__al(parts[k]), 1, &ok);
     if (!ok) return nf__fail(f, NF_ERR_OVERFLOW, "fit buffers", -1);
     fb->block = NF_MALLOC(bytes, NULL);
@@ -5260,8 +5263,8 @@ static nf_result nf__fit_epoch(nf_trainer *tr, const nf_real *y, const nf_real *
         size_t R = n_tr - b0 < B ? n_tr - b0 : B; double l = 0, ws = 0;
         for (k = 0; k < R; ++k) {
             size_t s = fb->idx[b0 + k];
-            memcpy(fb->batch + k * D, y + s * D, (size_t)D * sizeof(nf_real));
-            if (C) memcpy(fb->bc + k * C, ctx + s * C, (size_t)C * sizeof(nf_real));
+            memcpy(fb->batch + k * (size_t)D, y + s * (size_t)D, (size_t)D * sizeof(nf_real));
+            if (C) memcpy(fb->bc + k * (size_t)C, ctx + s * (size_t)C, (size_t)C * sizeof(nf_real));
             if (w) { fb->bw[k] = w[s]; ws += (double)w[s]; }
         }
         if (w && !(ws > 0)) { rp->skipped_batches++; continue; }
@@ -5377,17 +5380,17 @@ NFDEF void nf_infer_options_default(nf_infer_options *o) {
 static int nf__chol(double *A, int D) {
     int i, j, k;
     for (j = 0; j < D; ++j) {
-        double s = A[(size_t)j * D + j];
-        for (k = 0; k < j; ++k) s -= A[(size_t)j * D + k] * A[(size_t)j * D + k];
+        double s = A[NF__IX(j, D, j)];
+        for (k = 0; k < j; ++k) s -= A[NF__IX(j, D, k)] * A[NF__IX(j, D, k)];
         if (!(s > 0) || !nf__isfinite_d(s)) return 0;
         s = sqrt(s);
-        A[(size_t)j * D + j] = s;
+        A[NF__IX(j, D, j)] = s;
         for (i = j + 1; i < D; ++i) {
-            double t = A[(size_t)i * D + j];
-            for (k = 0; k < j; ++k) t -= A[(size_t)i * D + k] * A[(size_t)j * D + k];
-            A[(size_t)i * D + j] = t / s;
+            double t = A[NF__IX(i, D, j)];
+            for (k = 0; k < j; ++k) t -= A[NF__IX(i, D, k)] * A[NF__IX(j, D, k)];
+            A[NF__IX(i, D, j)] = t / s;
         }
-        for (k = j + 1; k < D; ++k) A[(size_t)j * D + k] = 0;
+        for (k = j + 1; k < D; ++k) A[NF__IX(j, D, k)] = 0;
     }
     return 1;
 }
@@ -5395,35 +5398,35 @@ static int nf__chol(double *A, int D) {
    in the columns of V */
 static void nf__jacobi(double *A, int D, double *lam, double *V) {
     int i, j, k, sweep;
-    for (i = 0; i < D; ++i) for (j = 0; j < D; ++j) V[(size_t)i * D + j] = i == j;
+    for (i = 0; i < D; ++i) for (j = 0; j < D; ++j) V[NF__IX(i, D, j)] = i == j;
     for (sweep = 0; sweep < 60; ++sweep) {
         double off = 0, tot = 0;
         for (i = 0; i < D; ++i) for (j = 0; j < D; ++j) {
-            double a = A[(size_t)i * D + j] * A[(size_t)i * D + j];
+            double a = A[NF__IX(i, D, j)] * A[NF__IX(i, D, j)];
             tot += a; if (i != j) off += a;
         }
         if (off <= 1e-30 * tot || off == 0) break;
         for (i = 0; i < D - 1; ++i) for (j = i + 1; j < D; ++j) {
-            double aij = A[(size_t)i * D + j], th, t, c, s;
+            double aij = A[NF__IX(i, D, j)], th, t, c, s;
             if (fabs(aij) < 1e-300) continue;
-            th = (A[(size_t)j * D + j] - A[(size_t)i * D + i]) / (2 * aij);
+            th = (A[NF__IX(j, D, j)] - A[NF__IX(i, D, i)]) / (2 * aij);
             t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1));
             c = 1 / sqrt(t * t + 1); s = t * c;
             for (k = 0; k < D; ++k) {   /* columns i, j */
-                double a = A[(size_t)k * D + i], b = A[(size_t)k * D + j];
-                A[(size_t)k * D + i] = c * a - s * b; A[(size_t)k * D + j] = s * a + c * b;
+                double a = A[NF__IX(k, D, i)], b = A[NF__IX(k, D, j)];
+                A[NF__IX(k, D, i)] = c * a - s * b; A[NF__IX(k, D, j)] = s * a + c * b;
             }
             for (k = 0; k < D; ++k) {   /* rows i, j */
-                double a = A[(size_t)i * D + k], b = A[(size_t)j * D + k];
-                A[(size_t)i * D + k] = c * a - s * b; A[(size_t)j * D + k] = s * a + c * b;
+                double a = A[NF__IX(i, D, k)], b = A[NF__IX(j, D, k)];
+                A[NF__IX(i, D, k)] = c * a - s * b; A[NF__IX(j, D, k)] = s * a + c * b;
             }
             for (k = 0; k < D; ++k) {
-                double a = V[(size_t)k * D + i], b = V[(size_t)k * D + j];
-                V[(size_t)k * D + i] = c * a - s * b; V[(size_t)k * D + j] = s * a + c * b;
+                double a = V[NF__IX(k, D, i)], b = V[NF__IX(k, D, j)];
+                V[NF__IX(k, D, i)] = c * a - s * b; V[NF__IX(k, D, j)] = s * a + c * b;
             }
         }
     }
-    for (i = 0; i < D; ++i) lam[i] = A[(size_t)i * D + i];
+    for (i = 0; i < D; ++i) lam[i] = A[NF__IX(i, D, i)];
 }
 
 /* ---- the target in unconstrained coordinates --------------------------------------
@@ -5472,11 +5475,11 @@ static nf_result nf__eval_u(nf__inf *s, const double *u, size_t n, double *lp, d
             int fin = 1;
             for (j = 0; j < D; ++j) {
                 double ld, dy, dld;
-                nf__u2y(&f->dom[j], u[(k + i) * D + j], &s->y[i * D + j], &ld, &dy, &dld);
-                fin &= nf__isfinite(s->y[i * D + j]) && nf__isfinite_d(u[(k + i) * D + j]);
+                nf__u2y(&f->dom[j], u[NF__IX((k + i), D, j)], &s->y[NF__IX(i, D, j)], &ld, &dy, &dld);
+                fin &= nf__isfinite(s->y[NF__IX(i, D, j)]) && nf__isfinite_d(u[NF__IX((k + i), D, j)]);
             }
             s->oob[i] = !fin;   /* beyond nf_real (a search's wild trial point): not the target's to see */
-            if (!fin) for (j = 0; j < D; ++j) s->y[i * D + j] = i > 0 ? s->y[j] : (nf_real)(f->dom[j].kind == NF_DOMAIN_REAL ? 0 : f->dom[j].kind == NF_DOMAIN_LOWER ? f->dom[j].lo + 1 : 0.5 * (f->dom[j].lo + f->dom[j].hi));
+            if (!fin) for (j = 0; j < D; ++j) s->y[NF__IX(i, D, j)] = i > 0 ? s->y[j] : (nf_real)(f->dom[j].kind == NF_DOMAIN_REAL ? 0 : f->dom[j].kind == NF_DOMAIN_LOWER ? f->dom[j].lo + 1 : 0.5 * (f->dom[j].lo + f->dom[j].hi));
         }
         if (s->fn(s->y, R, D, s->lp, g ? s->g : NULL, s->user) != 0) {
             nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
@@ -5488,24 +5491,24 @@ static nf_result nf__eval_u(nf__inf *s, const double *u, size_t n, double *lp, d
         (void)lds;
         for (i = 0; i < R; ++i) {
             double v = (double)s->lp[i], acc = 0; int bad = 0;
-            if (s->oob[i] || nf__is_neg_inf(v)) { lp[k + i] = -HUGE_VAL; if (g) for (j = 0; j < D; ++j) g[(k + i) * D + j] = 0; continue; }
+            if (s->oob[i] || nf__is_neg_inf(v)) { lp[k + i] = -HUGE_VAL; if (g) for (j = 0; j < D; ++j) g[NF__IX((k + i), D, j)] = 0; continue; }
             if (!nf__isfinite_d(v)) bad = 1;
             for (j = 0; j < D && !bad; ++j) {
                 double ld, dy, dld; nf_real yy;
-                nf__u2y(&f->dom[j], u[(k + i) * D + j], &yy, &ld, &dy, &dld);
+                nf__u2y(&f->dom[j], u[NF__IX((k + i), D, j)], &yy, &ld, &dy, &dld);
                 acc += ld;
                 if (g) {
-                    double gy = (double)s->g[i * D + j];
+                    double gy = (double)s->g[NF__IX(i, D, j)];
                     if (!nf__isfinite_d(gy)) bad = 2;
-                    g[(k + i) * D + j] = gy * dy + dld;
+                    g[NF__IX((k + i), D, j)] = gy * dy + dld;
                 }
             }
-            if (bad == 2 && s->lenient) { lp[k + i] = -HUGE_VAL; for (j = 0; j < D; ++j) g[(k + i) * D + j] = 0; continue; }
+            if (bad == 2 && s->lenient) { lp[k + i] = -HUGE_VAL; for (j = 0; j < D; ++j) g[NF__IX((k + i), D, j)] = 0; continue; }
             if (bad) {
                 nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
                 nf__msg_str(&mb, bad == 1 ? "target returned a NaN or +inf log-density" : "target returned a non-finite gradient");
                 nf__msg_str(&mb, " during the "); nf__msg_str(&mb, s->stage); nf__msg_str(&mb, " at (");
-                for (j = 0; j < D && j < 6; ++j) { if (j) nf__msg_str(&mb, ", "); if (s->y[i * D + j] < 0) nf__msg_str(&mb, "-"); nf__msg_num(&mb, fabs((double)s->y[i * D + j])); }
+                for (j = 0; j < D && j < 6; ++j) { if (j) nf__msg_str(&mb, ", "); if (s->y[NF__IX(i, D, j)] < 0) nf__msg_str(&mb, "-"); nf__msg_num(&mb, fabs((double)s->y[NF__IX(i, D, j)])); }
                 nf__msg_str(&mb, D > 6 ? ", ...)" : ")");
                 f->err_row = (long)i;
                 return NF_ERR_NONFINITE;
@@ -5595,7 +5598,7 @@ static double nf__y2u(const nf_domain *m, nf_real yr) {
 typedef struct nf__mode { double *m, *L, f, ldet, logw; int saddle; } nf__mode;
 static nf_result nf__laplace(nf__inf *s, nf__mode *md, double *work) {
     int D = s->D, i, j, pass; nf_result r;
-    double *H = work, *V = H + (size_t)D * D, *lam = V + (size_t)D * D, *h = lam + D, *up = h + D, *gp = up + D, *gm = gp + D, *sc = gm + D;
+    double *H = work, *V = H + (size_t)D * (size_t)D, *lam = V + (size_t)D * (size_t)D, *h = lam + D, *up = h + D, *gp = up + D, *gm = gp + D, *sc = gm + D;
     double rel = sizeof(nf_real) == 4 ? 1e-2 : 1e-5, lmax = 0, fp, fm;
     for (j = 0; j < D; ++j) h[j] = rel;
     for (pass = 0; pass < 2; ++pass) {   /* the second pass with steps scaled to each sd */
@@ -5609,20 +5612,20 @@ static nf_result nf__laplace(nf__inf *s, nf__mode *md, double *work) {
             nf__u2y(&s->f->dom[j], up[j], &yv, &l0, &d0, &e0); ub = nf__y2u(&s->f->dom[j], yv);
             if ((r = nf__eval_u(s, up, 1, &fm, gm)) != NF_OK) return r;
             if (!(ua > ub)) { ua = md->m[j] + h[j]; ub = md->m[j] - h[j]; }   /* the step the rounded points took */
-            for (i = 0; i < D; ++i) H[(size_t)i * D + j] = -(gp[i] - gm[i]) / (ua - ub);
-            if (!(fp > -HUGE_VAL) || !(fm > -HUGE_VAL)) for (i = 0; i < D; ++i) H[(size_t)i * D + j] = (i == j);
+            for (i = 0; i < D; ++i) H[NF__IX(i, D, j)] = -(gp[i] - gm[i]) / (ua - ub);
+            if (!(fp > -HUGE_VAL) || !(fm > -HUGE_VAL)) for (i = 0; i < D; ++i) H[NF__IX(i, D, j)] = (i == j);
         }
         for (j = 0; j < D; ++j) {
-            double sd = H[(size_t)j * D + j] > 0 ? 1 / sqrt(H[(size_t)j * D + j]) : 1;
+            double sd = H[NF__IX(j, D, j)] > 0 ? 1 / sqrt(H[NF__IX(j, D, j)]) : 1;
             h[j] = rel * (sd < 1e6 ? sd : 1e6);
         }
     }
     for (i = 0; i < D; ++i) for (j = 0; j < i; ++j) {   /* symmetrise */
-        double a = 0.5 * (H[(size_t)i * D + j] + H[(size_t)j * D + i]);
-        H[(size_t)i * D + j] = H[(size_t)j * D + i] = a;
+        double a = 0.5 * (H[NF__IX(i, D, j)] + H[NF__IX(j, D, i)]);
+        H[NF__IX(i, D, j)] = H[NF__IX(j, D, i)] = a;
     }
-    for (j = 0; j < D; ++j) sc[j] = 1 / sqrt(fabs(H[(size_t)j * D + j]) > 1e-300 ? fabs(H[(size_t)j * D + j]) : 1);
-    for (i = 0; i < D; ++i) for (j = 0; j < D; ++j) H[(size_t)i * D + j] *= sc[i] * sc[j];
+    for (j = 0; j < D; ++j) sc[j] = 1 / sqrt(fabs(H[NF__IX(j, D, j)]) > 1e-300 ? fabs(H[NF__IX(j, D, j)]) : 1);
+    for (i = 0; i < D; ++i) for (j = 0; j < D; ++j) H[NF__IX(i, D, j)] *= sc[i] * sc[j];
     nf__jacobi(H, D, lam, V);
     md->saddle = 0;
     for (j = 0; j < D; ++j) { if (lam[j] <= 0) md->saddle = 1; if (fabs(lam[j]) > lmax) lmax = fabs(lam[j]); }
@@ -5630,12 +5633,12 @@ static nf_result nf__laplace(nf__inf *s, nf__mode *md, double *work) {
     /* covariance = Sc V diag(1/lam) V^T Sc */
     for (i = 0; i < D; ++i) for (j = 0; j <= i; ++j) {
         double a = 0; int k;
-        for (k = 0; k < D; ++k) a += V[(size_t)i * D + k] * V[(size_t)j * D + k] / lam[k];
-        md->L[(size_t)i * D + j] = md->L[(size_t)j * D + i] = a * sc[i] * sc[j];
+        for (k = 0; k < D; ++k) a += V[NF__IX(i, D, k)] * V[NF__IX(j, D, k)] / lam[k];
+        md->L[NF__IX(i, D, j)] = md->L[NF__IX(j, D, i)] = a * sc[i] * sc[j];
     }
     if (!nf__chol(md->L, D)) return NF_ERR_RANGE;
     md->ldet = 0;
-    for (j = 0; j < D; ++j) md->ldet += 2 * log(md->L[(size_t)j * D + j]);
+    for (j = 0; j < D; ++j) md->ldet += 2 * log(md->L[NF__IX(j, D, j)]);
     md->logw = md->f + 0.5 * md->ldet + 0.5 * D * NF__LOG_2PI;   /* Laplace evidence */
     return NF_OK;
 }
@@ -5644,8 +5647,8 @@ static double nf__mahal(const nf__mode *md, const double *x, int D, double *t) {
     int i, k; double s = 0;
     for (i = 0; i < D; ++i) {
         double a = x[i] - md->m[i];
-        for (k = 0; k < i; ++k) a -= md->L[(size_t)i * D + k] * t[k];
-        t[i] = a / md->L[(size_t)i * D + i];
+        for (k = 0; k < i; ++k) a -= md->L[NF__IX(i, D, k)] * t[k];
+        t[i] = a / md->L[NF__IX(i, D, i)];
         s += t[i] * t[i];
     }
     return s;
@@ -5726,11 +5729,11 @@ static void nf__rhat_ess_raw(const double *v, int M, size_t N, double *rhat, dou
             double ac = 0;
             for (c = 0; c < M; ++c) {
                 double a = 0; const double *x = v + (size_t)c * N;
-                for (i = 0; i + t + h < N; ++i) a += (x[i] - mean[c]) * (x[i + t + h] - mean[c]);
+                for (i = 0; i + t + (size_t)h < N; ++i) a += (x[i] - mean[c]) * (x[i + t + (size_t)h] - mean[c]);
                 ac += a / (double)N;
             }
             ac /= M;
-            rho[h] = t + h == 0 ? 1 : 1 - (W * ((double)N - 1) / (double)N - ac) / vp;
+            rho[h] = t + (size_t)h == 0 ? 1 : 1 - (W * ((double)N - 1) / (double)N - ac) / vp;
         }
         if (rho[0] + rho[1] < 0) break;
         if (rho[0] + rho[1] > prev) rho[1] = prev - rho[0];
@@ -5746,8 +5749,8 @@ static void nf__rhat_ess_raw(const double *v, int M, size_t N, double *rhat, dou
    C chains of N draws x D (chain c starts at row c stride); split into 2C half chains.
    Scratch: 2 C N doubles, C N indices. */
 static void nf__rhat_ess(const double *tr, int C, size_t N, size_t stride, int D, int j, double *rhat, double *ess, double *tail, double *v, size_t *idx) {
-    size_t h = N / 2, S = (size_t)2 * C * h, i; int c; double r1, r2, e2, med;
-    for (c = 0; c < C; ++c) for (i = 0; i < 2 * h; ++i) v[(size_t)c * 2 * h + i] = tr[((size_t)c * stride + (N - 2 * h) + i) * D + j];
+    size_t h = N / 2, S = (size_t)2 * (size_t)C * h, i; int c; double r1, r2, e2, med;
+    for (c = 0; c < C; ++c) for (i = 0; i < 2 * h; ++i) v[(size_t)c * 2 * h + i] = tr[((size_t)c * stride + (N - 2 * h) + i) * (size_t)D + (size_t)j];
     memcpy(v + S, v, S * sizeof(double));
     nf__argsort(idx, v + S, S);
     {   /* tail ESS: of the indicators below the 5% and above the 95% quantile (slow tails
@@ -5791,7 +5794,7 @@ static void nf__infer_msg(nf_flow *f, const char *a, const char *b) {
 static nf_result nf__laplace_best(nf__inf *s, nf__ibuf *ib, int nc, double *key) {
     int c, best = 0, D = s->D;
     for (c = 1; c < nc; ++c) if (ib->candf[c] > ib->candf[best]) best = c;
-    memcpy(ib->mode[0].m, ib->cand + (size_t)best * D, (size_t)D * sizeof(double));
+    memcpy(ib->mode[0].m, ib->cand + (size_t)best * (size_t)D, (size_t)D * sizeof(double));
     ib->mode[0].f = ib->candf[best];
     (void)key;
     return nf__laplace(s, &ib->mode[0], ib->work);
@@ -5817,13 +5820,13 @@ static nf_result nf__infer_search(nf__inf *s, const nf_infer_options *o, nf_rng 
         s->lenient = 1;
     }
     for (k = round ? n1 : 0; k < (round ? n : n1); ++k) {
-        double *u = ib->cand + (size_t)nc * D;
+        double *u = ib->cand + (size_t)nc * (size_t)D;
         int code = -1;
         for (tries = 0; tries < 8 && code == -1; ++tries) {
             if ((size_t)k < o->n_init && tries == 0) {
                 for (j = 0; j < D; ++j) {
                     nf_real v, ld;
-                    nf__dom_fwd(&f->dom[j], o->init[(size_t)k * D + j], &v, &ld);
+                    nf__dom_fwd(&f->dom[j], o->init[NF__IX(k, D, j)], &v, &ld);
                     u[j] = (double)v;
                 }
             } else if (round == 1) {   /* mode[0] + c L e, c cycling through 4, 8, 16 */
@@ -5831,7 +5834,7 @@ static nf_result nf__infer_search(nf__inf *s, const nf_infer_options *o, nf_rng 
                 for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
                 for (j = 0; j < D; ++j) {
                     double a2 = ib->mode[0].m[j];
-                    for (q = 0; q <= j; ++q) a2 += c2 * ib->mode[0].L[(size_t)j * D + q] * e[q];
+                    for (q = 0; q <= j; ++q) a2 += c2 * ib->mode[0].L[NF__IX(j, D, q)] * e[q];
                     u[j] = a2;
                 }
             } else {
@@ -5853,7 +5856,7 @@ static nf_result nf__infer_search(nf__inf *s, const nf_infer_options *o, nf_rng 
         for (c = 0; c < nc; ++c) key[c] = -ib->candf[c];
         nf__argsort(order, key, (size_t)nc);
         for (c = 0; c < nc && *K < NF__MAXMODES; ++c) {
-            const double *u = ib->cand + order[c] * D; int dup = 0; nf__mode *md;
+            const double *u = ib->cand + order[c] * (size_t)D; int dup = 0; nf__mode *md;
             for (k = 0; k < *K && !dup; ++k) dup = nf__mahal(&ib->mode[k], u, D, ib->g) < (D > 4 ? D : 4);
             if (dup) continue;
             md = &ib->mode[*K];
@@ -5874,17 +5877,17 @@ static nf_result nf__infer_search(nf__inf *s, const nf_infer_options *o, nf_rng 
             nf__mode *md = &ib->mode[*K];
             for (j = 0; j < D; ++j) md->m[j] = 0;
             for (j = 0; j < D * D; ++j) md->L[j] = 0;
-            for (j = 0; j < D; ++j) md->L[(size_t)j * D + j] = o->init_sd / 2;
+            for (j = 0; j < D; ++j) md->L[NF__IX(j, D, j)] = o->init_sd / 2;
             md->saddle = 1;
             ++*K;
         }
         for (kk = 0; kk < *K; ++kk) {
             nf__mode *md = &ib->mode[kk]; double lw[64], mx = -HUGE_VAL, sum = 0, *u = ib->work, *e = ib->work + 64 * D, lq, ld2 = 0;
-            for (j = 0; j < D; ++j) ld2 += log(md->L[(size_t)j * D + j]);
+            for (j = 0; j < D; ++j) ld2 += log(md->L[NF__IX(j, D, j)]);
             for (c = 0; c < 64; ++c) {
                 int i, q;
                 for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
-                for (i = 0; i < D; ++i) { double a = md->m[i]; for (q = 0; q <= i; ++q) a += md->L[(size_t)i * D + q] * e[q]; u[(size_t)c * D + i] = a; }
+                for (i = 0; i < D; ++i) { double a = md->m[i]; for (q = 0; q <= i; ++q) a += md->L[NF__IX(i, D, q)] * e[q]; u[NF__IX(c, D, i)] = a; }
                 for (lq = 0, j = 0; j < D; ++j) lq -= 0.5 * e[j] * e[j];
                 lw[c] = lq - ld2 - 0.5 * D * NF__LOG_2PI;   /* log q for now */
             }
@@ -5916,7 +5919,7 @@ static void nf__mix_draw(const nf__ibuf *ib, int K, int D, nf_rng *rng, double *
     for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
     for (i = 0; i < D; ++i) {
         double a = ib->mode[k].m[i];
-        for (j = 0; j <= i; ++j) a += ib->mode[k].L[(size_t)i * D + j] * e[j];
+        for (j = 0; j <= i; ++j) a += ib->mode[k].L[NF__IX(i, D, j)] * e[j];
         u[i] = a;
     }
 }
@@ -5936,34 +5939,34 @@ static int nf__infer_place(nf_flow *f, const nf__ibuf *ib, int K, double *C, dou
         double w = exp(ib->mode[k].logw - mx) / tot; const double *L = ib->mode[k].L, *m = ib->mode[k].m; int q;
         for (i = 0; i < D; ++i) for (j = 0; j <= i; ++j) {
             double a = (m[i] - mu[i]) * (m[j] - mu[j]);
-            for (q = 0; q <= j; ++q) a += L[(size_t)i * D + q] * L[(size_t)j * D + q];
-            C[(size_t)i * D + j] += w * a;
+            for (q = 0; q <= j; ++q) a += L[NF__IX(i, D, q)] * L[NF__IX(j, D, q)];
+            C[NF__IX(i, D, j)] += w * a;
         }
     }
-    for (i = 0; i < D; ++i) for (j = 0; j < i; ++j) C[(size_t)j * D + i] = C[(size_t)i * D + j];
+    for (i = 0; i < D; ++i) for (j = 0; j < i; ++j) C[NF__IX(j, D, i)] = C[NF__IX(i, D, j)];
     for (j = 0; j < D; ++j) {
-        double sd = sqrt(C[(size_t)j * D + j]);
+        double sd = sqrt(C[NF__IX(j, D, j)]);
         if (!(sd >= 1e3 * NF__TINY) || !nf__isfinite(NF__R(sd))) sd = 1;
         f->mean[j] = (nf_real)mu[j]; f->std[j] = (nf_real)sd;
     }
     f->fitted = 1;
 #ifndef NFLOW_NO_LU
     if (f->n_layers > 0 && f->layers[0].kind == NF_LAYER_LU_LINEAR) {
-        nf_real *M = f->params + f->layers[0].poff, *sl = M + (size_t)D * D; const nf__layer *L = &f->layers[0]; int q;
+        nf_real *M = f->params + f->layers[0].poff, *sl = M + (size_t)D * (size_t)D; const nf__layer *L = &f->layers[0]; int q;
         for (i = 0; i < D; ++i) for (j = 0; j < D; ++j)   /* correlations of the standardised u */
-            C[(size_t)i * D + j] /= (double)f->std[i] * (double)f->std[j];
+            C[NF__IX(i, D, j)] /= (double)f->std[i] * (double)f->std[j];
         if (nf__chol(C, D)) {
             /* A = Lr^-1 (lower), in place in the upper triangle's mirror: solve column by column */
             for (j = 0; j < D; ++j) {
                 double *a = mu;   /* column j of A */
                 for (i = 0; i < D; ++i) {
                     double t = i == j ? 1 : 0;
-                    for (q = j; q < i; ++q) t -= C[(size_t)i * D + q] * a[q];
-                    a[i] = i < j ? 0 : t / C[(size_t)i * D + i];
+                    for (q = j; q < i; ++q) t -= C[NF__IX(i, D, q)] * a[q];
+                    a[i] = i < j ? 0 : t / C[NF__IX(i, D, i)];
                 }
                 for (i = j; i < D; ++i) {   /* W = P A: L = A diag(1/A_jj), U = diag(A_jj) */
                     if (i == j) sl[j] = (nf_real)log(a[j]);
-                    else M[(size_t)i * D + j] = (nf_real)(a[i] / a[j]);
+                    else M[NF__IX(i, D, j)] = (nf_real)(a[i] / a[j]);
                 }
             }
             (void)L;
@@ -5981,14 +5984,14 @@ static nf_result nf__infer_pretrain(nf_flow *f, const nf__ibuf *ib, int K, nf_rn
     nf_trainer *t = NULL; nf_adam_config ac; nf_result r; int D = f->dim, it, i, j, B = 256;
     nf_real *y; size_t bytes;
     nf_adam_config_default(&ac); ac.lr = 1e-3; ac.clip_norm = 10;
-    if (!nf__mul((size_t)B * D, sizeof(nf_real), &bytes)) return NF_ERR_OVERFLOW;
+    if (!nf__mul((size_t)B * (size_t)D, sizeof(nf_real), &bytes)) return NF_ERR_OVERFLOW;
     y = (nf_real *)NF_MALLOC(bytes, NULL);
     if (!y) return NF_ERR_NOMEM;
     if ((r = nf_trainer_create(&t, f, &ac, (size_t)B)) != NF_OK) { NF_FREE(y, NULL); return r; }
     for (it = 0; it < 400 && r == NF_OK; ++it) {
         for (i = 0; i < B; ++i) {
             nf__mix_draw(ib, K, D, rng, u, e);
-            for (j = 0; j < D; ++j) nf__dom_inv(&f->dom[j], (nf_real)u[j], &y[(size_t)i * D + j]);
+            for (j = 0; j < D; ++j) nf__dom_inv(&f->dom[j], (nf_real)u[j], &y[NF__IX(i, D, j)]);
         }
         r = nf_train_step(t, y, NULL, (size_t)B, NULL);
         if (r == NF_ERR_DIVERGED) r = NF_OK;   /* a rejected step changes nothing */
@@ -6022,7 +6025,7 @@ static nf_result nf__eval_y(nf__inf *s, const nf_real *y, size_t n, double *lp) 
     nf_flow *f = s->f; int D = s->D, j; size_t i, k;
     for (k = 0; k < n; k += s->cap) {
         size_t R = n - k < s->cap ? n - k : s->cap;
-        if (s->fn(y + k * D, R, D, s->lp, NULL, s->user) != 0) {
+        if (s->fn(y + k * (size_t)D, R, D, s->lp, NULL, s->user) != 0) {
             nf__infer_msg(f, "target callback failed (returned nonzero) during the ", s->stage);
             return NF_ERR_ARG;
         }
@@ -6033,7 +6036,7 @@ static nf_result nf__eval_y(nf__inf *s, const nf_real *y, size_t n, double *lp) 
             if (!nf__isfinite_d(v)) {
                 nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
                 nf__msg_str(&mb, "target returned a NaN or +inf log-density during the "); nf__msg_str(&mb, s->stage); nf__msg_str(&mb, " at (");
-                for (j = 0; j < D && j < 6; ++j) { const nf_real *yy = y + (k + i) * D; if (j) nf__msg_str(&mb, ", "); if (yy[j] < 0) nf__msg_str(&mb, "-"); nf__msg_num(&mb, fabs((double)yy[j])); }
+                for (j = 0; j < D && j < 6; ++j) { const nf_real *yy = y + (k + i) * (size_t)D; if (j) nf__msg_str(&mb, ", "); if (yy[j] < 0) nf__msg_str(&mb, "-"); nf__msg_num(&mb, fabs((double)yy[j])); }
                 nf__msg_str(&mb, D > 6 ? ", ...)" : ")");
                 f->err_row = (long)(k + i);
                 return NF_ERR_NONFINITE;
@@ -6067,7 +6070,7 @@ static void nf__infer_lq(const nf_flow *f, const nf__prop *P, const nf_real *z, 
     for (i = 0; i < n; ++i) {
         double q = 0, a, b, m, c = -HUGE_VAL;
         for (j = 0; j < D; ++j) {
-            double e = (double)z[i * D + j];
+            double e = (double)z[NF__IX(i, D, j)];
             if (diag) e = (e - (double)mu[j]) * exp(-(double)ls[j]);
             q += e * e;
         }
@@ -6077,7 +6080,7 @@ static void nf__infer_lq(const nf_flow *f, const nf__prop *P, const nf_real *z, 
             double *u = P->t + D, ldu = 0, best = -HUGE_VAL, acc = 0, lk[NF__MAXMODES];
             for (j = 0; j < D; ++j) {
                 double l0, d0, e0; nf_real yy;
-                u[j] = nf__y2u(&f->dom[j], y[i * D + j]);
+                u[j] = nf__y2u(&f->dom[j], y[NF__IX(i, D, j)]);
                 nf__u2y(&f->dom[j], u[j], &yy, &l0, &d0, &e0);
                 ldu += l0;
             }
@@ -6111,10 +6114,10 @@ static nf_result nf__infer_draw(nf_flow *f, const nf__prop *P, nf_rng *rng, size
                 for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
                 for (j = 0; j < D; ++j) {
                     double a = P->ib->mode[k].m[j], l0, d0, e0;
-                    for (q = 0; q <= j; ++q) a += P->ib->mode[k].L[(size_t)j * D + q] * e[q];
+                    for (q = 0; q <= j; ++q) a += P->ib->mode[k].L[NF__IX(j, D, q)] * e[q];
                     u[j] = a;
-                    nf__u2y(&f->dom[j], u[j], &y[i * D + j], &l0, &d0, &e0);
-                    z[i * D + j] = 0;   /* found below, from y */
+                    nf__u2y(&f->dom[j], u[j], &y[NF__IX(i, D, j)], &l0, &d0, &e0);
+                    z[NF__IX(i, D, j)] = 0;   /* found below, from y */
                 }
                 continue;
             }
@@ -6128,15 +6131,15 @@ static nf_result nf__infer_draw(nf_flow *f, const nf__prop *P, nf_rng *rng, size
 #ifndef NFLOW_NO_DIAG_BASE
                 if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) e = (double)mu[j] + exp((double)ls[j]) * e;
 #endif
-                z[i * D + j] = (nf_real)e;
+                z[NF__IX(i, D, j)] = (nf_real)e;
             }
         }
         (void)mu; (void)ls;
         /* the flow's rows: y = g(z); the Laplace rows: z = g^-1(y). A row so far out that the
            flow overflows nf_real is drawn again (where no part of the mixture has mass to
            speak of) */
-        for (nl = 0, i = 0; i < n; ++i) if (lap[i]) memcpy(scratch + nl++ * D, y + i * D, (size_t)D * sizeof(nf_real));
-        for (i = 0; i < n; ++i) if (lap[i]) memset(z + i * D, 0, (size_t)D * sizeof(nf_real));
+        for (nl = 0, i = 0; i < n; ++i) if (lap[i]) memcpy(scratch + nl++ * (size_t)D, y + i * (size_t)D, (size_t)D * sizeof(nf_real));
+        for (i = 0; i < n; ++i) if (lap[i]) memset(z + i * (size_t)D, 0, (size_t)D * sizeof(nf_real));
         if ((r = nf_flow_inverse(f, z, n, y, tmp)) != NF_OK) {
             if (r != NF_ERR_RANGE || f->err_row < 0) return r;
             first = 0; f->err[0] = 0; f->err_row = -1;   /* draw them all again */
@@ -6145,14 +6148,14 @@ static nf_result nf__infer_draw(nf_flow *f, const nf__prop *P, nf_rng *rng, size
         for (i = 0; i < n; ++i) ld[i] = (double)tmp[i];
         if (nl) {
             size_t q = 0;
-            if ((r = nf_flow_forward(f, scratch, nl, scratch + nl * D, tmp)) != NF_OK) {
+            if ((r = nf_flow_forward(f, scratch, nl, scratch + nl * (size_t)D, tmp)) != NF_OK) {
                 if (r != NF_ERR_RANGE || f->err_row < 0) return r;
                 first = 0; f->err[0] = 0; f->err_row = -1;   /* draw them all again */
                 continue;
             }
             for (i = 0; i < n; ++i) if (lap[i]) {
-                memcpy(y + i * D, scratch + q * D, (size_t)D * sizeof(nf_real));
-                memcpy(z + i * D, scratch + (nl + q) * D, (size_t)D * sizeof(nf_real));
+                memcpy(y + i * (size_t)D, scratch + q * (size_t)D, (size_t)D * sizeof(nf_real));
+                memcpy(z + i * (size_t)D, scratch + (nl + q) * (size_t)D, (size_t)D * sizeof(nf_real));
                 ld[i] = -(double)tmp[q];
                 ++q;
             }
@@ -6189,11 +6192,11 @@ static nf_result nf__infer_fit(nf__inf *s, const nf__prop *P, const nf_infer_opt
     for (step = 0; step < o->max_steps; ++step) {
         if (s->evals + B > budget) break;
         slot = (int)(step % W);
-        rec.lq = ib->klq + (size_t)slot * B; rec.lp = ib->klp + (size_t)slot * B;
+        rec.lq = ib->klq + (size_t)slot * (size_t)B; rec.lp = ib->klp + (size_t)slot * (size_t)B;
         r = nf__infer_step(t, rng, (size_t)B, &tg, &rec, &elbo);
         s->evals += B;
         if (r == NF_ERR_ARG) { nf__infer_msg(f, "target callback failed (returned nonzero) during the ", "fit"); break; }
-        if (r == NF_ERR_NONFINITE) { nf__infer_badpoint(f, "target returned a NaN or +inf log-density or a non-finite gradient", "fit", rec.x + (size_t)rec.bad_row * D, D); f->err_row = rec.bad_row; break; }
+        if (r == NF_ERR_NONFINITE) { nf__infer_badpoint(f, "target returned a NaN or +inf log-density or a non-finite gradient", "fit", rec.x + (size_t)rec.bad_row * (size_t)D, D); f->err_row = rec.bad_row; break; }
         if (r == NF_ERR_DIVERGED) {   /* a step refused leaves the flow as it was: a smaller rate */
             r = NF_OK;
             if (++rej % 8 == 0) { lr *= 0.5; t->cfg.lr = lr; }
@@ -6216,16 +6219,16 @@ static nf_result nf__infer_fit(nf__inf *s, const nf__prop *P, const nf_infer_opt
                 for (j = 0; j < D; ++j) e[j] = (double)nf_rng_normal(rng);
                 for (j = 0; j < D; ++j) {
                     double a = P->ib->mode[kk].m[j], l0, d0, e0;
-                    for (q2 = 0; q2 <= j; ++q2) a += P->ib->mode[kk].L[(size_t)j * D + q2] * e[q2];
+                    for (q2 = 0; q2 <= j; ++q2) a += P->ib->mode[kk].L[NF__IX(j, D, q2)] * e[q2];
                     u[j] = a;
-                    nf__u2y(&f->dom[j], u[j], &ib->kx[(size_t)i * D + j], &l0, &d0, &e0);
+                    nf__u2y(&f->dom[j], u[j], &ib->kx[NF__IX(i, D, j)], &l0, &d0, &e0);
                 }
             }
             s->stage = "fit";
             if ((r = nf__eval_y(s, ib->kx, (size_t)B, ib->clp)) != NF_OK) break;
             for (i = 0; i < B; ++i) {   /* log q0(y): the Laplace mixture alone */
                 double *u = P->t, ldu = 0, top = -HUGE_VAL, a2 = 0, lk[NF__MAXMODES]; int kk;
-                for (j = 0; j < D; ++j) { double l0, d0, e0; nf_real yy; u[j] = nf__y2u(&f->dom[j], ib->kx[(size_t)i * D + j]); nf__u2y(&f->dom[j], u[j], &yy, &l0, &d0, &e0); ldu += l0; }
+                for (j = 0; j < D; ++j) { double l0, d0, e0; nf_real yy; u[j] = nf__y2u(&f->dom[j], ib->kx[NF__IX(i, D, j)]); nf__u2y(&f->dom[j], u[j], &yy, &l0, &d0, &e0); ldu += l0; }
                 for (kk = 0; kk < P->K; ++kk) { const nf__mode *md = &P->ib->mode[kk]; lk[kk] = P->lw[kk] - 0.5 * nf__mahal(md, u, D, P->t + D) - 0.5 * md->ldet - 0.5 * D * NF__LOG_2PI; if (lk[kk] > top) top = lk[kk]; }
                 for (kk = 0; kk < P->K; ++kk) a2 += exp(lk[kk] - top);
                 ib->clw[i] = ib->clp[i] > -HUGE_VAL ? ib->clp[i] - (top + log(a2) - ldu) : -HUGE_VAL;
@@ -6240,7 +6243,7 @@ static nf_result nf__infer_fit(nf__inf *s, const nf__prop *P, const nf_infer_opt
         }
         if (elbo > -HUGE_VAL) { bsum += elbo; ++bn; }
         if ((step + 1) % W == 0 && step + 1 >= 2 * W) {   /* the last W steps' draws */
-            size_t n = (size_t)W * B, i; double kh, ef, lz, lzs;
+            size_t n = (size_t)W * (size_t)B, i; double kh, ef, lz, lzs;
             for (i = 0; i < n; ++i) ib->clw[i] = ib->klp[i] > -HUGE_VAL && ib->klq[i] > -HUGE_VAL ? ib->klp[i] - ib->klq[i] : -HUGE_VAL;
             nf__is_diag(ib->clw, n, ib->idx, ib->tail, &kh, &ef, &lz, &lzs);
             if (o->callback) {
@@ -6281,8 +6284,8 @@ static nf_result nf__infer_check(nf__inf *s, const nf__prop *P, size_t n, nf__ib
     s->stage = "check";
     for (k = 0; k < n; k += 256) {
         size_t R = n - k < 256 ? n - k : 256;
-        if ((r = nf__infer_draw(f, P, rng, R, ib->cz + k * D, ib->cy + k * D, ib->clq + k, ib->cld + k, s->y, ib->kx)) != NF_OK) return r;
-        if ((r = nf__eval_y(s, ib->cy + k * D, R, ib->clp + k)) != NF_OK) return r;
+        if ((r = nf__infer_draw(f, P, rng, R, ib->cz + k * (size_t)D, ib->cy + k * (size_t)D, ib->clq + k, ib->cld + k, s->y, ib->kx)) != NF_OK) return r;
+        if ((r = nf__eval_y(s, ib->cy + k * (size_t)D, R, ib->clp + k)) != NF_OK) return r;
     }
     for (i = 0; i < n; ++i) {
         ib->clw[i] = ib->clp[i] > -HUGE_VAL ? ib->clp[i] - ib->clq[i] : -HUGE_VAL;
@@ -6296,7 +6299,7 @@ static nf_result nf__infer_check(nf__inf *s, const nf__prop *P, size_t n, nf__ib
         for (i = 0; i < n; ++i) {
             double q2 = 0, lqf, w;
             if (!(ib->clp[i] > -HUGE_VAL)) continue;
-            for (j = 0; j < D; ++j) { double e = (double)ib->cz[i * D + j]; if (diag) e = (e - (double)mu[j]) * exp(-(double)ls[j]); q2 += e * e; }
+            for (j = 0; j < D; ++j) { double e = (double)ib->cz[NF__IX(i, D, j)]; if (diag) e = (e - (double)mu[j]) * exp(-(double)ls[j]); q2 += e * e; }
             lqf = -0.5 * q2 - 0.5 * D * NF__LOG_2PI - lsum - ib->cld[i];
             w = exp(lqf - ib->clq[i]);
             num += w * (ib->clp[i] - lqf); den += w;
@@ -6332,10 +6335,10 @@ static nf_result nf__latent_grad(nf__inf *s, nf_trainer *t, const nf_real *z, in
     nf_tensor *x, *zt, *mask, *lpt, *obj, *sd, *mu, *loss; nf_real *zc; double cst = 0, ldc;
     nf_arena_reset(&t->arena);
     nf_tape_init(&tp, &t->arena); tp.par = &f->par;
-    zc = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
+    zc = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * (size_t)D * sizeof(nf_real));
     if (!zc) return NF_ERR_ARENA_FULL;
-    memcpy(zc, z, (size_t)R * D * sizeof(nf_real));
-    memset(gz, 0, (size_t)R * D * sizeof(nf_real));
+    memcpy(zc, z, (size_t)R * (size_t)D * sizeof(nf_real));
+    memset(gz, 0, (size_t)R * (size_t)D * sizeof(nf_real));
     tg.fn = s->fn; tg.fn_ctx = NULL; tg.ctx = NULL; tg.user = s->user;
     rec.x = y; rec.lq = ld; rec.lp = lp; rec.outside = 0; rec.bad_row = -1;   /* lq: unused scratch */
     c.tp = &tp; c.f = f; c.grad = t->grad; c.ldr = c.ldc = NULL; c.ctx = NULL;
@@ -6349,7 +6352,7 @@ static nf_result nf__latent_grad(nf__inf *s, nf_trainer *t, const nf_real *z, in
     lpt = nf__t_target(&tp, x, &tg, mask, &rec);
     s->evals += R;
     if (!lpt) {
-        if (tp.err == NF_ERR_DIVERGED && rec.bad_row >= 0) { nf__infer_badpoint(f, "target returned a NaN or +inf log-density or a non-finite gradient", "MCMC", y + (size_t)rec.bad_row * D, D); f->err_row = rec.bad_row; return NF_ERR_NONFINITE; }
+        if (tp.err == NF_ERR_DIVERGED && rec.bad_row >= 0) { nf__infer_badpoint(f, "target returned a NaN or +inf log-density or a non-finite gradient", "MCMC", y + (size_t)rec.bad_row * (size_t)D, D); f->err_row = rec.bad_row; return NF_ERR_NONFINITE; }
         if (tp.err == NF_ERR_ARG) { nf__infer_msg(f, "target callback failed (returned nonzero) during the ", "MCMC"); return NF_ERR_ARG; }
         return tp.err != NF_OK ? tp.err : NF_ERR_ARENA_FULL;
     }
@@ -6361,7 +6364,7 @@ static nf_result nf__latent_grad(nf__inf *s, nf_trainer *t, const nf_real *z, in
     for (i = 0; i < R; ++i) {
         ld[i] = (c.ldr ? (double)c.ldr->val[i] : 0) + ldc + cst;
         lpz[i] = mask->val[i] != 0 ? lp[i] + ld[i] : -HUGE_VAL;
-        for (j = 0; j < D; ++j) if (!nf__isfinite(gz[(size_t)i * D + j])) { lpz[i] = -HUGE_VAL; break; }   /* beyond nf_real: not a move */
+        for (j = 0; j < D; ++j) if (!nf__isfinite(gz[NF__IX(i, D, j)])) { lpz[i] = -HUGE_VAL; break; }   /* beyond nf_real: not a move */
     }
     return NF_OK;
 }
@@ -6391,26 +6394,26 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
     if ((r = nf_trainer_create(&t, f, NULL, (size_t)C)) != NF_OK) return r;
     utr = (double *)NF_MALLOC(bytes, NULL);
     if (!utr) { nf_trainer_destroy(t); return nf__fail(f, NF_ERR_NOMEM, "MCMC traces", -1); }
-    v = utr + Nmax * C * D;                           /* diagnostics scratch: 2 C N */
-    lp = v + 2 * Nmax * C; lq = lp + C; ld = lq + C; lpz = ld + C; plp = lpz + C; plq = plp + C; pld = plq + C; plpz = pld + C;
+    v = utr + Nmax * (size_t)C * (size_t)D;                           /* diagnostics scratch: 2 C N */
+    lp = v + 2 * Nmax * (size_t)C; lq = lp + C; ld = lq + C; lpz = ld + C; plp = lpz + C; plq = plp + C; pld = plq + C; plpz = pld + C;
     ytr = (nf_real *)(plpz + C);
-    z = ytr + Nmax * C * D; y = z + (size_t)C * D; zp = y + (size_t)C * D; yp = zp + (size_t)C * D; tmp = yp + (size_t)C * D;
-    g = tmp + (size_t)C * D; gp = g + (size_t)C * D;
-    idx = (size_t *)(gp + (size_t)C * D);             /* C N */
-    fresh = (int *)(idx + Nmax * C);
+    z = ytr + Nmax * (size_t)C * (size_t)D; y = z + (size_t)C * (size_t)D; zp = y + (size_t)C * (size_t)D; yp = zp + (size_t)C * (size_t)D; tmp = yp + (size_t)C * (size_t)D;
+    g = tmp + (size_t)C * (size_t)D; gp = g + (size_t)C * (size_t)D;
+    idx = (size_t *)(gp + (size_t)C * (size_t)D);             /* C N */
+    fresh = (int *)(idx + Nmax * (size_t)C);
     {   /* overdispersed starts (so that R-hat can see chains that have not met): check draws
            of the heavy-tailed base, inside the support, else importance-resampled ones */
         size_t k, got = 0;
         for (k = 0; k < ncheck && got < (size_t)C; ++k) {
             double q2 = 0;
-            for (j = 0; j < D; ++j) q2 += (double)ib->cz[k * D + j] * (double)ib->cz[k * D + j];
+            for (j = 0; j < D; ++j) q2 += (double)ib->cz[NF__IX(k, D, j)] * (double)ib->cz[NF__IX(k, D, j)];
             if (ib->clp[k] > -HUGE_VAL && q2 > 2.0 * D) pick[got++] = k;   /* beyond the base's bulk */
         }
         if (got < (size_t)C) nf__resample(ib->clw, ncheck, (size_t)C - got, rng, pick + got);
     }
     for (c = 0; c < C; ++c) {
-        memcpy(z + (size_t)c * D, ib->cz + pick[c] * D, (size_t)D * sizeof(nf_real));
-        memcpy(y + (size_t)c * D, ib->cy + pick[c] * D, (size_t)D * sizeof(nf_real));
+        memcpy(z + (size_t)c * (size_t)D, ib->cz + pick[c] * (size_t)D, (size_t)D * sizeof(nf_real));
+        memcpy(y + (size_t)c * (size_t)D, ib->cy + pick[c] * (size_t)D, (size_t)D * sizeof(nf_real));
         lp[c] = ib->clp[pick[c]]; lq[c] = ib->clq[pick[c]]; ld[c] = ib->cld[pick[c]];
         fresh[c] = 0;   /* gradient at the current point not known yet */
     }
@@ -6422,8 +6425,8 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
         for (c = 0; c < C; ++c) {
             double a = (plp[c] - plq[c]) - (lp[c] - lq[c]);
             if (plp[c] > -HUGE_VAL && (a >= 0 || (double)nf_rng_uniform(rng) < exp(a))) {
-                memcpy(z + (size_t)c * D, zp + (size_t)c * D, (size_t)D * sizeof(nf_real));
-                memcpy(y + (size_t)c * D, yp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                memcpy(z + (size_t)c * (size_t)D, zp + (size_t)c * (size_t)D, (size_t)D * sizeof(nf_real));
+                memcpy(y + (size_t)c * (size_t)D, yp + (size_t)c * (size_t)D, (size_t)D * sizeof(nf_real));
                 lp[c] = plp[c]; lq[c] = plq[c]; ld[c] = pld[c]; fresh[c] = 0;
                 if (it >= warm) accg += 1;
             }
@@ -6435,7 +6438,7 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
             for (c = 0; c < C; ++c) fresh[c] = 1;
         }
         for (c = 0; c < C; ++c) for (j = 0; j < D; ++j)
-            zp[(size_t)c * D + j] = z[(size_t)c * D + j] + (nf_real)(0.5 * h * h * (double)g[(size_t)c * D + j] + h * (double)nf_rng_normal(rng));
+            zp[NF__IX(c, D, j)] = z[NF__IX(c, D, j)] + (nf_real)(0.5 * h * h * (double)g[NF__IX(c, D, j)] + h * (double)nf_rng_normal(rng));
         if ((r = nf__latent_grad(s, t, zp, C, yp, plp, pld, plpz, gp)) != NF_OK) break;
         for (c = 0; c < C; ++c) {
             double a, fw = 0, bw = 0;
@@ -6443,17 +6446,17 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
                 if (!(lpz[c] > -HUGE_VAL) && plpz[c] > -HUGE_VAL) a = 0; else continue;
             } else {
                 for (j = 0; j < D; ++j) {   /* log q(z | z') - log q(z' | z) */
-                    double d1 = (double)z[(size_t)c * D + j] - (double)zp[(size_t)c * D + j] - 0.5 * h * h * (double)gp[(size_t)c * D + j];
-                    double d2 = (double)zp[(size_t)c * D + j] - (double)z[(size_t)c * D + j] - 0.5 * h * h * (double)g[(size_t)c * D + j];
+                    double d1 = (double)z[NF__IX(c, D, j)] - (double)zp[NF__IX(c, D, j)] - 0.5 * h * h * (double)gp[NF__IX(c, D, j)];
+                    double d2 = (double)zp[NF__IX(c, D, j)] - (double)z[NF__IX(c, D, j)] - 0.5 * h * h * (double)g[NF__IX(c, D, j)];
                     bw += d1 * d1; fw += d2 * d2;
                 }
                 a = plpz[c] - lpz[c] - (bw - fw) / (2 * h * h);
             }
             ac2 += a >= 0 ? 1 : exp(a);
             if (a >= 0 || (double)nf_rng_uniform(rng) < exp(a)) {
-                memcpy(z + (size_t)c * D, zp + (size_t)c * D, (size_t)D * sizeof(nf_real));
-                memcpy(y + (size_t)c * D, yp + (size_t)c * D, (size_t)D * sizeof(nf_real));
-                memcpy(g + (size_t)c * D, gp + (size_t)c * D, (size_t)D * sizeof(nf_real));
+                memcpy(z + (size_t)c * (size_t)D, zp + (size_t)c * (size_t)D, (size_t)D * sizeof(nf_real));
+                memcpy(y + (size_t)c * (size_t)D, yp + (size_t)c * (size_t)D, (size_t)D * sizeof(nf_real));
+                memcpy(g + (size_t)c * (size_t)D, gp + (size_t)c * (size_t)D, (size_t)D * sizeof(nf_real));
                 lp[c] = plp[c]; ld[c] = pld[c]; lpz[c] = plpz[c]; fresh[c] = 1;
                 acc += 1;
             }
@@ -6463,10 +6466,10 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
         accl += acc; tries += C;
         for (c = 0; c < C; ++c)   /* keep y, and u for the diagnostics */
             for (j = 0; j < D; ++j) {
-                nf_real yv = y[(size_t)c * D + j], uv, l0;
-                ytr[((size_t)c * Nmax + n) * D + j] = yv;
+                nf_real yv = y[NF__IX(c, D, j)], uv, l0;
+                ytr[(NF__IX(c, Nmax, n)) * (size_t)D + (size_t)j] = yv;
                 nf__dom_fwd(&f->dom[j], yv, &uv, &l0);
-                utr[((size_t)c * Nmax + n) * D + j] = (double)uv;
+                utr[(NF__IX(c, Nmax, n)) * (size_t)D + (size_t)j] = (double)uv;
             }
         ++n;
         if ((n >= 1000 && n % 200 == 0) || n == Nmax || s->evals + per_it > budget) {
@@ -6489,7 +6492,7 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
     if (n > 0 && m > 0)   /* the samples: evenly spaced over every chain's kept draws */
         for (i = 0; i < m; ++i) {
             size_t k = (size_t)((double)i * (double)(n * (size_t)C) / (double)m), cc = k % (size_t)C, tt = k / (size_t)C;
-            memcpy(out + i * D, ytr + (cc * Nmax + tt) * D, (size_t)D * sizeof(nf_real));
+            memcpy(out + i * (size_t)D, ytr + (cc * Nmax + tt) * (size_t)D, (size_t)D * sizeof(nf_real));
         }
     rp->accept_global = tries > 0 ? accg / tries : 0;
     rp->accept_local = tries > 0 ? accl / tries : 0;
@@ -6518,7 +6521,7 @@ static const char *nf__infer_check_opts(const nf_infer_options *o, const nf_flow
     if (o->warm_start != 0 && o->warm_start != 1) return "warm_start must be 0 or 1";
     for (i = 0; i < o->n_init; ++i)
         for (j = 0; j < f->dim; ++j)
-            if (!nf__isfinite(o->init[i * (size_t)f->dim + j])) return "init holds a non-finite value";
+            if (!nf__isfinite(o->init[i * (size_t)f->dim + (size_t)j])) return "init holds a non-finite value";
     for (i = 0; i < o->n_init; ++i) if (!nf_flow_in_domain(f, o->init + i * (size_t)f->dim)) return "an init row lies outside the flow's domain";
     return NULL;
 }
@@ -6544,7 +6547,7 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
     W = (1024 + o.batch - 1) / o.batch; if (W < 2) W = 2;
     cap = (size_t)(o.batch > 256 ? o.batch : 256);
     {   /* one block: callback buffers, modes, starts, scratch, the fit's window */
-        int ok = 1; size_t d = (size_t)D, nw = (size_t)W * o.batch;
+        int ok = 1; size_t d = (size_t)D, nw = (size_t)W * (size_t)o.batch;
         bytes = nf__madd(0, cap, (2 * d + 1) * sizeof(nf_real), &ok);
         bytes = nf__madd(bytes, NF__MAXMODES, (d + d * d) * sizeof(double), &ok);
         bytes = nf__madd(bytes, (size_t)o.starts, (d + 1) * sizeof(double) + sizeof(int), &ok);
@@ -6569,13 +6572,13 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
         }
     }
     {   /* the check's draws (also the fit's window diagnostics: S >= W batch) */
-        int ok = 1; size_t n = S > (size_t)W * o.batch ? S : (size_t)W * o.batch;
+        int ok = 1; size_t n = S > (size_t)W * (size_t)o.batch ? S : (size_t)W * (size_t)o.batch;
         bytes = nf__madd(0, n, (2 * (size_t)D + 1) * sizeof(nf_real) + 6 * sizeof(double) + sizeof(size_t), &ok);
         if (!ok) { NF_FREE(blk, NULL); return nf__fail(f, NF_ERR_OVERFLOW, "check buffers", -1); }
         cblk = NF_MALLOC(bytes, NULL);
         if (!cblk) { NF_FREE(blk, NULL); return nf__fail(f, NF_ERR_NOMEM, "check buffers", -1); }
         ib.clq = (double *)cblk; ib.clp = ib.clq + n; ib.clw = ib.clp + n; ib.cld = ib.clw + n; ib.tail = ib.cld + n;   /* tail: 2n */
-        ib.idx = (size_t *)(ib.tail + 2 * n); ib.cz = (nf_real *)(ib.idx + n); ib.cy = ib.cz + n * D; ib.cw = ib.cy + n * D;
+        ib.idx = (size_t *)(ib.tail + 2 * n); ib.cz = (nf_real *)(ib.idx + n); ib.cy = ib.cz + n * (size_t)D; ib.cw = ib.cy + n * (size_t)D;
     }
     s.f = f; s.fn = target; s.user = user; s.D = D; s.evals = 0; s.max_evals = o.max_evals; s.cap = cap; s.stage = ""; s.lenient = 0;
     P.ib = &ib; P.K = 0; P.b = 0; P.modes = 0;
@@ -6594,10 +6597,10 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
             K = 1; rp.modes = 0;
             for (k = 0; k < D; ++k) ib.mode[0].m[k] = 0;
             for (k = 0; k < D * D; ++k) ib.mode[0].L[k] = 0;
-            for (k = 0; k < D; ++k) ib.mode[0].L[(size_t)k * D + k] = o.init_sd / 2;
+            for (k = 0; k < D; ++k) ib.mode[0].L[NF__IX(k, D, k)] = o.init_sd / 2;
             ib.mode[0].logw = 0;
         }
-        exact = nf__infer_place(f, &ib, K, ib.work, ib.work + (size_t)D * D);
+        exact = nf__infer_place(f, &ib, K, ib.work, ib.work + (size_t)D * (size_t)D);
         {   /* the proposal's Laplace part: every kept mode, by its weight */
             double mx = -HUGE_VAL, tot = 0;
             for (k = 0; k < K; ++k) if (ib.mode[k].logw > mx) mx = ib.mode[k].logw;
@@ -6612,7 +6615,7 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
        exact Laplace start: Adam's first steps would only add noise) */
     budget_fit = s.evals + (o.max_evals - s.evals) / 2;
     if (budget_fit > o.max_evals - (long)S) budget_fit = o.max_evals - (long)S;
-    {   long e0 = s.evals; size_t n0 = (size_t)W * o.batch;
+    {   long e0 = s.evals; size_t n0 = (size_t)W * (size_t)o.batch;
         if (s.evals + (long)n0 <= budget_fit) {
             nf_infer_report pre = rp;
             if ((r = nf__infer_check(&s, &P, n0, &ib, &rng, &pre)) != NF_OK) goto done;
@@ -6642,7 +6645,7 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
                 while (done_n < n_samples) {
                     size_t m = n_samples - done_n < S ? n_samples - done_n : S;
                     nf__resample(ib.clw, S, m, &rng, pick);
-                    for (i = 0; i < m; ++i) memcpy(samples + (done_n + i) * D, ib.cy + pick[i] * D, (size_t)D * sizeof(nf_real));
+                    for (i = 0; i < m; ++i) memcpy(samples + (done_n + i) * (size_t)D, ib.cy + pick[i] * (size_t)D, (size_t)D * sizeof(nf_real));
                     done_n += m;
                 }
             }
@@ -6664,7 +6667,7 @@ NFDEF nf_result nf_infer(nf_flow *f, nf_log_density_fn target, void *user, const
             for (i = 0; i < n_samples; i += S) {
                 size_t m = n_samples - i < S ? n_samples - i : S, q;
                 nf__resample(ib.clw, S, m, &rng, pick);
-                for (q = 0; q < m; ++q) memcpy(samples + (i + q) * D, ib.cy + pick[q] * D, (size_t)D * sizeof(nf_real));
+                for (q = 0; q < m; ++q) memcpy(samples + (i + q) * (size_t)D, ib.cy + pick[q] * (size_t)D, (size_t)D * sizeof(nf_real));
             }
         }
         r = NF_ERR_CHECK_FAILED;
@@ -6704,15 +6707,15 @@ NFDEF nf_result nf_flow_log_prob_grad(nf_trainer *t, const nf_real *y, size_t n,
         nf_tape tp; nf_tensor *x, *lq, *loss; nf__tctx c; nf_real *ys, *gys, *a, *b, *ld0; double cst;
         nf_arena_reset(&t->arena);
         nf_tape_init(&tp, &t->arena); tp.par = &f->par;
-        ys = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
-        gys = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
-        a = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
-        b = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * D * sizeof(nf_real));
+        ys = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * (size_t)D * sizeof(nf_real));
+        gys = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * (size_t)D * sizeof(nf_real));
+        a = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * (size_t)D * sizeof(nf_real));
+        b = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * (size_t)D * sizeof(nf_real));
         ld0 = (nf_real *)nf_arena_alloc(&t->arena, (size_t)R * sizeof(nf_real));
         if (!ys || !gys || !a || !b || !ld0) return nf__fail(f, NF_ERR_ARENA_FULL, "score scratch: make the trainer's max_batch smaller", -1);
-        memset(gys, 0, (size_t)R * D * sizeof(nf_real));
+        memset(gys, 0, (size_t)R * (size_t)D * sizeof(nf_real));
         for (i = 0; i < R; ++i) {   /* domain map: u, du/dy (a), d log|du/dy| / dy (b) */
-            const nf_real *yr = y + (i0 + (size_t)i) * D; int in = 1; nf_real l = 0;
+            const nf_real *yr = y + (i0 + (size_t)i) * (size_t)D; int in = 1; nf_real l = 0;
             for (j = 0; j < D; ++j) {
                 const nf_domain *m = &f->dom[j]; nf_real u = yr[j], dl = 0, p, q, lo = (nf_real)m->lo, P = (nf_real)(m->hi - m->lo);
                 nf_real da = 1, db = 0;
@@ -6724,18 +6727,18 @@ NFDEF nf_result nf_flow_log_prob_grad(nf_trainer *t, const nf_real *y, size_t n,
                         p = 1 / tt; q = 1 / (P - tt); da = p + q; db = q - p;
                     }
                 }
-                ys[(size_t)i * D + j] = (u - f->mean[j]) / f->std[j];
-                a[(size_t)i * D + j] = da / f->std[j]; b[(size_t)i * D + j] = db;
+                ys[NF__IX(i, D, j)] = (u - f->mean[j]) / f->std[j];
+                a[NF__IX(i, D, j)] = da / f->std[j]; b[NF__IX(i, D, j)] = db;
                 l += dl;
             }
-            if (!in) { for (j = 0; j < D; ++j) ys[(size_t)i * D + j] = 0; l = (nf_real)-HUGE_VAL; }
+            if (!in) { for (j = 0; j < D; ++j) ys[NF__IX(i, D, j)] = 0; l = (nf_real)-HUGE_VAL; }
             ld0[i] = l;
         }
         c.tp = &tp; c.f = f; c.grad = t->grad; c.ldr = c.ldc = NULL; c.ctx = NULL;
         x = nf_tape_param(&tp, ys, gys, R, D);
         for (j = 0; j < f->n_layers; ++j) x = nf__kinds[f->layers[j].kind].tape(&c, &f->layers[j], x);
         if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) {
-            nf_tensor *mu = nf__tparam(&c, f->base_off, 1, D), *ls = nf__tparam(&c, f->base_off + D, 1, D);
+            nf_tensor *mu = nf__tparam(&c, f->base_off, 1, D), *ls = nf__tparam(&c, f->base_off + (size_t)D, 1, D);
             x = nf_t_mul(&tp, nf_t_sub(&tp, x, mu), nf_t_exp(&tp, nf_t_scale(&tp, ls, -1)));
             nf__add_ld(&c, nf_t_scale(&tp, nf_t_sum(&tp, ls), -1), 0);
         }
@@ -6749,13 +6752,13 @@ NFDEF nf_result nf_flow_log_prob_grad(nf_trainer *t, const nf_real *y, size_t n,
             size_t row = i0 + (size_t)i;
             if (!(ld0[i] > (nf_real)-HUGE_VAL)) {   /* outside the domain */
                 if (logp) logp[row] = (nf_real)-HUGE_VAL;
-                for (j = 0; j < D; ++j) grad[row * D + j] = 0;
+                for (j = 0; j < D; ++j) grad[NF__IX(row, D, j)] = 0;
                 continue;
             }
             if (logp) logp[row] = (nf_real)((double)lq->val[i] + cst + (double)ld0[i]);
-            for (j = 0; j < D; ++j) grad[row * D + j] = gys[(size_t)i * D + j] * a[(size_t)i * D + j] + b[(size_t)i * D + j];
+            for (j = 0; j < D; ++j) grad[NF__IX(row, D, j)] = gys[NF__IX(i, D, j)] * a[NF__IX(i, D, j)] + b[NF__IX(i, D, j)];
             for (j = 0; j < D; ++j)
-                if (!nf__isfinite(grad[row * D + j]) || (logp && !nf__isfinite(logp[row])))
+                if (!nf__isfinite(grad[NF__IX(row, D, j)]) || (logp && !nf__isfinite(logp[row])))
                     return nf__fail(f, NF_ERR_RANGE, "score not representable (the input is too extreme for this flow)", (long)row);
         }
     }

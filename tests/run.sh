@@ -10,6 +10,8 @@ pass=0; fail=0
 ok()  { pass=$((pass + 1)); echo "ok $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/#   /' "$2" | head -20; }
 WARN="-Wall -Wextra -pedantic -Werror"
+# the feature switches, all at once
+SWITCHES="-DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_THREADS -DNFLOW_NO_TRAINING -DNFLOW_ACTIVATIONS=2"
 
 # compile: name, command... (the output goes to $B/name.log)
 compile() { local n=$1; shift; if "$@" >"$B/$n.log" 2>&1; then ok "$n"; else bad "$n" "$B/$n.log"; fi; }
@@ -40,6 +42,33 @@ compile static_clang   clang -std=c99 $HW tests/compile/static_use.c -o "$B/stat
 compile no_training    gcc -std=c99 $HW -DNFLOW_NO_TRAINING -c tests/compile/impl.c -o "$B/impl_notrain.o"
 compile no_training_cxx g++ -std=c++11 $HW -DNFLOW_NO_TRAINING -x c++ -c tests/compile/impl.c -o "$B/impl_notrain_cxx.o"
 compile no_training_no_stdio clang -std=c99 $HW -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -c tests/compile/impl.c -o "$B/impl_notrain_nostdio.o"
+# -Wconversion -Wsign-conversion too (firmware projects build with them and -Werror): gcc and
+# clang, float and double, C and C++, and each code path: the vector kernel of this CPU
+# (-march=native) and AVX-512's, the plain C kernel built for size (the MCU path), OpenMP,
+# the feature switches; NEON and Cortex-M are checked in tests/cross and tests/mcu
+HC="$HW -Wconversion -Wsign-conversion"
+I=tests/compile/impl.c
+compile wconversion_gcc          gcc -std=c99 $HC -c $I -o "$B/wconv_gcc.o"
+compile wconversion_clang        clang -std=c99 $HC -c $I -o "$B/wconv_clang.o"
+compile wconversion_double       gcc -std=c99 $HC -DNFLOW_DOUBLE -c $I -o "$B/wconv_gccd.o"
+compile wconversion_clang_double clang -std=c99 $HC -DNFLOW_DOUBLE -c $I -o "$B/wconv_clangd.o"
+compile wconversion_cxx          g++ -std=c++11 $HC -x c++ -c $I -o "$B/wconv_gxx.o"
+compile wconversion_clang_cxx_double clang++ -std=c++11 $HC -DNFLOW_DOUBLE -x c++ -c $I -o "$B/wconv_clangxx.o"
+compile wconversion_native       gcc -std=c99 $HC -march=native -c $I -o "$B/wconv_native.o"
+compile wconversion_avx512       clang -std=c99 $HC -mavx512f -mavx512vl -c $I -o "$B/wconv_avx512.o"
+compile wconversion_mcu_path     gcc -std=c99 $HC -Os -DNFLOW_NO_VECTOR_EXT -DNFLOW_NO_TRAINING -DNFLOW_NO_STDIO -c $I -o "$B/wconv_mcu.o"
+compile wconversion_openmp       gcc -std=c99 $HC -fopenmp -DNFLOW_OPENMP -c $I -o "$B/wconv_omp.o"
+compile wconversion_switches     clang -std=c99 $HC $SWITCHES -c $I -o "$B/wconv_switches.o"
+# nf_flow_export_c's output (the golden files, which test_golden holds equal to it): its .c,
+# and the implementation compiled with the switches its header selects (GOLDEN_ONLY)
+wconv_export() {   # PREC [flags]
+    local p=$1 E="$B/export_$1"; shift
+    mkdir -p "$E" && cp "tests/data/golden_${p}_export.c.txt" "$E/golden.c" && cp "tests/data/golden_${p}_export.h.txt" "$E/golden.h" &&
+    gcc -std=c99 $HC "$@" -I. -c "$E/golden.c" -o "$E/golden.o" &&
+    gcc -std=c99 $HC "$@" -I. -DNFLOW_IMPLEMENTATION -DGOLDEN_ONLY -x c -c "$E/golden.h" -o "$E/impl.o"
+}
+compile wconversion_export_float  wconv_export float
+compile wconversion_export_double wconv_export double -DNFLOW_DOUBLE
 # every function declared in each configuration is defined in it (links)
 bash tests/compile/api_link.sh "$B" > "$B/api_link.out" 2>&1
 grep -E '^(ok|FAIL|#)' "$B/api_link.out"
@@ -77,7 +106,6 @@ compile build_test_io_float  $CC -std=c99 -O2 -g $WARN tests/test_io.c -o "$B/te
 compile build_test_io_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_io.c -o "$B/test_io_double" -lm
 compile build_test_science $CC -std=c99 -O2 -g $WARN tests/test_science.c -o "$B/test_science" -lm
 compile build_test_alloc  $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unused-function tests/test_alloc.c -o "$B/test_alloc" -lm
-SWITCHES="-DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_THREADS -DNFLOW_NO_TRAINING -DNFLOW_ACTIVATIONS=2"
 compile build_test_switches $CC -std=c99 -O2 -g $WARN $SWITCHES tests/test_switches.c -o "$B/test_switches" -lm
 compile build_test_golden_float  $CC -std=c99 -O2 -g $WARN tests/test_golden.c -o "$B/test_golden_float" -lm
 compile build_test_golden_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_golden.c -o "$B/test_golden_double" -lm

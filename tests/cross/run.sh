@@ -45,6 +45,7 @@ rm -rf "$B"
 mkdir -p "$S/tests/cross"
 # test programs run in $S, where they find tests/data as in the repository
 if ! { cp nflow.h "$S/" && cp tests/test_io.c tests/test_nflow.c "$S/tests/" && cp tests/cross/xfile.c "$S/tests/cross/" &&
+       mkdir -p "$S/tests/compile" && cp tests/compile/impl.c "$S/tests/compile/" &&
        { ! [ -d tests/data ] || cp -R tests/data "$S/tests/"; }; }; then
     echo "FAIL cross_sources_copied"; echo "0 passed, 1 failed"; exit 1
 fi
@@ -144,6 +145,12 @@ target_job() {
     }
     t0=$(now)
     if [ "$t" != x86_64 ]; then
+        # the implementation under -Wconversion -Wsign-conversion (aarch64: the NEON kernel);
+        # not -Wdouble-promotion on s390x, whose gcc evaluates float in double under -std=c99
+        local dp=-Wdouble-promotion; [ "$t" = s390x ] && dp=""
+        # shellcheck disable=SC2086
+        if nice $cc -std=c99 -O2 $WARN -Wshadow $dp -Wconversion -Wsign-conversion -c "$S/tests/compile/impl.c" -o "$D/wconv.o" >"$D/build_wconv.log" 2>&1
+        then jok "cross_${t}_header_wconversion"; else jbad "cross_${t}_header_wconversion" "$D/build_wconv.log"; fi
         build io_float   "-O2 $WARN" "$S/tests/test_io.c"
         build io_double  "-O2 $WARN -DNFLOW_DOUBLE" "$S/tests/test_io.c"
         build unit_float  "-O2 $WARN" "$S/tests/test_nflow.c"

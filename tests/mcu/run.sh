@@ -25,10 +25,20 @@ for k in nsf maf; do
     if "$B/gen_model" "$B/$k" $k >"$B/$k/gen.log" 2>&1; then ok "mcu_host_trains_and_exports_$k"; sed 's/^/# /' "$B/$k/gen.log"
     else bad "mcu_host_trains_and_exports_$k" "$B/$k/gen.log"; fi
 done
-# the exported sources compile warning-free as C and C++ on the host too
-if gcc -std=c99 -Wall -Wextra -pedantic -Werror -DNFLOW_NO_TRAINING -I"$B" -c "$B/moons_flow.c" -o "$B/moons_host.o" >"$B/export_c.log" 2>&1 \
-   && g++ -std=c++11 -Wall -Wextra -Werror -DNFLOW_NO_TRAINING -I"$B" -x c++ -c "$B/moons_flow.c" -o "$B/moons_host_cxx.o" >>"$B/export_c.log" 2>&1; then
+# the exported sources compile warning-free as C and C++ on the host too (also under
+# -Wconversion -Wsign-conversion)
+XW="-Wconversion -Wsign-conversion"
+if gcc -std=c99 -Wall -Wextra -pedantic -Werror $XW -DNFLOW_NO_TRAINING -I"$B" -c "$B/moons_flow.c" -o "$B/moons_host.o" >"$B/export_c.log" 2>&1 \
+   && g++ -std=c++11 -Wall -Wextra -Werror $XW -DNFLOW_NO_TRAINING -I"$B" -x c++ -c "$B/moons_flow.c" -o "$B/moons_host_cxx.o" >>"$B/export_c.log" 2>&1; then
     ok mcu_export_compiles_c_and_cxx; else bad mcu_export_compiles_c_and_cxx "$B/export_c.log"; fi
+# the implementation for the firmware under -Wconversion -Wsign-conversion -Wdouble-promotion
+# -Werror: Cortex-M4F inference-only and with training, Cortex-M0
+MW="-std=c99 -Os -Wall -Wextra -pedantic -Werror -Wshadow -Wdouble-promotion $XW -DNFLOW_NO_STDIO -DNF_MAX_LAYERS=8 -c tests/compile/impl.c"
+M4F="-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
+if arm-none-eabi-gcc $M4F $MW -DNFLOW_NO_TRAINING -o "$B/wconv_m4f.o" >"$B/wconv.log" 2>&1 \
+   && arm-none-eabi-gcc $M4F $MW -o "$B/wconv_m4f_train.o" >>"$B/wconv.log" 2>&1 \
+   && arm-none-eabi-gcc -mcpu=cortex-m0 -mthumb -mfloat-abi=soft $MW -DNFLOW_NO_TRAINING -o "$B/wconv_m0.o" >>"$B/wconv.log" 2>&1; then
+    ok mcu_header_wconversion; else bad mcu_header_wconversion "$B/wconv.log"; fi
 
 build_run() {   # name cpu-flags linker-script qemu-machine stack [model-dir [extra flags]]
     local name=$1 cpu=$2 ld=$3 mach=$4 stack=$5 M=${6:-$B} elf="$B/$1.elf"
