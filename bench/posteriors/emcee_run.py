@@ -176,10 +176,10 @@ def run_one(model, seed, max_steps, check_every=1000):
     ev_map = ctypes.c_ulonglong.in_dll(lib, "bm_evals").value - ev0
     nw = max(32, 4 * model.dim)
     p0 = u_map + 1e-4 * rng.standard_normal((nw, model.dim))
+    np.random.seed(seed)            # the sampler copies numpy's global state when it is made
     sampler = emcee.EnsembleSampler(nw, model.dim, model.logp_u, vectorize=True,
                                     moves=emcee.moves.StretchMove())
     old_tau, converged, steps = np.inf, False, 0
-    np.random.seed(seed)                                  # emcee's moves draw from numpy's global state
     for _ in sampler.sample(p0, iterations=max_steps, progress=False):
         steps = sampler.iteration
         if steps % check_every:
