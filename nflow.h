@@ -2261,7 +2261,7 @@ static nf_tensor *nf__mlp_tape(nf__tctx *c, const nf__layer *L, nf_tensor *x) {
    xi = (y - x_k) / w_k, s = h_k / w_k, t = xi (1 - xi):
        z     = y_k + h_k (s xi^2 + d_k t) / (s + (d_k+1 + d_k - 2 s) t)
        dz/dy = s^2 (d_k+1 xi^2 + 2 s t + d_k (1 - xi)^2) / (s + (d_k+1 + d_k - 2 s) t)^2
-   and the inverse is the stable root of a quadratic in xi. */
+   and the inverse is a root of a quadratic in xi, in the form stable for either sign. */
 enum { NF__T_AFFINE = 0, NF__T_ADDITIVE, NF__T_SPLINE };
 #define NF__MAXBINS 64
 static int nf__tf_params(const nf__layer *L) { return L->transform == NF__T_AFFINE ? 2 : L->transform == NF__T_ADDITIVE ? 1 : 3 * L->bins - 1; }
@@ -2303,15 +2303,24 @@ static nf_real nf__bin_fwd(const nf__bin *b, nf_real x, nf_real *ld) {
     *ld = 2 * NF_LOG(s) + NF_LOG(q) - 2 * NF_LOG(den);
     return b->yk + b->hk * (s * xi * xi + b->dk * t) / den;
 }
-/* x of a bin at z: a xi^2 + b xi + c = 0, xi = 2c / (-b - sqrt(b^2 - 4ac)) (no cancellation) */
+/* x of a bin at z: the root in [0, 1] of a xi^2 + b xi + c = 0. Its two forms,
+   2c / (-b - sqrt(b^2 - 4ac)) and (-b + sqrt(b^2 - 4ac)) / 2a, are equal; the first
+   cancels when b < 0, the second when b > 0: take the one whose terms add. In the bin's
+   upper half solve for eta = 1 - xi from the top knot instead (the map is the same with
+   d_k and d_k+1 swapped): near either end b is then the end's slope term, far from zero,
+   and the root is as accurate as z's rounding allows even with extreme knot slopes. */
 static nf_real nf__bin_inv(const nf__bin *b, nf_real z) {
-    nf_real s = b->hk / b->wk, e = b->dk1 + b->dk - 2 * s, dz = z - b->yk;
-    nf_real qa = b->hk * (s - b->dk) + dz * e, qb = b->hk * b->dk - dz * e, qc = -s * dz, disc, xi;
+    nf_real s = b->hk / b->wk, e = b->dk1 + b->dk - 2 * s, dz = z - b->yk, d0 = b->dk;
+    nf_real qa, qb, qc, disc, rt, r;
+    int top = dz > b->hk / 2;
+    if (top) { dz = (b->yk + b->hk) - z; d0 = b->dk1; }
+    qa = b->hk * (s - d0) + dz * e; qb = b->hk * d0 - dz * e; qc = -s * dz;
     disc = qb * qb - 4 * qa * qc;
-    xi = 2 * qc / (-qb - NF_SQRT(disc > 0 ? disc : NF__R(0)));
-    if (!(xi >= 0)) xi = 0;   /* rounding at the bin's edges */
-    if (!(xi <= 1)) xi = 1;
-    return b->xk + xi * b->wk;
+    rt = NF_SQRT(disc > 0 ? disc : NF__R(0));
+    r = qb >= 0 ? 2 * qc / (-qb - rt) : (-qb + rt) / (2 * qa);
+    if (!(r >= 0)) r = 0;   /* rounding at the bin's edges */
+    if (!(r <= 1)) r = 1;
+    return top ? (b->xk + b->wk) - r * b->wk : b->xk + r * b->wk;
 }
 #endif /* NFLOW_NO_SPLINE */
 
