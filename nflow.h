@@ -743,8 +743,9 @@ typedef struct nf_fit_report {
 
 NFDEF void      nf_fit_options_default(nf_fit_options *o);
 /* Fit by maximum likelihood on n rows (w: optional per-row weights). The first fit of a
-   flow estimates its standardisation and periodic cuts (o->refit to redo it); every exit
-   leaves the best validation epoch's parameters in place. A column whose spread is lost
+   flow estimates its standardisation and periodic cuts (o->refit to redo it); every exit,
+   an error's too, leaves the best validation epoch's parameters in place (the initial
+   ones if no epoch improved), and an error about a row names the row of y. A column whose spread is lost
    in the precision of its values (a GPS time in float) is NF_ERR_PRECISION, naming the
    column. Allocates its buffers through NF_MALLOC and frees them. */
 NFDEF nf_result nf_fit(nf_flow *f, const nf_real *y, size_t n, const nf_real *w,
@@ -2113,6 +2114,18 @@ static nf_result nf__fail(nf_flow *f, nf_result r, const char *what, long row) {
         f->err_row = row;
     }
     return r;
+}
+
+/* An error about row k of an internal buffer, renamed as the caller's row `row` (what the
+   caller can look up): the message's " (row k)" is replaced. */
+static void nf__fail_rename_row(nf_flow *f, long row, const char *where) {
+    size_t n = strlen(f->err), k;
+    nf__msgbuf m;
+    for (k = n; k > 0; --k) if (strncmp(f->err + k - 1, " (row ", 6) == 0) { n = k - 1; break; }
+    m.s = f->err; m.n = n; m.cap = sizeof f->err;
+    f->err[n] = 0;
+    nf__msg_str(&m, " (row "); nf__msg_long(&m, row); nf__msg_str(&m, where); nf__msg_str(&m, ")");
+    f->err_row = row;
 }
 
 NFDEF void nf_flow_desc_init(nf_flow_desc *d, int dim) {
@@ -5143,7 +5156,10 @@ static nf_result nf__eval_nll(nf_flow *f, const nf_real *y, const nf_real *ctx, 
             memcpy(rows + k * (size_t)D, y + idx[i + k] * (size_t)D, (size_t)D * sizeof(nf_real));
             if (C) memcpy(crow + k * (size_t)C, ctx + idx[i + k] * (size_t)C, (size_t)C * sizeof(nf_real));
         }
-        if ((r = nf_flow_log_prob_ctx(f, rows, R, C ? crow : NULL, R, lp)) != NF_OK) return r;
+        if ((r = nf_flow_log_prob_ctx(f, rows, R, C ? crow : NULL, R, lp)) != NF_OK) {
+            if (f->err_row >= 0 && (size_t)f->err_row < R) nf__fail_rename_row(f, (long)idx[i + (size_t)f->err_row], " of the data, in the validation split");
+            return r;
+        }
         for (k = 0; k < R; ++k) {
             double wk = w ? (double)w[idx[i + k]] : 1.0;
             if (wk > 0) s -= wk * (double)lp[k];
@@ -5279,7 +5295,10 @@ static nf_result nf__fit_epoch(nf_trainer *tr, const nf_real *y, const nf_real *
         if (w && !(ws > 0)) { rp->skipped_batches++; continue; }
         r = nf_train_step_ctx(tr, fb->batch, C ? fb->bc : NULL, w ? fb->bw : NULL, R, &l);
         if (r == NF_ERR_DIVERGED) { rp->rejected_steps++; continue; }
-        if (r != NF_OK) return r;
+        if (r != NF_OK) {
+            if (f->err_row >= 0 && (size_t)f->err_row < R) nf__fail_rename_row(f, (long)fb->idx[b0 + (size_t)f->err_row], " of the data");
+            return r;
+        }
         rp->steps++; tl += l; nb++;
     }
     *mean_loss = nb ? tl / (double)nb : HUGE_VAL;
@@ -5311,6 +5330,7 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
                            const nf_fit_options *opt, nf_fit_report *rep) {
     nf_fit_options o; nf_trainer *tr = NULL; nf_rng rng; nf_result r; nf__fitbuf fb;
     size_t n_val, n_tr, i, B, np; long epoch, bad = 0; nf_fit_report rp; double tl, vw = 0;
+    if (rep) memset(rep, 0, sizeof *rep);   /* a refusal reports no steps */
     if (!f) return NF_ERR_NULL;
     if (opt) o = *opt; else nf_fit_options_default(&o);
     if ((r = nf__fit_check(f, y, ctx, n, w, &o)) != NF_OK) return r;
@@ -5346,7 +5366,8 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
         if ((r = nf__fit_epoch(tr, y, ctx, w, &fb, n_tr, B, &rp, &tl)) != NF_OK) break;
         rp.epochs = epoch;
         rp.train_loss = rp.val_loss = tl;
-        if (n_val) {   /* rows outside nothing (checked); a non-finite loss is just bad */
+        if (n_val) {   /* a non-finite loss is just bad; an error (a row beyond nf_real once
+                          standardised) stops the fit, naming the caller's row */
             double vl;
             r = nf__eval_nll(f, y, ctx, w, fb.idx + n_tr, n_val, fb.batch, fb.bc, fb.lp, B, &vl, &vw);
             if (r != NF_OK) break;
@@ -5367,7 +5388,8 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
         }
         if (o.patience > 0 && bad >= o.patience) break;
     }
-    if (rp.best_epoch > 0) memcpy(f->params, fb.best, np * sizeof(nf_real));   /* on every exit */
+    /* on every exit, errors too: the best epoch's parameters, or the initial ones */
+    memcpy(f->params, fb.best, np * sizeof(nf_real));
     nf_trainer_destroy(tr);
     NF_FREE(fb.block, NULL);
     if (rep) *rep = rp;

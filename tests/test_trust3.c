@@ -172,6 +172,35 @@ static void test_spline_inverse_stable(void) {
     printf("# item 8: %s\n", why);
 }
 
+/* item 5: an extreme row (1e21 in float, 1e300 in double) in nf_fit's validation split: the error names the
+   caller's row, and the flow keeps its initial parameters (the error is in epoch 1) */
+static void test_fit_error_names_data_row(void) {
+    nf_real y[40 * 2]; int r0, i, found = 0, named = 0, restored = 0; nf_rng rng; char why[300] = "";
+    nf_rng_seed(&rng, 3);
+    for (r0 = 0; r0 < 40; ++r0) {
+        nf_flow_desc d; nf_flow *f; nf_fit_options o; nf_fit_report rep; nf_result r; nf_real *p0; size_t np; char want[64];
+        for (i = 0; i < 80; ++i) y[i] = nf_rng_normal(&rng);
+        y[r0 * 2] = (nf_real)(IS_DOUBLE ? 1e300 : 1e21);
+        nf_flow_desc_realnvp(&d, 2, 2, 8);
+        if (nf_flow_create(&f, &d) != NF_OK) continue;
+        np = nf_flow_num_params(f);
+        p0 = (nf_real *)malloc(np * sizeof(nf_real));
+        memcpy(p0, nf_flow_params(f), np * sizeof(nf_real));
+        nf_fit_options_default(&o); o.max_epochs = 3; o.batch = 8;
+        r = nf_fit(f, y, 40, NULL, &o, &rep);
+        if (r != NF_OK && rep.epochs == 1) {   /* stopped in epoch 1 (not refused before it) */
+            found++;
+            snprintf(want, sizeof want, "(row %d of the data", r0);
+            if (nf_flow_error_row(f) == r0 && strstr(nf_flow_error(f), want)) named++;
+            else snprintf(why, sizeof why, "row %d: error row %ld, \"%s\"", r0, nf_flow_error_row(f), nf_flow_error(f));
+            if (memcmp(p0, nf_flow_params(f), np * sizeof(nf_real)) == 0) restored++;
+        }
+        free(p0); nf_flow_destroy(f);
+    }
+    check(found > 0 && named == found, "item5_fit_validation_error_names_the_callers_row", why);
+    check(found > 0 && restored == found, "item5_fit_error_in_epoch_1_restores_initial_parameters", NULL);
+}
+
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     printf("# issue 18 trust tests, nf_real = %s\n", IS_DOUBLE ? "double" : "float");
@@ -179,6 +208,7 @@ int main(int argc, char **argv) {
     test_forward_stage_checks_logdet();
     test_presets_1d(quick);
     test_spline_inverse_stable();
+    test_fit_error_names_data_row();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }
