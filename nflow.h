@@ -3835,8 +3835,9 @@ NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf
 }
 /* z ~ base, y = g(z); log q(y) = log p_X(z) - log|det dg/dz| */
 NFDEF nf_result nf_flow_sample_ctx(nf_flow *f, nf_rng *rng, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *y, nf_real *logp) {
-    nf_real *cur; nf__ws w; size_t i; int r2, j, D, sh = ctx_rows == 1; nf_result r = nf__check_call(f, rng, n, y);
+    nf_real *cur; nf__ws w; size_t i; int r2, j, D, sh = ctx_rows == 1; nf_result r = nf__check_call(f, y, n, y);
     if (r != NF_OK) return r;
+    if (!rng) return nf__fail(f, NF_ERR_NULL, "rng is NULL (seed an nf_rng with nf_rng_seed)", -1);
     if ((r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
     D = f->dim;
     nf__ws_carve(f, &cur, &w);
@@ -4545,7 +4546,9 @@ NFDEF void nf_adam_config_default(nf_adam_config *c) {
 static const char *nf__adam_check(const nf_adam_config *c) {
     if (!(nf__isfinite_d(c->lr) && c->lr >= 0)) return "adam: lr must be finite and >= 0";
     if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1)) return "adam: beta1 and beta2 must be in [0, 1)";
-    if (!(nf__isfinite_d(c->eps) && c->eps > 0)) return "adam: eps must be finite and > 0";
+    if (!(nf__isfinite_d(c->eps) && c->eps >= NF__TINY)) return sizeof(nf_real) == 4
+        ? "adam: eps must be finite and >= 1.2e-38 (float's smallest normal: a smaller one rounds to 0)"
+        : "adam: eps must be finite and >= 2.2e-308 (double's smallest normal)";
     if (!(nf__isfinite_d(c->weight_decay) && c->weight_decay >= 0)) return "adam: weight_decay must be finite and >= 0";
     if (!(nf__isfinite_d(c->clip_norm) && c->clip_norm >= 0)) return "adam: clip_norm must be finite and >= 0";
     if (c->schedule < NF_SCHED_CONSTANT || c->schedule > NF_SCHED_STEP || c->total_steps < 0 || c->step_every < 0)
@@ -5226,20 +5229,23 @@ static nf_result nf__fit_stats(nf_flow *f, const nf_real *y, const nf_real *ctx,
     for (j = 0; j < D + C; ++j) {
         double mu, s, rmu, rs;
         nf__column_stats(f, y, ctx, idx, m, j, &mu, &s, &rmu, &rs);
-        if (rmu != 0 && rs < NF__MIN_LEVELS * fabs(rmu) * NF__EPS) {
+        if (j < D && rs == 0) {
+            nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
+            nf__msg_str(&mb, nf_result_string(NF_ERR_PRECISION)); nf__msg_str(&mb, ": data column ");
+            nf__msg_long(&mb, j);
+            if (fabs(rmu) * NF__EPS > 1)   /* steps of this precision exceed 1 there: values may have merged */
+                nf__msg_str(&mb, " is constant (its magnitude exceeds this precision's integers: if values differed before rounding, subtract an offset)");
+            else nf__msg_str(&mb, " is constant in the training rows: a density needs spread (drop the column)");
+            f->err_row = -1;
+            return NF_ERR_PRECISION;
+        }
+        if (rs > 0 && rmu != 0 && rs < NF__MIN_LEVELS * fabs(rmu) * NF__EPS) {
             nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
             nf__msg_str(&mb, nf_result_string(NF_ERR_PRECISION)); nf__msg_str(&mb, j < D ? ": data column " : ": context column ");
             nf__msg_long(&mb, j < D ? j : j - D); nf__msg_str(&mb, ": spread "); nf__msg_num(&mb, rs);
             nf__msg_str(&mb, " at magnitude "); nf__msg_num(&mb, fabs(rmu));
             nf__msg_str(&mb, sizeof(nf_real) == 4 ? " is below float precision" : " is below double precision");
             nf__msg_str(&mb, ": subtract an offset (e.g. the first value) before fitting");
-            f->err_row = -1;
-            return NF_ERR_PRECISION;
-        }
-        if (j < D && rs == 0) {
-            nf__msgbuf mb; mb.s = f->err; mb.n = 0; mb.cap = sizeof f->err;
-            nf__msg_str(&mb, nf_result_string(NF_ERR_PRECISION)); nf__msg_str(&mb, ": data column ");
-            nf__msg_long(&mb, j); nf__msg_str(&mb, " is constant: a density needs spread (drop the column)");
             f->err_row = -1;
             return NF_ERR_PRECISION;
         }
@@ -5314,8 +5320,11 @@ static nf_result nf__fit_check(nf_flow *f, const nf_real *y, const nf_real *ctx,
     nf_result r; size_t i;
     if ((r = nf__check_call(f, y, n, y)) != NF_OK) return r;
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "cannot train read-only weights", -1);
-    if (o->batch < 1 || o->max_epochs < 0 || o->patience < 0 || !(o->val_fraction >= 0 && o->val_fraction < 1))
-        return nf__fail(f, NF_ERR_ARG, "fit options out of range", -1);
+    if (o->batch < 1) return nf__fail(f, NF_ERR_ARG, "fit options: batch must be >= 1 (start from nf_fit_options_default)", -1);
+    if (o->max_epochs < 0) return nf__fail(f, NF_ERR_ARG, "fit options: max_epochs must be >= 0", -1);
+    if (o->patience < 0) return nf__fail(f, NF_ERR_ARG, "fit options: patience must be >= 0 (0: never stop early)", -1);
+    if (!(o->val_fraction >= 0 && o->val_fraction < 1)) return nf__fail(f, NF_ERR_ARG, "fit options: val_fraction must be in [0, 1)", -1);
+    if (o->standardize != 0 && o->standardize != 1) return nf__fail(f, NF_ERR_ARG, "fit options: standardize must be 0 or 1", -1);
     if (nf__adam_check(&o->adam)) return nf__fail(f, NF_ERR_ARG, nf__adam_check(&o->adam), -1);
     if (n < 2) return nf__fail(f, NF_ERR_ARG, "need at least 2 rows", -1);
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK) return r;
@@ -5330,6 +5339,7 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
                            const nf_fit_options *opt, nf_fit_report *rep) {
     nf_fit_options o; nf_trainer *tr = NULL; nf_rng rng; nf_result r; nf__fitbuf fb;
     size_t n_val, n_tr, i, B, np; long epoch, bad = 0; nf_fit_report rp; double tl, vw = 0;
+    memset(&fb, 0, sizeof fb);
     if (rep) memset(rep, 0, sizeof *rep);   /* a refusal reports no steps */
     if (!f) return NF_ERR_NULL;
     if (opt) o = *opt; else nf_fit_options_default(&o);
@@ -5338,6 +5348,7 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
     n_val = (size_t)((double)n * o.val_fraction);
     if (n_val >= n) n_val = n - 1;
     n_tr = n - n_val;
+    if (n_tr < 2) return nf__fail(f, NF_ERR_ARG, "fewer than 2 training rows after holding out val_fraction (lower it, or give more rows)", -1);
     B = (size_t)o.batch < n_tr ? (size_t)o.batch : n_tr;
     if ((r = nf__fit_alloc(f, n, B, &fb)) != NF_OK) return r;
     nf_rng_seed(&rng, o.seed);
@@ -5388,6 +5399,8 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
         }
         if (o.patience > 0 && bad >= o.patience) break;
     }
+    if (r == NF_OK && rp.steps == 0 && rp.rejected_steps > 0)
+        r = nf__fail(f, NF_ERR_DIVERGED, "every training step was refused (a non-finite loss or gradient): lower adam.lr, or check the data", -1);
     /* on every exit, errors too: the best epoch's parameters, or the initial ones */
     memcpy(f->params, fb.best, np * sizeof(nf_real));
     nf_trainer_destroy(tr);

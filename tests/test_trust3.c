@@ -201,6 +201,40 @@ static void test_fit_error_names_data_row(void) {
     check(found > 0 && restored == found, "item5_fit_error_in_epoch_1_restores_initial_parameters", NULL);
 }
 
+/* item 7: refusals name the field or the real cause */
+static void test_fit_messages(void) {
+    nf_flow_desc d; nf_flow *f; nf_fit_options o; nf_fit_report rep; nf_result r; nf_real y[20 * 2], s[4]; int i; nf_rng rng;
+    nf_rng_seed(&rng, 5);
+    for (i = 0; i < 40; ++i) y[i] = nf_rng_normal(&rng);
+    nf_flow_desc_realnvp(&d, 2, 2, 8);
+    if (nf_flow_create(&f, &d) != NF_OK) { check(0, "item7_flow_created", NULL); return; }
+    nf_fit_options_default(&o); o.batch = 0;
+    r = nf_fit(f, y, 20, NULL, &o, &rep);
+    check(r == NF_ERR_ARG && strstr(nf_flow_error(f), "batch"), "item7_batch_0_named", nf_flow_error(f));
+    nf_fit_options_default(&o); o.val_fraction = 1.5;
+    r = nf_fit(f, y, 20, NULL, &o, &rep);
+    check(r == NF_ERR_ARG && strstr(nf_flow_error(f), "val_fraction"), "item7_val_fraction_named", nf_flow_error(f));
+    memset(&o, 0, sizeof o);
+    r = nf_fit(f, y, 20, NULL, &o, &rep);
+    check(r == NF_ERR_ARG && strstr(nf_flow_error(f), "nf_fit_options_default"), "item7_zeroed_options_point_to_the_default", nf_flow_error(f));
+    nf_fit_options_default(&o); o.max_epochs = 1; o.val_fraction = 0.5;
+    r = nf_fit(f, y, 2, NULL, &o, &rep);
+    check(r == NF_ERR_ARG && strstr(nf_flow_error(f), "training rows") && !strstr(nf_flow_error(f), "constant"),
+          "item7_one_training_row_is_not_a_constant_column", nf_flow_error(f));
+    for (i = 0; i < 20; ++i) y[2 * i + 1] = 5;   /* column 1 constant, not at zero */
+    nf_fit_options_default(&o); o.max_epochs = 1;
+    r = nf_fit(f, y, 20, NULL, &o, &rep);
+    check(r == NF_ERR_PRECISION && strstr(nf_flow_error(f), "constant") && !strstr(nf_flow_error(f), "offset"),
+          "item7_constant_column_called_constant", nf_flow_error(f));
+    for (i = 0; i < 20; ++i) y[2 * i + 1] = nf_rng_normal(&rng);
+    r = nf_flow_sample(f, NULL, 2, s, NULL);
+    check(r == NF_ERR_NULL && strstr(nf_flow_error(f), "rng"), "item7_null_rng_named", nf_flow_error(f));
+    nf_fit_options_default(&o); o.max_epochs = 2; o.adam.eps = IS_DOUBLE ? 1e-320 : 1e-50;
+    r = nf_fit(f, y, 20, NULL, &o, &rep);
+    check(r == NF_ERR_ARG && strstr(nf_flow_error(f), "eps") && rep.steps == 0, "item7_adam_eps_zero_in_this_precision_refused", nf_flow_error(f));
+    nf_flow_destroy(f);
+}
+
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     printf("# issue 18 trust tests, nf_real = %s\n", IS_DOUBLE ? "double" : "float");
@@ -209,6 +243,7 @@ int main(int argc, char **argv) {
     test_presets_1d(quick);
     test_spline_inverse_stable();
     test_fit_error_names_data_row();
+    test_fit_messages();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }
