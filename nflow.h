@@ -61,7 +61,8 @@
                            built with -Os it is one dot product per element (0.2 KB of code),
                            unless NFLOW_FAST_GEMM asks for the register-tiled one (2.2-2.7 KB)
        NFLOW_OPENMP        threads from OpenMP (compile with -fopenmp); see nf_parallel
-       Pay only for what you use (a flow that needs a removed part is refused, NF_ERR_ARG):
+       Pay only for what you use (a flow or model file that needs a removed part is refused
+       with NF_ERR_UNSUPPORTED; nf_flow_desc_check / nf_flow_load_check name the switch):
        NFLOW_NO_LU, NFLOW_NO_MONOTONE, NFLOW_NO_SPLINE, NFLOW_NO_AUTOREGRESSIVE,
        NFLOW_NO_ACTNORM   remove a layer kind (affine/additive couplings and permutations stay)
        NFLOW_NO_DOMAINS   no bounded or periodic parameters
@@ -76,7 +77,8 @@
        reference).
 
    API AT A GLANCE
-       errors     nf_result, nf_result_string, nf_flow_error, nf_flow_error_row
+       errors     nf_result, nf_result_string, nf_flow_error, nf_flow_error_row,
+                  nf_flow_desc_check, nf_flow_load_check (no flow yet: why not)
        memory     nf_arena_init (caller memory), nf_arena_create/destroy (hooks),
                   nf_arena_alloc, nf_arena_reset
        random     nf_rng_seed, nf_rng_u32, nf_rng_uniform, nf_rng_normal
@@ -118,7 +120,10 @@
        Every fallible function returns nf_result (NF_OK == 0). Bad input (NULL, bad
        dimension, NaN/Inf data, corrupt file, out of memory) gives an error code, never
        a crash, print, exit or abort. nf_flow_error(f) gives a message with detail
-       (for non-finite data: the first bad row, also in nf_flow_error_row(f)).
+       (for non-finite data: the first bad row, also in nf_flow_error_row(f)). When
+       creating or loading fails there is no flow to ask: nf_flow_desc_check and
+       nf_flow_load_check return the same code with a message naming the layer and
+       field, or the NFLOW_NO_* switch that removed a needed part.
        No call returns NF_OK with a NaN or Inf it computed: inference checks what it
        writes, and a row whose result is not finite (an input so extreme that the
        network overflows nf_real, or a density below the smallest nf_real) is
@@ -435,6 +440,11 @@ NFDEF nf_result nf_flow_init(nf_flow **out, const nf_flow_desc *d, void *mem, si
    one thread, the default; with NFLOW_OPENMP, OpenMP's). Same results either way. */
 NFDEF nf_result nf_flow_set_parallel(nf_flow *f, nf_parallel_fn run, void *pool, int threads);
 NFDEF nf_result nf_flow_create(nf_flow **out, const nf_flow_desc *d);
+/* Why nf_flow_create / nf_flow_init would refuse d, when there is no flow to hold the
+   message: the same code (NF_OK: d is valid) and a message naming the layer and field
+   ("layer 2 (spline coupling): bins must be 0 (default 8) or in 2..64"), or the
+   NFLOW_NO_* switch that removed a part d needs (NF_ERR_UNSUPPORTED). */
+NFDEF nf_result nf_flow_desc_check(const nf_flow_desc *d, char *msg, size_t cap);
 NFDEF void      nf_flow_destroy(nf_flow *f);  /* frees only what nf_flow_create allocated */
 
 NFDEF int            nf_flow_dim(const nf_flow *f);
@@ -533,6 +543,10 @@ NFDEF nf_result nf_flow_load_desc(const void *buf, size_t len, nf_flow_desc *d, 
 NFDEF nf_result nf_flow_load_into(nf_flow *f, const void *buf, size_t len);
 /* nf_flow_create + nf_flow_load_into. */
 NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len);
+/* Why a model file would not load, when there is no flow to hold the message: the code
+   nf_flow_load's checks give (NF_OK: it loads) and a message naming the layer or
+   dimension and the field, or the NFLOW_NO_* switch that removed a part it needs. */
+NFDEF nf_result nf_flow_load_check(const void *buf, size_t len, char *msg, size_t cap);
 #endif
 #if !defined(NFLOW_NO_LOADER) || !defined(NFLOW_NO_TRAINING)
 NFDEF uint32_t  nf_crc32(uint32_t crc, const void *data, size_t n);
@@ -2116,6 +2130,7 @@ static nf_result nf__fail(nf_flow *f, nf_result r, const char *what, long row) {
     return r;
 }
 
+#ifndef NFLOW_NO_TRAINING
 /* An error about row k of an internal buffer, renamed as the caller's row `row` (what the
    caller can look up): the message's " (row k)" is replaced. */
 static void nf__fail_rename_row(nf_flow *f, long row, const char *where) {
@@ -2127,6 +2142,7 @@ static void nf__fail_rename_row(nf_flow *f, long row, const char *where) {
     nf__msg_str(&m, " (row "); nf__msg_long(&m, row); nf__msg_str(&m, where); nf__msg_str(&m, ")");
     f->err_row = row;
 }
+#endif
 
 NFDEF void nf_flow_desc_init(nf_flow_desc *d, int dim) {
     if (!d) return;
@@ -2185,7 +2201,8 @@ typedef struct nf__kind {
     const char *name;
     /* checks the settings and fills the shape: L->np parameters, L->ni index ints,
        L->width (the widest workspace row it needs); C is the context's length */
-    nf_result (*plan)(const nf_layer_desc *ld, int D, int C, nf__layer *L);
+#define NF__REFUSE(code, text) return (*why = (text), (code))
+    nf_result (*plan)(const nf_layer_desc *ld, int D, int C, nf__layer *L, const char **why);   /* *why: a refusal's reason */
     void (*canon)(const nf_layer_desc *ld, nf_layer_desc *c);   /* defaults in, unused fields 0 */
     void (*setup)(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints);
     void (*init)(const nf__layer *L, nf_real *p, int D, nf_rng *rng);   /* NULL: all zero */
@@ -2205,12 +2222,12 @@ static const nf__kind *nf__kind_of(int kind);   /* NULL: unknown (or compiled ou
 
 /* The MLP conditioner of couplings: nin inputs, depth hidden layers of width hidden with
    activation act, nout outputs; weights (in x out, row-major) then bias, layer by layer. */
-static nf_result nf__mlp_plan(nf__layer *L) {
+static nf_result nf__mlp_plan(nf__layer *L, const char **why) {
     int ok = 1, dep; size_t p, h = (size_t)L->hidden;
     p = nf__madd(h, (size_t)L->nin, h, &ok);                                   /* nin x h + h */
     for (dep = 1; dep < L->depth; ++dep) p = nf__madd(nf__madd(p, 1, h, &ok), h, h, &ok);
     p = nf__madd(nf__madd(p, 1, (size_t)L->nout, &ok), h, (size_t)L->nout, &ok);
-    if (!ok) return NF_ERR_OVERFLOW;
+    if (!ok) NF__REFUSE(NF_ERR_OVERFLOW, "the conditioner's size overflows");
     L->np = p; L->width = L->hidden;
     return NF_OK;
 }
@@ -2524,21 +2541,22 @@ static void nf__tf_canon(const nf_layer_desc *l, int transform, nf_layer_desc *c
     c->min_height = l->min_height != 0 ? l->min_height : 1e-3f;
     c->min_derivative = l->min_derivative != 0 ? l->min_derivative : 1e-3f;
 }
-static nf_result nf__tf_plan(const nf_layer_desc *l, int transform, nf__layer *L) {
+static nf_result nf__tf_plan(const nf_layer_desc *l, int transform, nf__layer *L, const char **why) {
     nf_layer_desc c; memset(&c, 0, sizeof c);
     nf__tf_canon(l, transform, &c);
     L->transform = transform;
     /* 0 is the default; a clamp below 1e-6 would make raw / clamp overflow (0 * inf) */
-    if (transform == NF__T_AFFINE && !(l->clamp == 0 || (l->clamp >= 1e-6f && l->clamp < 1e30f))) return NF_ERR_ARG;
+    if (transform == NF__T_AFFINE && !(l->clamp == 0 || (l->clamp >= 1e-6f && l->clamp < 1e30f))) NF__REFUSE(NF_ERR_ARG, "clamp must be 0 (default) or in [1e-6, 1e30)");
     L->clamp = (nf_real)c.clamp;
     if (transform != NF__T_SPLINE) return NF_OK;
 #ifdef NFLOW_NO_SPLINE
-    return NF_ERR_ARG;   /* compiled out */
+    NF__REFUSE(NF_ERR_UNSUPPORTED, "a spline transformer: this build defines NFLOW_NO_SPLINE");
 #endif
-    if (c.bins < 2 || c.bins > NF__MAXBINS) return NF_ERR_ARG;
-    if (!(c.tail_bound > 0 && c.tail_bound < 1e6f)) return NF_ERR_ARG;
-    if (!(c.min_width > 0 && c.min_width * (float)c.bins < 1) || !(c.min_height > 0 && c.min_height * (float)c.bins < 1) ||
-        !(c.min_derivative > 0 && c.min_derivative < 1)) return NF_ERR_ARG;
+    if (c.bins < 2 || c.bins > NF__MAXBINS) NF__REFUSE(NF_ERR_ARG, "bins must be 0 (default 8) or in 2..64");
+    if (!(c.tail_bound > 0 && c.tail_bound < 1e6f)) NF__REFUSE(NF_ERR_ARG, "tail_bound must be 0 (default 3) or in (0, 1e6)");
+    if (!(c.min_width > 0 && c.min_width * (float)c.bins < 1) || !(c.min_height > 0 && c.min_height * (float)c.bins < 1))
+        NF__REFUSE(NF_ERR_ARG, "min_width and min_height must be > 0 with bins x min < 1");
+    if (!(c.min_derivative > 0 && c.min_derivative < 1)) NF__REFUSE(NF_ERR_ARG, "min_derivative must be in (0, 1)");
     L->bins = c.bins; L->tail = (nf_real)c.tail_bound;
     L->min_w = (nf_real)c.min_width; L->min_h = (nf_real)c.min_height; L->min_d = (nf_real)c.min_derivative;
     return NF_OK;
@@ -2554,21 +2572,28 @@ static void nf__coupling_canon(const nf_layer_desc *l, nf_layer_desc *c) {
     c->mask = l->mask; c->parity = l->parity;
     nf__tf_canon(l, nf__coupling_transform(l->kind), c);
 }
-static nf_result nf__coupling_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+/* the conditioner's settings, shared by couplings and autoregressive layers */
+static nf_result nf__net_check(const nf_layer_desc *c, const char **why) {
+    if (c->hidden < 1 || c->hidden > (1 << 16)) NF__REFUSE(NF_ERR_ARG, "hidden must be 0 (default 64) or in 1..65536");
+    if (c->depth < 1 || c->depth > 64) NF__REFUSE(NF_ERR_ARG, "depth must be 0 (default 2) or in 1..64");
+    if (c->activation < NF_ACT_RELU || c->activation > NF_ACT_IDENTITY) NF__REFUSE(NF_ERR_ARG, "unknown activation");
+    if (!NF__HAS_ACT(c->activation)) NF__REFUSE(NF_ERR_UNSUPPORTED, "an activation this build's NFLOW_ACTIVATIONS leaves out");
+    return NF_OK;
+}
+static nf_result nf__coupling_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L, const char **why) {
     nf_layer_desc c; int j; nf_result r;
     nf__coupling_canon(ld, &c);
-    if (c.hidden < 1 || c.hidden > (1 << 16) || c.depth < 1 || c.depth > 64) return NF_ERR_ARG;
-    if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY || !NF__HAS_ACT(c.activation)) return NF_ERR_ARG;
-    if (c.mask != NF_MASK_CHECKER && c.mask != NF_MASK_HALF) return NF_ERR_ARG;
-    if (c.parity != 0 && c.parity != 1) return NF_ERR_ARG;
-    if ((r = nf__tf_plan(ld, nf__coupling_transform(ld->kind), L)) != NF_OK) return r;
+    if ((r = nf__net_check(&c, why)) != NF_OK) return r;
+    if (c.mask != NF_MASK_CHECKER && c.mask != NF_MASK_HALF) NF__REFUSE(NF_ERR_ARG, "mask must be NF_MASK_CHECKER or NF_MASK_HALF");
+    if (c.parity != 0 && c.parity != 1) NF__REFUSE(NF_ERR_ARG, "parity must be 0 or 1");
+    if ((r = nf__tf_plan(ld, nf__coupling_transform(ld->kind), L, why)) != NF_OK) return r;
     L->hidden = c.hidden; L->depth = c.depth; L->act = c.activation;
     for (j = 0; j < D; ++j) if (nf__coupling_kept(ld, D, j)) L->nk++; else L->nt++;
-    if (L->nt == 0) return NF_ERR_ARG;
+    if (L->nt == 0) NF__REFUSE(NF_ERR_ARG, "the mask transforms no dimension (a coupling needs dim >= 2)");
     L->nout = nf__tf_params(L) * L->nt;
     L->nin = L->nk + C;   /* the context enters every conditioner */
     L->ni = (size_t)D;    /* keep | trans */
-    return nf__mlp_plan(L);
+    return nf__mlp_plan(L, why);
 }
 static void nf__coupling_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints) {
     int j, a = 0, c = 0;
@@ -2625,22 +2650,22 @@ static void nf__ar_canon(const nf_layer_desc *l, nf_layer_desc *c) {
     if (l->order == NF_ORDER_RANDOM) c->seed = l->seed;
     nf__tf_canon(l, nf__ar_transform(l), c);
 }
-static nf_result nf__ar_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+static nf_result nf__ar_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L, const char **why) {
     nf_layer_desc c; nf_result r; int ok = 1;
     nf__ar_canon(ld, &c);
-    if (c.hidden < 1 || c.hidden > (1 << 16) || c.depth < 1 || c.depth > 64) return NF_ERR_ARG;
-    if (c.activation < NF_ACT_RELU || c.activation > NF_ACT_IDENTITY || !NF__HAS_ACT(c.activation)) return NF_ERR_ARG;
-    if ((c.transformer != NF_TRANSFORM_AFFINE && c.transformer != NF_TRANSFORM_SPLINE) || (c.inverse != 0 && c.inverse != 1) ||
-        c.order < NF_ORDER_NATURAL || c.order > NF_ORDER_RANDOM) return NF_ERR_ARG;
-    if ((r = nf__tf_plan(ld, nf__ar_transform(ld), L)) != NF_OK) return r;
+    if ((r = nf__net_check(&c, why)) != NF_OK) return r;
+    if (c.transformer != NF_TRANSFORM_AFFINE && c.transformer != NF_TRANSFORM_SPLINE) NF__REFUSE(NF_ERR_ARG, "transformer must be NF_TRANSFORM_AFFINE or NF_TRANSFORM_SPLINE");
+    if (c.inverse != 0 && c.inverse != 1) NF__REFUSE(NF_ERR_ARG, "inverse must be 0 (MAF) or 1 (IAF)");
+    if (c.order < NF_ORDER_NATURAL || c.order > NF_ORDER_RANDOM) NF__REFUSE(NF_ERR_ARG, "unknown order");
+    if ((r = nf__tf_plan(ld, nf__ar_transform(ld), L, why)) != NF_OK) return r;
     L->hidden = c.hidden; L->depth = c.depth; L->act = c.activation; L->ar_inverse = c.inverse;
     L->nin = D + C; L->nt = D;
     L->nout = nf__tf_params(L) * D;
     L->seq = 1;   /* the direction that needs D passes builds its output in a buffer */
     /* order, its inverse, hidden degrees, each feature's parameter columns */
     L->ni = nf__madd(nf__madd(2 * (size_t)D, (size_t)c.depth, (size_t)c.hidden, &ok), (size_t)nf__tf_params(L), (size_t)D, &ok);
-    if (!ok) return NF_ERR_OVERFLOW;
-    return nf__mlp_plan(L);
+    if (!ok) NF__REFUSE(NF_ERR_OVERFLOW, "the layer's size overflows");
+    return nf__mlp_plan(L, why);
 }
 static void nf__ar_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index, int *ints) {
     int j, k, P = nf__tf_params(L), C = L->nin - D, top = C > 0 ? D : (D > 1 ? D - 1 : 1);
@@ -2752,8 +2777,8 @@ static void nf__perm_canon(const nf_layer_desc *l, nf_layer_desc *c) {
     c->kind = l->kind;
     if (l->kind != NF_LAYER_REVERSE) c->seed = l->seed;
 }
-static nf_result nf__perm_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
-    (void)ld; (void)C;
+static nf_result nf__perm_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L, const char **why) {
+    (void)ld; (void)C; (void)why;
     L->ni = 2 * (size_t)D;
     return NF_OK;
 }
@@ -2792,8 +2817,8 @@ static nf_tensor *nf__perm_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *
    nf_flow_data_init) sets s and b once from data, so the layer's output starts
    zero-mean and unit-variance. */
 static void nf__actnorm_canon(const nf_layer_desc *l, nf_layer_desc *c) { memset(c, 0, sizeof *c); c->kind = l->kind; }
-static nf_result nf__actnorm_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
-    (void)ld; (void)C;
+static nf_result nf__actnorm_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L, const char **why) {
+    (void)ld; (void)C; (void)why;
     L->np = 2 * (size_t)D;
     return NF_OK;
 }
@@ -2843,9 +2868,9 @@ static nf_tensor *nf__actnorm_tape_inv(nf__tctx *c, const nf__layer *L, nf_tenso
    solves. Parameters: a D x D block M holding L's strict lower and U's strict upper part,
    then s (D). Starts as W = P. */
 static void nf__lu_canon(const nf_layer_desc *l, nf_layer_desc *c) { memset(c, 0, sizeof *c); c->kind = l->kind; c->seed = l->seed; }
-static nf_result nf__lu_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+static nf_result nf__lu_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L, const char **why) {
     (void)ld; (void)C;
-    if (D > 4096) return NF_ERR_SHAPE;
+    if (D > 4096) NF__REFUSE(NF_ERR_SHAPE, "an LU linear layer takes dim <= 4096");
     L->np = (size_t)D * (size_t)D + (size_t)D; L->ni = 2 * (size_t)D;
     return NF_OK;
 }
@@ -3000,10 +3025,10 @@ static nf_tensor *nf__lu_tape_inv(nf__tctx *c, const nf__layer *L, nf_tensor *z)
    root. What affine couplings cannot do in 1-D (make a Gaussian bimodal), this does.
    Parameters a (D), then b, c, d (D x K each). Settings: hidden = K (8). */
 static void nf__mono_canon(const nf_layer_desc *l, nf_layer_desc *c) { memset(c, 0, sizeof *c); c->kind = l->kind; c->hidden = l->hidden ? l->hidden : 8; }
-static nf_result nf__mono_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L) {
+static nf_result nf__mono_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L, const char **why) {
     (void)C;
     L->hidden = ld->hidden ? ld->hidden : 8;
-    if (L->hidden < 1 || L->hidden > 256) return NF_ERR_ARG;
+    if (L->hidden < 1 || L->hidden > 256) NF__REFUSE(NF_ERR_ARG, "a monotone layer's hidden must be 0 (default 8) or in 1..256");
     L->np = (size_t)D + 3 * (size_t)D * (size_t)L->hidden;
     L->ni = 2 * (size_t)D * (size_t)L->hidden;
     L->width = 2 * L->hidden;
@@ -3244,21 +3269,23 @@ NFDEF nf_result nf_flow_desc_posterior(nf_flow_desc *d, int dim, int couplings, 
 /* A domain: NF_OK, NF_ERR_ARG if invalid, NF_ERR_RANGE if valid but not computable in
    this build's nf_real (a float build cannot tell 1e9 from 1e9 + 1). */
 #if !defined(NFLOW_NO_DOMAINS) || !defined(NFLOW_NO_LOADER)
-static nf_result nf__domain_check(const nf_domain *m) {
-    if (m->kind < NF_DOMAIN_REAL || m->kind >= NF_DOMAIN_KIND_COUNT || (m->fixed_cut != 0 && m->fixed_cut != 1)) return NF_ERR_ARG;
+static nf_result nf__domain_check(const nf_domain *m, const char **why) {
+    if (m->kind < NF_DOMAIN_REAL || m->kind >= NF_DOMAIN_KIND_COUNT) NF__REFUSE(NF_ERR_ARG, "unknown domain kind");
+    if (m->fixed_cut != 0 && m->fixed_cut != 1) NF__REFUSE(NF_ERR_ARG, "fixed_cut must be 0 or 1");
     if (m->kind == NF_DOMAIN_REAL) return NF_OK;
-    if (!nf__isfinite_d(m->lo)) return NF_ERR_ARG;
-    if (m->kind != NF_DOMAIN_LOWER && !(nf__isfinite_d(m->hi) && m->hi > m->lo)) return NF_ERR_ARG;
-    if (m->kind == NF_DOMAIN_PERIODIC && !nf__isfinite_d(m->cut)) return NF_ERR_ARG;
-    if (!nf__isfinite(NF__R(m->lo))) return NF_ERR_RANGE;
+    if (!nf__isfinite_d(m->lo)) NF__REFUSE(NF_ERR_ARG, "domain lo must be finite");
+    if (m->kind != NF_DOMAIN_LOWER && !(nf__isfinite_d(m->hi) && m->hi > m->lo)) NF__REFUSE(NF_ERR_ARG, "domain hi must be finite and above lo");
+    if (m->kind == NF_DOMAIN_PERIODIC && !nf__isfinite_d(m->cut)) NF__REFUSE(NF_ERR_ARG, "a periodic domain's cut must be finite");
+    if (!nf__isfinite(NF__R(m->lo))) NF__REFUSE(NF_ERR_RANGE, "domain lo is beyond this precision");
     if (m->kind == NF_DOMAIN_LOWER) return NF_OK;
-    if (!(NF__R(m->hi) > NF__R(m->lo)) || !nf__isfinite(NF__R(m->hi) - NF__R(m->lo))) return NF_ERR_RANGE;
+    if (!(NF__R(m->hi) > NF__R(m->lo)) || !nf__isfinite(NF__R(m->hi) - NF__R(m->lo))) NF__REFUSE(NF_ERR_RANGE, "domain lo and hi are not distinct, or too far apart, in this precision");
     {   /* the maps keep points P EPS inside the edges: that must be a normal number, and the
            interval must hold at least 16 values per edge's ulp (1e9 .. 1e9 + 1 in float does not) */
         double P = (double)(NF__R(m->hi) - NF__R(m->lo)), a = fabs(m->lo) > fabs(m->hi) ? fabs(m->lo) : fabs(m->hi);
-        if (P * NF__EPS < NF__TINY || P < 16 * NF__EPS * a) return NF_ERR_RANGE;
+        if (P * NF__EPS < NF__TINY || P < 16 * NF__EPS * a) NF__REFUSE(NF_ERR_RANGE, "domain interval too narrow for this precision (fewer than 16 values per ulp of its edges)");
     }
-    return m->kind != NF_DOMAIN_PERIODIC || nf__isfinite(NF__R(m->cut)) ? NF_OK : NF_ERR_RANGE;
+    if (m->kind == NF_DOMAIN_PERIODIC && !nf__isfinite(NF__R(m->cut))) NF__REFUSE(NF_ERR_RANGE, "the periodic cut is beyond this precision");
+    return NF_OK;
 }
 #endif
 
@@ -3267,50 +3294,72 @@ static nf_result nf__domain_check(const nf_domain *m) {
    conditioner row (width), widest conditioner output (out, at least 2D) and whether a
    layer needs the sequential-pass buffer (seq). */
 typedef struct nf__shape { size_t np, ni; int width, out, seq; } nf__shape;
-static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, nf__shape *sh) {
+/* The layer kinds a build can leave out, and the switch that does it */
+static const char *nf__kind_switch(int kind) {
+    switch (kind) {
+    case NF_LAYER_ACTNORM: return "an ActNorm layer: this build defines NFLOW_NO_ACTNORM";
+    case NF_LAYER_LU_LINEAR: return "an LU linear layer: this build defines NFLOW_NO_LU";
+    case NF_LAYER_MONOTONE: return "a monotone layer: this build defines NFLOW_NO_MONOTONE";
+    case NF_LAYER_SPLINE_COUPLING: return "a spline coupling: this build defines NFLOW_NO_SPLINE";
+    case NF_LAYER_AUTOREGRESSIVE: return "an autoregressive layer: this build defines NFLOW_NO_AUTOREGRESSIVE";
+    default: return NULL;
+    }
+}
+/* Checks a description and gives its shape; a refusal sets *why (a static string) and
+   *where (the layer, or -1 for the flow, or -2 - j for dimension j's domain). */
+static nf_result nf__plan(const nf_flow_desc *d, nf_flow *f, nf__shape *sh, const char **why, int *where) {
     size_t np = 0, ni = 0; int i, D, mw, mo, seq = 0, ok = 1;
-    if (!d) return NF_ERR_NULL;
+    *where = -1;
+    if (!d) NF__REFUSE(NF_ERR_NULL, "the description is NULL");
     D = d->dim;
-    if (D < 1 || D > NF__MAXDIM) return NF_ERR_SHAPE;
-    if (d->n_layers < 0 || d->n_layers > NF_MAX_LAYERS) return NF_ERR_ARG;
-    if (d->base != NF_BASE_STD_NORMAL && d->base != NF_BASE_DIAG_GAUSSIAN) return NF_ERR_ARG;
-    if (d->chunk < 0 || d->chunk > (1 << 20)) return NF_ERR_ARG;
-    if (d->context_dim < 0 || d->context_dim > (1 << 16)) return NF_ERR_ARG;
+    if (D < 1 || D > NF__MAXDIM) NF__REFUSE(NF_ERR_SHAPE, "dim must be in 1..2^20");
+    if (d->n_layers < 0 || d->n_layers > NF_MAX_LAYERS) NF__REFUSE(NF_ERR_ARG, "n_layers must be in 0..NF_MAX_LAYERS");
+    if (d->base != NF_BASE_STD_NORMAL && d->base != NF_BASE_DIAG_GAUSSIAN) NF__REFUSE(NF_ERR_ARG, "unknown base");
+    if (d->chunk < 0 || d->chunk > (1 << 20)) NF__REFUSE(NF_ERR_ARG, "chunk must be in 0..2^20");
+    if (d->context_dim < 0 || d->context_dim > (1 << 16)) NF__REFUSE(NF_ERR_ARG, "context_dim must be in 0..65536");
     if (d->domains) for (i = 0; i < D; ++i) {
+        *where = -2 - i;
 #ifdef NFLOW_NO_DOMAINS   /* compiled out: only the real line, and none of the checks' arithmetic */
-        if (d->domains[i].kind != NF_DOMAIN_REAL || d->domains[i].fixed_cut != 0) return NF_ERR_ARG;
+        if (d->domains[i].kind != NF_DOMAIN_REAL || d->domains[i].fixed_cut != 0)
+            NF__REFUSE(NF_ERR_UNSUPPORTED, "a bounded or periodic parameter: this build defines NFLOW_NO_DOMAINS");
 #else
-        nf_result r = nf__domain_check(&d->domains[i]);
-        if (r != NF_OK) return r;
+        {
+            nf_result r = nf__domain_check(&d->domains[i], why);
+            if (r != NF_OK) return r;
+        }
 #endif
     }
+    *where = -1;
 #ifdef NFLOW_NO_CONTEXT
-    if (d->context_dim) return NF_ERR_ARG;   /* compiled out */
+    if (d->context_dim) NF__REFUSE(NF_ERR_UNSUPPORTED, "a context (conditional flow): this build defines NFLOW_NO_CONTEXT");
 #endif
 #ifdef NFLOW_NO_DIAG_BASE
-    if (d->base != NF_BASE_STD_NORMAL) return NF_ERR_ARG;   /* compiled out */
+    if (d->base != NF_BASE_STD_NORMAL) NF__REFUSE(NF_ERR_UNSUPPORTED, "a learnable base: this build defines NFLOW_NO_DIAG_BASE");
 #endif
     mw = mo = 2 * D;
     ni = 2 * (size_t)D;   /* iota */
     for (i = 0; i < d->n_layers; ++i) {
         const nf_layer_desc *ld = &d->layers[i]; const nf__kind *k = nf__kind_of(ld->kind);
         nf__layer L; nf_result r;
-        if (!k) return NF_ERR_ARG;
+        *where = i;
+        if (!k && nf__kind_switch(ld->kind)) NF__REFUSE(NF_ERR_UNSUPPORTED, nf__kind_switch(ld->kind));
+        if (!k) NF__REFUSE(NF_ERR_ARG, "unknown layer kind");
         memset(&L, 0, sizeof L);
         L.kind = ld->kind;
-        if ((r = k->plan(ld, D, d->context_dim, &L)) != NF_OK) return r;
+        if ((r = k->plan(ld, D, d->context_dim, &L, why)) != NF_OK) return r;
         if (L.width > mw) mw = L.width;
         if (L.nout > mo) mo = L.nout;
         seq |= L.seq;
         L.poff = np;
         np = nf__madd(np, L.np, 1, &ok);
         ni = nf__madd(ni, L.ni, 1, &ok);
-        if (!ok) return NF_ERR_OVERFLOW;
+        if (!ok) NF__REFUSE(NF_ERR_OVERFLOW, "the flow's parameter count overflows");
         if (f) f->layers[i] = L;
     }
+    *where = -1;
     if (f) f->base_off = np;
     if (d->base == NF_BASE_DIAG_GAUSSIAN) np = nf__madd(np, 2, (size_t)D, &ok);
-    if (!ok || np > ((size_t)-1) / 64) return NF_ERR_OVERFLOW;   /* room for 3 arrays of doubles and more */
+    if (!ok || np > ((size_t)-1) / 64) NF__REFUSE(NF_ERR_OVERFLOW, "the flow's parameter count overflows");   /* room for 3 arrays of doubles and more */
     if (sh) { sh->np = np; sh->ni = ni; sh->width = mw; sh->out = mo; sh->seq = seq; }
     return NF_OK;
 }
@@ -3331,11 +3380,12 @@ static size_t nf__al(size_t x) { return (x + 63) & ~(size_t)63; }
 /* Layout of a flow's single block: struct | params | mean | std | domains | ints | ws
    (off[0..6] are the ends). A flow with constant weights (own = 0) keeps no params,
    mean, std or domains of its own. */
-static nf_result nf__layout(const nf_flow_desc *d, int own, size_t off[7]) {
+static nf_result nf__layout(const nf_flow_desc *d, int own, size_t off[7], const char **why, int *where) {
     size_t np, ni, ws, t; nf__shape sh; nf_result r;
     int R = d && d->chunk ? d->chunk : 256;
-    r = nf__plan(d, NULL, &sh);
+    r = nf__plan(d, NULL, &sh, why, where);
     if (r != NF_OK) return r;
+    *why = "the flow's memory size overflows";
     np = sh.np; ni = sh.ni;
     if (!nf__ws_reals(d->dim, d->context_dim, R, &sh, &ws)) return NF_ERR_OVERFLOW;
     off[0] = nf__al(sizeof(nf_flow));
@@ -3351,15 +3401,36 @@ static nf_result nf__layout(const nf_flow_desc *d, int own, size_t off[7]) {
 }
 
 static nf_result nf__size(const nf_flow_desc *d, int own, size_t *bytes) {
-    size_t off[7]; nf_result r;
+    size_t off[7]; nf_result r; const char *why; int where;
     if (!d || !bytes) return NF_ERR_NULL;
-    r = nf__layout(d, own, off);
+    r = nf__layout(d, own, off, &why, &where);
     if (r != NF_OK) return r;
     *bytes = off[6] + 64;   /* slack to align the caller's block */
     return NF_OK;
 }
 NFDEF nf_result nf_flow_size(const nf_flow_desc *d, size_t *bytes) { return nf__size(d, 1, bytes); }
 NFDEF nf_result nf_flow_size_const(const nf_flow_desc *d, size_t *bytes) { return nf__size(d, 0, bytes); }
+
+/* "layer 3 (spline coupling): bins must be ..." into msg */
+static void nf__why_msg(nf_result r, const char *why, int where, const nf_flow_desc *d, char *msg, size_t cap) {
+    nf__msgbuf m;
+    if (!msg || cap == 0) return;
+    m.s = msg; m.n = 0; m.cap = cap; msg[0] = 0;
+    if (r == NF_OK) return;
+    nf__msg_str(&m, nf_result_string(r));
+    if (where >= 0) {
+        const char *nm = d && where < d->n_layers && nf__kind_of(d->layers[where].kind) ? nf__kind_of(d->layers[where].kind)->name : NULL;
+        nf__msg_str(&m, ": layer "); nf__msg_long(&m, where);
+        if (nm) { nf__msg_str(&m, " ("); nf__msg_str(&m, nm); nf__msg_str(&m, ")"); }
+    } else if (where <= -2) { nf__msg_str(&m, ": dimension "); nf__msg_long(&m, -2 - where); nf__msg_str(&m, "'s domain"); }
+    if (why) { nf__msg_str(&m, ": "); nf__msg_str(&m, why); }
+}
+NFDEF nf_result nf_flow_desc_check(const nf_flow_desc *d, char *msg, size_t cap) {
+    size_t off[7]; const char *why = NULL; int where = -1; nf_result r;
+    r = nf__layout(d, 1, off, &why, &where);
+    nf__why_msg(r, why, where, d, msg, cap);
+    return r;
+}
 
 /* Every kind initialises its own parameters, in layer order from one stream. */
 static void nf__init_params(nf_flow *f) {
@@ -3399,8 +3470,10 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     if (!out) return NF_ERR_NULL;
     *out = NULL;
     if (!d || !mem) return NF_ERR_NULL;
-    r = nf__layout(d, own, off);
-    if (r != NF_OK) return r;
+    {   const char *why; int where;
+        r = nf__layout(d, own, off, &why, &where);
+        if (r != NF_OK) return r;
+    }
     skip = (64 - (size_t)((uintptr_t)mem % 64)) % 64;
     if (bytes < skip || bytes - skip < off[6]) return NF_ERR_ARENA_FULL;
     b = (unsigned char *)mem + skip;
@@ -3408,7 +3481,7 @@ static nf_result nf__init(nf_flow **out, const nf_flow_desc *d, void *mem, size_
     f = (nf_flow *)b;
     f->desc = *d;
     for (i = 0; i < d->n_layers; ++i) nf__scrub_layer(&f->desc.layers[i]);
-    nf__plan(d, f, &sh);
+    {   const char *why; int where; nf__plan(d, f, &sh, &why, &where); }
     f->dim = D = d->dim; f->n_layers = d->n_layers; f->max_width = sh.width; f->max_out = sh.out; f->has_seq = sh.seq;
     f->chunk = d->chunk ? d->chunk : 256;
     f->n_params = sh.np;
@@ -4069,6 +4142,7 @@ typedef struct nf__model {
     size_t rsize, n_params, len;
     int has_dom;                      /* some parameter is bounded or periodic */
     const char *why;                  /* what a failure was about, when known */
+    int where;                        /* ... in which layer (>= 0), domain (-2 - j) or -1 */
 } nf__model;
 
 /* The loader never allocates more than NF__LOAD_FACTOR times the model's bytes plus
@@ -4093,7 +4167,7 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
     const unsigned char *p = (const unsigned char *)buf; uint64_t total, np64; size_t off, np, need, k, ns; nf__shape sh;
     uint32_t rb, nl, dim, cdim, j, lb; nf_result r;
     nf_flow_desc *d = &m->d;
-    m->why = NULL;
+    m->why = NULL; m->where = -1;
     if (!buf) return NF_ERR_NULL;
     if (memcmp(p, nf__magic, len < 8 ? len : 8) != 0) return NF_ERR_BAD_MAGIC;
     if (len < NF__HDR_BYTES) return NF_ERR_TRUNCATED;
@@ -4139,13 +4213,15 @@ static nf_result nf__parse(const void *buf, size_t len, nf__model *m) {
     m->doms = p + off;
     for (j = 0; j < dim; ++j, off += NF__DOMAIN_BYTES) {
         nf_domain dm; nf__get_domain(p + off, &dm);
-        if ((r = nf__domain_check(&dm)) != NF_OK) return r == NF_ERR_RANGE ? r : NF_ERR_CORRUPT;
+        if ((r = nf__domain_check(&dm, &m->why)) != NF_OK) { m->where = -2 - (int)j; return r == NF_ERR_RANGE ? r : NF_ERR_CORRUPT; }
 #ifdef NFLOW_NO_DOMAINS   /* the maps are compiled out: such a model would compute wrong densities */
-        if (dm.kind != NF_DOMAIN_REAL) { m->why = "the model has a bounded or periodic parameter: this build defines NFLOW_NO_DOMAINS"; return NF_ERR_UNSUPPORTED; }
+        if (dm.kind != NF_DOMAIN_REAL) { m->why = "a bounded or periodic parameter: this build defines NFLOW_NO_DOMAINS"; m->where = -2 - (int)j; return NF_ERR_UNSUPPORTED; }
 #endif
         if (dm.kind != NF_DOMAIN_REAL) m->has_dom = 1;
     }
-    if ((r = nf__plan(d, NULL, &sh)) != NF_OK) return NF_ERR_CORRUPT;
+    if ((r = nf__plan(d, NULL, &sh, &m->why, &m->where)) != NF_OK)   /* a part this build left out, or a bad file */
+        return r == NF_ERR_UNSUPPORTED ? r : NF_ERR_CORRUPT;
+    m->why = NULL; m->where = -1;
     np = sh.np;
     np64 = nf__get_u64(p + off); off += 8;
     if (np64 != (uint64_t)np) return NF_ERR_CORRUPT;
@@ -4242,7 +4318,11 @@ static nf_result nf__load_into(nf_flow *f, const void *buf, size_t len, int doma
     if (!f) return NF_ERR_NULL;
     f->err[0] = 0; f->err_row = -1;
     if (f->readonly) return nf__fail(f, NF_ERR_READONLY, "constant flow", -1);
-    if ((r = nf__parse(buf, len, &m)) != NF_OK) return nf__fail(f, r, m.why ? m.why : "loading model", -1);
+    if ((r = nf__parse(buf, len, &m)) != NF_OK) {
+        nf__why_msg(r, m.why, m.where, &m.d, f->err, sizeof f->err);
+        if (!m.why) nf__fail(f, r, "loading model", -1);
+        return r;
+    }
     if ((r = nf__compare_arch(f, &m, domains)) != NF_OK) return r;
     q = m.reals; C = f->ctx_dim; D = f->dim;
 #define NF__RD(i) (m.rsize == 4 ? (nf_real)nf__get_f32(q + 4 * (i)) : (nf_real)nf__get_f64(q + 8 * (i)))
@@ -4271,6 +4351,11 @@ NFDEF nf_result nf_flow_load(nf_flow **out, const void *buf, size_t len) {
     if ((r = nf__parse(buf, len, &m)) != NF_OK) return r;
     if ((r = nf_flow_create(out, &m.d)) != NF_OK) return r;   /* domains: copied in from the file */
     if ((r = nf__load_into(*out, buf, len, 0)) != NF_OK) { nf_flow_destroy(*out); *out = NULL; }
+    return r;
+}
+NFDEF nf_result nf_flow_load_check(const void *buf, size_t len, char *msg, size_t cap) {
+    nf__model m; nf_result r = nf__parse(buf, len, &m);
+    nf__why_msg(r, m.why, m.where, r == NF_OK || m.where >= 0 ? &m.d : NULL, msg, cap);
     return r;
 }
 #endif /* NFLOW_NO_LOADER */
@@ -4329,7 +4414,8 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     if (chunk < 1 || chunk > (1 << 20)) return NF_ERR_ARG;
     d = &f->desc; dd = *d; dd.chunk = chunk;
     {   nf__shape sh;
-        if ((r = nf__plan(&dd, NULL, &sh)) != NF_OK) return r;
+        const char *why; int where;
+        if ((r = nf__plan(&dd, NULL, &sh, &why, &where)) != NF_OK) return r;
         if (!nf__ws_reals(dd.dim, dd.context_dim, chunk, &sh, &ws)) return NF_ERR_OVERFLOW;
         n_ints = sh.ni; }
     fprintf(h, "/* %s.h: a trained nflow flow as constant data (generated by nf_flow_export_c). */\n", name);
