@@ -96,7 +96,8 @@
                   the _ctx forms for conditional flows, nf_flow_base_log_prob,
                   nf_flow_in_domain, nf_flow_importance (log Z, ESS),
                   nf_flow_forward_stage, nf_flow_inverse_stage
-       train      nf_fit_options_default, nf_fit, nf_fit_ctx, nf_adam_config_default,
+       data       nf_csv_read, nf_csv_parse, nf_csv_free, nf_flow_mean_log_prob (held-out score)
+       train      nf_fit_options_default, nf_fit, nf_fit_ctx, nf_fit_print_progress, nf_adam_config_default,
                   nf_trainer_create, nf_train_step(_ctx), nf_train_step_kl,
                   nf_trainer_loss_grad(_ctx), nf_trainer_apply, nf_trainer_destroy, nf_adam_update,
                   nf_flow_data_init, nf_train_step_kl_ctx
@@ -463,6 +464,10 @@ NFDEF void      nf_flow_get_standardization(const nf_flow *f, nf_real *mean, nf_
 
 /* Batched inference on caller arrays of n rows x dim. No allocation, no tape. */
 NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp);
+/* The held-out score: the mean of log p over n rows and its standard error (the rows'
+   sd / sqrt(n)), in double, in chunks (no allocation, no output array). A row outside
+   the flow's domain makes the mean -inf (se 0); an error names the row of y. */
+NFDEF nf_result nf_flow_mean_log_prob(nf_flow *f, const nf_real *y, size_t n, double *mean, double *se);
 NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf_real *logp /* or NULL */);
 /* data -> latent: z = g^-1(y), logdet = log|det dz/dy| (logdet may be NULL) */
 NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet);
@@ -551,6 +556,19 @@ NFDEF nf_result nf_flow_load_check(const void *buf, size_t len, char *msg, size_
 #if !defined(NFLOW_NO_LOADER) || !defined(NFLOW_NO_TRAINING)
 NFDEF uint32_t  nf_crc32(uint32_t crc, const void *data, size_t n);
 #endif
+
+/* ---- numeric CSV ----------------------------------------------------------------
+   Comma-separated numbers, one row per line ('\n' or "\r\n"); blank lines and lines
+   starting with '#' are skipped; a first row that is not all numbers is a header (skipped).
+   *data gets rows x cols values, row-major, allocated through NF_MALLOC (free with
+   nf_csv_free). Refused, naming the line and column in msg: a cell that is not a number
+   (or empty), not finite, or beyond nf_real; a row with another number of cells; no rows.
+   Numbers are read by strtod, so the C locale's decimal point. */
+NFDEF nf_result nf_csv_parse(const char *text, size_t len, nf_real **data, size_t *rows, int *cols, char *msg, size_t cap);
+#ifndef NFLOW_NO_STDIO
+NFDEF nf_result nf_csv_read(const char *path, nf_real **data, size_t *rows, int *cols, char *msg, size_t cap);
+#endif
+NFDEF void      nf_csv_free(nf_real *data);
 
 /* ---- flows with constant weights (firmware: weights in flash, no heap) ----------
    The caller's memory holds only the flow's bookkeeping and inference workspace;
@@ -744,7 +762,10 @@ typedef struct nf_fit_options {
     uint64_t seed;          /* shuffling and split seed (1) */
     nf_adam_config adam;    /* nf_adam_config_default with a cosine schedule over the whole
                                budget (lr 1e-3 decaying to 0 over max_epochs epochs) */
-    nf_fit_callback callback; void *user;
+    nf_fit_callback callback; void *user;   /* e.g. nf_fit_print_progress, user = a FILE * or NULL */
+    double *history;        /* optional (NULL): epoch e's train and validation losses go to
+                               history[2(e-1)] and history[2(e-1) + 1], for e <= history_cap */
+    long history_cap;
 } nf_fit_options;
 
 typedef struct nf_fit_report {
@@ -753,9 +774,15 @@ typedef struct nf_fit_report {
     long rejected_steps;    /* steps whose loss or gradient was not finite (not applied) */
     long skipped_batches;   /* minibatches whose weights were all zero (no step) */
     double train_loss, val_loss, best_val_loss;
+    long history_len;       /* epochs written to o->history */
 } nf_fit_report;
 
 NFDEF void      nf_fit_options_default(nf_fit_options *o);
+#ifndef NFLOW_NO_STDIO
+/* A ready nf_fit_callback: one line per epoch (epoch, steps, train and validation loss,
+   the best so far, the learning rate) to user, a FILE * (NULL: stdout). Never stops. */
+NFDEF int       nf_fit_print_progress(const nf_fit_progress *p, void *user);
+#endif
 /* Fit by maximum likelihood on n rows (w: optional per-row weights). The first fit of a
    flow estimates its standardisation and periodic cuts (o->refit to redo it); every exit,
    an error's too, leaves the best validation epoch's parameters in place (the initial
@@ -2130,7 +2157,6 @@ static nf_result nf__fail(nf_flow *f, nf_result r, const char *what, long row) {
     return r;
 }
 
-#ifndef NFLOW_NO_TRAINING
 /* An error about row k of an internal buffer, renamed as the caller's row `row` (what the
    caller can look up): the message's " (row k)" is replaced. */
 static void nf__fail_rename_row(nf_flow *f, long row, const char *where) {
@@ -2142,7 +2168,6 @@ static void nf__fail_rename_row(nf_flow *f, long row, const char *where) {
     nf__msg_str(&m, " (row "); nf__msg_long(&m, row); nf__msg_str(&m, where); nf__msg_str(&m, ")");
     f->err_row = row;
 }
-#endif
 
 NFDEF void nf_flow_desc_init(nf_flow_desc *d, int dim) {
     if (!d) return;
@@ -3896,6 +3921,29 @@ NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, con
 NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp) {
     return nf_flow_log_prob_ctx(f, y, n, NULL, 0, logp);
 }
+NFDEF nf_result nf_flow_mean_log_prob(nf_flow *f, const nf_real *y, size_t n, double *mean, double *se) {
+    nf_real lp[128]; size_t i, k, R; double m = 0, q = 0; int outside = 0; nf_result r;
+    if (mean) *mean = 0;
+    if (se) *se = 0;
+    if ((r = nf__check_call(f, y, n, mean)) != NF_OK) return r;
+    if (!se) return nf__fail(f, NF_ERR_NULL, "se is NULL", -1);
+    for (i = 0; i < n; i += R) {
+        R = n - i < 128 ? n - i : 128;
+        if ((r = nf_flow_log_prob(f, y + i * (size_t)f->dim, R, lp)) != NF_OK) {
+            if (f->err_row >= 0) nf__fail_rename_row(f, f->err_row + (long)i, "");
+            return r;
+        }
+        for (k = 0; k < R; ++k) {   /* Welford: one pass, no cancellation */
+            double v = (double)lp[k], d;
+            if (!nf__isfinite_d(v)) { outside = 1; continue; }   /* -inf: outside the domain */
+            d = v - m; m += d / (double)(i + k + 1); q += d * (v - m);
+        }
+    }
+    if (outside) { *mean = -HUGE_VAL; *se = 0; return NF_OK; }
+    *mean = m;
+    *se = n > 1 ? sqrt(q / (double)(n - 1) / (double)n) : 0;
+    return NF_OK;
+}
 NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf_real *logp) {
     size_t i; nf_result r = nf__check_call(f, z, n, logp);
     if (r != NF_OK) return r;
@@ -4359,6 +4407,121 @@ NFDEF nf_result nf_flow_load_check(const void *buf, size_t len, char *msg, size_
     return r;
 }
 #endif /* NFLOW_NO_LOADER */
+
+/* ---- numeric CSV ---- */
+/* "line L, column C: what" into msg */
+static nf_result nf__csv_fail(nf_result r, size_t line, size_t col, const char *what, const char *cell, char *msg, size_t cap) {
+    nf__msgbuf m;
+    if (!msg || !cap) return r;
+    m.s = msg; m.n = 0; m.cap = cap; msg[0] = 0;
+    nf__msg_str(&m, nf_result_string(r));
+    if (line) { nf__msg_str(&m, ": line "); nf__msg_long(&m, (long)line); }
+    if (col) { nf__msg_str(&m, ", column "); nf__msg_long(&m, (long)col); }
+    nf__msg_str(&m, ": "); nf__msg_str(&m, what);
+    if (cell) { nf__msg_str(&m, " (\""); nf__msg_str(&m, cell); nf__msg_str(&m, "\")"); }
+    return r;
+}
+/* one cell [a, b) as a number: 0 ok, 1 not a number (or empty, or too long), 2 not finite
+   or beyond nf_real; cell gets its text */
+static int nf__csv_cell(const char *a, const char *b, double *v, char cell[64]) {
+    size_t n; char *end;
+    while (a < b && (*a == ' ' || *a == '\t')) ++a;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t')) --b;
+    n = (size_t)(b - a);
+    memcpy(cell, a, n < 63 ? n : 63); cell[n < 63 ? n : 63] = 0;
+    if (n == 0 || n > 63) return 1;
+    *v = strtod(cell, &end);
+    if (end != cell + n) return 1;
+    if (!nf__isfinite_d(*v) || !nf__isfinite(NF__R(*v))) return 2;
+    return 0;
+}
+/* pass 0 counts and checks; pass 1 fills out */
+static nf_result nf__csv_pass(const char *t, size_t len, int pass, nf_real *out, size_t *rows, int *cols, char *msg, size_t cap) {
+    size_t pos = 0, line = 0, nr = 0; long nc = -1; int first = 1; char cell[64];
+    while (pos < len) {
+        size_t e = pos, c; const char *a, *p, *b; long k = 0; int bad = 0;
+        while (e < len && t[e] != '\n') ++e;
+        ++line;
+        a = t + pos; b = t + e;
+        pos = e + 1;
+        if (b > a && b[-1] == '\r') --b;
+        for (p = a; p < b && (*p == ' ' || *p == '\t'); ++p) {}
+        if (p == b || *p == '#') continue;
+        if (first) {   /* a header: some cell of the first row is not a number */
+            const char *q = a;
+            first = 0;
+            for (;;) {
+                const char *r = q; double v;
+                while (r < b && *r != ',') ++r;
+                if (nf__csv_cell(q, r, &v, cell) == 1) { bad = 1; break; }
+                if (r == b) break;
+                q = r + 1;
+            }
+            if (bad) continue;
+        }
+        for (c = 1; ; ++c) {
+            const char *r = a; double v; int st;
+            while (r < b && *r != ',') ++r;
+            st = nf__csv_cell(a, r, &v, cell);
+            if (st == 1) return nf__csv_fail(NF_ERR_ARG, line, c, cell[0] ? "not a number" : "an empty cell", cell[0] ? cell : NULL, msg, cap);
+            if (st == 2) return nf__csv_fail(NF_ERR_NONFINITE, line, c, sizeof(nf_real) == 4 ? "not finite, or beyond float" : "not finite", cell, msg, cap);
+            if (pass) out[nr * (size_t)nc + (size_t)k] = NF__R(v);
+            ++k;
+            if (r == b) break;
+            a = r + 1;
+        }
+        if (nc < 0) {
+            if (k > (1L << 20)) return nf__csv_fail(NF_ERR_SHAPE, line, 0, "more than 2^20 columns", NULL, msg, cap);
+            nc = k;
+        } else if (k != nc) {
+            nf__msgbuf m;
+            nf__csv_fail(NF_ERR_SHAPE, line, 0, "", NULL, msg, cap);
+            if (msg && cap) {
+                m.s = msg; m.n = strlen(msg); m.cap = cap;
+                nf__msg_long(&m, k); nf__msg_str(&m, " cells where the first row has "); nf__msg_long(&m, nc);
+            }
+            return NF_ERR_SHAPE;
+        }
+        ++nr;
+    }
+    if (nr == 0) return nf__csv_fail(NF_ERR_ARG, 0, 0, "no rows of numbers", NULL, msg, cap);
+    *rows = nr; *cols = (int)nc;
+    return NF_OK;
+}
+NFDEF nf_result nf_csv_parse(const char *text, size_t len, nf_real **data, size_t *rows, int *cols, char *msg, size_t cap) {
+    size_t nr = 0, bytes; int nc = 0; nf_result r; nf_real *out;
+    if (msg && cap) msg[0] = 0;
+    if (!data || !rows || !cols) return nf__csv_fail(NF_ERR_NULL, 0, 0, "data, rows or cols is NULL", NULL, msg, cap);
+    *data = NULL; *rows = 0; *cols = 0;
+    if (!text) return nf__csv_fail(NF_ERR_NULL, 0, 0, "text is NULL", NULL, msg, cap);
+    if ((r = nf__csv_pass(text, len, 0, NULL, &nr, &nc, msg, cap)) != NF_OK) return r;
+    if (!nf__mul(nr, (size_t)nc, &bytes) || !nf__mul(bytes, sizeof(nf_real), &bytes)) return nf__csv_fail(NF_ERR_OVERFLOW, 0, 0, "rows x cols overflows", NULL, msg, cap);
+    out = (nf_real *)NF_MALLOC(bytes, NULL);
+    if (!out) return nf__csv_fail(NF_ERR_NOMEM, 0, 0, "the data array", NULL, msg, cap);
+    nf__csv_pass(text, len, 1, out, &nr, &nc, NULL, 0);
+    *data = out; *rows = nr; *cols = nc;
+    return NF_OK;
+}
+NFDEF void nf_csv_free(nf_real *data) { if (data) NF_FREE(data, NULL); }
+#ifndef NFLOW_NO_STDIO
+NFDEF nf_result nf_csv_read(const char *path, nf_real **data, size_t *rows, int *cols, char *msg, size_t cap) {
+    FILE *fp; char *buf; long sz; size_t got; nf_result r;
+    if (msg && cap) msg[0] = 0;
+    if (data) *data = NULL;
+    if (!path) return nf__csv_fail(NF_ERR_NULL, 0, 0, "path is NULL", NULL, msg, cap);
+    fp = fopen(path, "rb");
+    if (!fp) return nf__csv_fail(NF_ERR_IO, 0, 0, "cannot open", path, msg, cap);
+    if (fseek(fp, 0, SEEK_END) != 0 || (sz = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) { fclose(fp); return nf__csv_fail(NF_ERR_IO, 0, 0, "cannot size", path, msg, cap); }
+    buf = (char *)NF_MALLOC((size_t)sz + 1, NULL);
+    if (!buf) { fclose(fp); return nf__csv_fail(NF_ERR_NOMEM, 0, 0, "the file's bytes", NULL, msg, cap); }
+    got = fread(buf, 1, (size_t)sz, fp);
+    fclose(fp);
+    if (got != (size_t)sz) { NF_FREE(buf, NULL); return nf__csv_fail(NF_ERR_IO, 0, 0, "short read", path, msg, cap); }
+    r = nf_csv_parse(buf, got, data, rows, cols, msg, cap);
+    NF_FREE(buf, NULL);
+    return r;
+}
+#endif
 
 #ifndef NFLOW_NO_STDIO
 #ifndef NFLOW_NO_TRAINING   /* development-side: not in inference-only builds */
@@ -5058,6 +5221,16 @@ NFDEF void nf_fit_options_default(nf_fit_options *o) {
     nf_adam_config_default(&o->adam);
     o->adam.schedule = NF_SCHED_COSINE;   /* total_steps 0: decays to 0 over max_epochs */
 }
+#ifndef NFLOW_NO_STDIO
+NFDEF int nf_fit_print_progress(const nf_fit_progress *p, void *user) {
+    FILE *fp = user ? (FILE *)user : stdout;
+    if (!p) return 0;
+    fprintf(fp, "epoch %4ld  step %7ld  train %.4f  val %.4f  best %.4f  lr %.2e\n",
+            p->epoch, p->step, p->train_loss, p->val_loss, p->best_val_loss, p->lr);
+    fflush(fp);
+    return 0;
+}
+#endif
 
 /* ---- reverse KL ------------------------------------------------------------------- */
 /* The caller's target: an unconditional or a conditional density, and the raw context
@@ -5410,6 +5583,7 @@ static nf_result nf__fit_check(nf_flow *f, const nf_real *y, const nf_real *ctx,
     if (o->max_epochs < 0) return nf__fail(f, NF_ERR_ARG, "fit options: max_epochs must be >= 0", -1);
     if (o->patience < 0) return nf__fail(f, NF_ERR_ARG, "fit options: patience must be >= 0 (0: never stop early)", -1);
     if (!(o->val_fraction >= 0 && o->val_fraction < 1)) return nf__fail(f, NF_ERR_ARG, "fit options: val_fraction must be in [0, 1)", -1);
+    if (o->history_cap < 0 || (o->history_cap > 0 && !o->history)) return nf__fail(f, NF_ERR_ARG, "fit options: history_cap must be >= 0, with a history array when > 0", -1);
     if (o->standardize != 0 && o->standardize != 1) return nf__fail(f, NF_ERR_ARG, "fit options: standardize must be 0 or 1", -1);
     if (nf__adam_check(&o->adam)) return nf__fail(f, NF_ERR_ARG, nf__adam_check(&o->adam), -1);
     if (n < 2) return nf__fail(f, NF_ERR_ARG, "need at least 2 rows", -1);
@@ -5469,6 +5643,10 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
             r = nf__eval_nll(f, y, ctx, w, fb.idx + n_tr, n_val, fb.batch, fb.bc, fb.lp, B, &vl, &vw);
             if (r != NF_OK) break;
             if (vw > 0) rp.val_loss = nf__isfinite_d(vl) ? vl : HUGE_VAL;   /* no validation weight: train loss */
+        }
+        if (o.history && epoch <= o.history_cap) {
+            o.history[(size_t)(2 * (epoch - 1))] = rp.train_loss; o.history[(size_t)(2 * (epoch - 1) + 1)] = rp.val_loss;
+            rp.history_len = epoch;
         }
         if (rp.val_loss < rp.best_val_loss) {
             rp.best_val_loss = rp.val_loss; rp.best_epoch = epoch; bad = 0;

@@ -235,6 +235,104 @@ static void test_fit_messages(void) {
     nf_flow_destroy(f);
 }
 
+/* item 9: per-epoch losses in reach (the history buffer) and a ready progress printer */
+typedef struct seen { double tr[8], va[8]; int n; } seen;
+static int collect(const nf_fit_progress *p, void *u) {
+    seen *s = (seen *)u;
+    if (s->n < 8) { s->tr[s->n] = p->train_loss; s->va[s->n] = p->val_loss; s->n++; }
+    return 0;
+}
+static void test_fit_history_and_printer(void) {
+    nf_flow_desc d; nf_flow *f; nf_fit_options o; nf_fit_report rep; nf_real y[200 * 2]; double h[2 * 2]; seen sn; int i, same = 1;
+    nf_rng rng; nf_fit_progress pr; FILE *fp; char line[256] = "";
+    nf_rng_seed(&rng, 9);
+    for (i = 0; i < 400; ++i) y[i] = nf_rng_normal(&rng);
+    nf_flow_desc_realnvp(&d, 2, 2, 8);
+    if (nf_flow_create(&f, &d) != NF_OK) { check(0, "item9_flow", NULL); return; }
+    memset(&sn, 0, sizeof sn);
+    nf_fit_options_default(&o); o.max_epochs = 3; o.patience = 0; o.batch = 32;
+    o.callback = collect; o.user = &sn; o.history = h; o.history_cap = 2;
+    nf_fit(f, y, 200, NULL, &o, &rep);
+    for (i = 0; i < 2; ++i) same &= h[2 * i] == sn.tr[i] && h[2 * i + 1] == sn.va[i] && h[2 * i] > 0.5;
+    check(rep.history_len == 2 && sn.n == 3 && same, "item9_fit_history_holds_each_epochs_losses", NULL);
+    o.history = NULL;
+    check(nf_fit(f, y, 200, NULL, &o, &rep) == NF_ERR_ARG && strstr(nf_flow_error(f), "history"), "item9_history_cap_without_array_refused", nf_flow_error(f));
+    nf_flow_destroy(f);
+    pr.step = 12; pr.epoch = 1; pr.train_loss = 2.5; pr.val_loss = 2.75; pr.best_val_loss = 2.75; pr.lr = 1e-3;
+    fp = tmpfile();
+    if (fp) {
+        nf_fit_print_progress(&pr, fp);
+        rewind(fp);
+        if (!fgets(line, sizeof line, fp)) line[0] = 0;
+        fclose(fp);
+    }
+    check(strstr(line, "epoch    1") && strstr(line, "train 2.5000") && strstr(line, "val 2.7500") && strstr(line, "lr 1.00e-03"),
+          "item9_progress_printer_writes_the_epoch_line", line);
+}
+
+/* item 10: a CSV reader with a header row and a clear error for a bad cell, and the mean
+   held-out log p with its standard error */
+static void test_csv_and_mean_log_prob(void) {
+    static const char good[] = "# comment\r\nx, y\r\n1.5, -2\r\n\r\n3,4e-1\n  5 ,6";
+    nf_real *v = NULL; size_t n = 0; int c = 0; char msg[256]; nf_result r; FILE *fp; char path[64];
+    r = nf_csv_parse(good, sizeof good - 1, &v, &n, &c, msg, sizeof msg);
+    check(r == NF_OK && n == 3 && c == 2 && v[0] == (nf_real)1.5 && v[1] == -2 && v[3] == (nf_real)0.4 && v[4] == 5 && v[5] == 6,
+          "item10_csv_header_comments_crlf_spaces", msg);
+    nf_csv_free(v);
+    r = nf_csv_parse("a,b\n1,2\n3,x7\n", 14, &v, &n, &c, msg, sizeof msg);
+    check(r == NF_ERR_ARG && v == NULL && strstr(msg, "line 3, column 2") && strstr(msg, "x7"), "item10_csv_bad_cell_named", msg);
+    r = nf_csv_parse("1,2\n3\n", 6, &v, &n, &c, msg, sizeof msg);
+    check(r == NF_ERR_SHAPE && strstr(msg, "line 2") && strstr(msg, "1 cells where the first row has 2"), "item10_csv_ragged_row_named", msg);
+    r = nf_csv_parse("1,2\n3,\n", 7, &v, &n, &c, msg, sizeof msg);
+    check(r == NF_ERR_ARG && strstr(msg, "line 2, column 2") && strstr(msg, "empty"), "item10_csv_empty_cell_named", msg);
+    r = nf_csv_parse("1,nan\n", 6, &v, &n, &c, msg, sizeof msg);
+    check(r == NF_ERR_NONFINITE && strstr(msg, "column 2"), "item10_csv_nan_refused", msg);
+    r = nf_csv_parse(IS_DOUBLE ? "1,1e309\n" : "1,1e39\n", IS_DOUBLE ? 8 : 7, &v, &n, &c, msg, sizeof msg);
+    check(r == NF_ERR_NONFINITE, "item10_csv_beyond_precision_refused", msg);
+    r = nf_csv_parse("x,y\n", 4, &v, &n, &c, msg, sizeof msg);
+    check(r == NF_ERR_ARG && strstr(msg, "no rows"), "item10_csv_header_only_refused", msg);
+    snprintf(path, sizeof path, "build_trust3_%d.csv", (int)sizeof(nf_real));
+    fp = fopen(path, "wb");
+    if (fp) { fputs("a,b\n1,2\n3,4\n", fp); fclose(fp); }
+    r = nf_csv_read(path, &v, &n, &c, msg, sizeof msg);
+    check(r == NF_OK && n == 2 && c == 2 && v[3] == 4, "item10_csv_read_file", msg);
+    nf_csv_free(v); remove(path);
+    {   /* random texts from the parser's alphabet (ASan build in make test): valid codes, and
+           NF_OK only with finite values and a message otherwise */
+        static const char al[] = "0123456789.,-+e \n\r#xnaif";
+        nf_rng rng; int t, ok = 1; char txt[48];
+        nf_rng_seed(&rng, 10);
+        for (t = 0; t < 20000 && ok; ++t) {
+            size_t L = nf_rng_u32(&rng) % 48, k;
+            for (k = 0; k < L; ++k) txt[k] = al[nf_rng_u32(&rng) % (sizeof al - 1)];
+            r = nf_csv_parse(txt, L, &v, &n, &c, msg, sizeof msg);
+            if (r == NF_OK) { for (k = 0; k < n * (size_t)c; ++k) ok &= isfinite(v[k]) != 0; ok &= n > 0 && c > 0; nf_csv_free(v); }
+            else ok &= v == NULL && msg[0] != 0 && (int)r > 0 && (int)r < NF_RESULT_COUNT;
+        }
+        check(ok, "item10_csv_random_texts_valid_results", msg);
+    }
+    r = nf_csv_read("/nonexistent/x.csv", &v, &n, &c, msg, sizeof msg);
+    check(r == NF_ERR_IO && strstr(msg, "/nonexistent/x.csv"), "item10_csv_read_missing_file_named", msg);
+    {   /* mean log p and se against a direct loop */
+        nf_flow *f = domain_flow(); nf_real y[300 * 3], lp[300]; nf_rng rng; double m = 0, q = 0, mean, se; int i;
+        if (!f) { check(0, "item10_flow", NULL); return; }
+        nf_rng_seed(&rng, 4);
+        nf_flow_sample(f, &rng, 300, y, NULL);
+        nf_flow_log_prob(f, y, 300, lp);
+        for (i = 0; i < 300; ++i) m += (double)lp[i] / 300;
+        for (i = 0; i < 300; ++i) q += ((double)lp[i] - m) * ((double)lp[i] - m);
+        r = nf_flow_mean_log_prob(f, y, 300, &mean, &se);
+        check(r == NF_OK && fabs(mean - m) < 1e-9 * (1 + fabs(m)) && fabs(se - sqrt(q / 299 / 300)) < 1e-9, "item10_mean_log_prob_and_se", NULL);
+        y[3 * 200] = -5;   /* below the interval [-1, 2]: outside */
+        r = nf_flow_mean_log_prob(f, y, 300, &mean, &se);
+        check(r == NF_OK && mean == -HUGE_VAL, "item10_mean_log_prob_outside_is_minus_inf", NULL);
+        y[3 * 250 + 2] = (nf_real)NAN;
+        r = nf_flow_mean_log_prob(f, y, 300, &mean, &se);
+        check(r == NF_ERR_NONFINITE && nf_flow_error_row(f) == 250 && strstr(nf_flow_error(f), "row 250"), "item10_mean_log_prob_names_the_row", nf_flow_error(f));
+        nf_flow_destroy(f);
+    }
+}
+
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     printf("# issue 18 trust tests, nf_real = %s\n", IS_DOUBLE ? "double" : "float");
@@ -244,6 +342,8 @@ int main(int argc, char **argv) {
     test_spline_inverse_stable();
     test_fit_error_names_data_row();
     test_fit_messages();
+    test_fit_history_and_printer();
+    test_csv_and_mean_log_prob();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }
