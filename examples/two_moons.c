@@ -15,7 +15,7 @@
 #include <time.h>
 
 #define MAX_EPOCHS 200
-typedef struct run { double t0; double train[MAX_EPOCHS], val[MAX_EPOCHS]; int epochs; long last_step; } run;
+typedef struct run { double t0; double loss[2 * MAX_EPOCHS]; int epochs; long last_step; } run;   /* loss: nf_fit's history */
 
 static double now(void) { return (double)clock() / CLOCKS_PER_SEC; }
 
@@ -43,7 +43,6 @@ static void standardise(nf_real *y, size_t n, int D) {
 
 static int progress(const nf_fit_progress *p, void *user) {
     run *r = (run *)user; double dt = now() - r->t0;
-    if (p->epoch < MAX_EPOCHS) { r->train[p->epoch] = p->train_loss; r->val[p->epoch] = p->val_loss; r->epochs = (int)p->epoch + 1; }
     printf("epoch %3ld  step %5ld  train NLL %7.4f  val NLL %7.4f  %6.0f steps/s\n",
            p->epoch, p->step, p->train_loss, p->val_loss, dt > 0 ? (double)p->step / dt : 0.0);
     fflush(stdout);
@@ -156,25 +155,24 @@ static int write_pushforward(const char *path, nf_flow *f, nf_rng *rng) {
 static int write_curves(const char *path, const run *r) {
     static const unsigned char gray[3] = {225, 225, 225}, cols[2][3] = {{31, 119, 180}, {230, 110, 20}};
     static const char *const names[2] = {"train", "validation"};
-    int W = 560, H = 320, i, rc, last = r->epochs > 1 ? r->epochs - 1 : 1; double lo = 1e9, hi = -1e9; canvas c; plot p;
-    for (i = 0; i < r->epochs; ++i) {
-        if (r->train[i] < lo) lo = r->train[i];
-        if (r->val[i] < lo) lo = r->val[i];
-        if (i >= r->epochs / 8 && r->train[i] > hi) hi = r->train[i];   /* the first epochs go off the top */
-        if (i >= r->epochs / 8 && r->val[i] > hi) hi = r->val[i];
+    /* epoch e (1-based) has train loss[2(e-1)] and validation loss[2(e-1)+1] */
+    int W = 560, H = 320, i, rc, last = r->epochs > 1 ? r->epochs : 2; double lo = 1e9, hi = -1e9; canvas c; plot p;
+    for (i = 0; i < 2 * r->epochs; ++i) {
+        if (r->loss[i] < lo) lo = r->loss[i];
+        if (i / 2 >= r->epochs / 8 && r->loss[i] > hi) hi = r->loss[i];   /* the first epochs go off the top */
     }
-    if (!(hi > lo)) { lo = hi = r->epochs ? r->val[0] : 0; hi += 1; lo -= 1; }
+    if (!(hi > lo)) { lo = hi = r->epochs ? r->loss[1] : 0; hi += 1; lo -= 1; }
     hi += 0.1 * (hi - lo) + 0.01; lo -= 0.1 * (hi - lo) + 0.01;
     c = canvas_new(W, H, 255);
-    p = plot_make(58, 34, W - 58 - 14, H - 34 - 40, 0, last, lo, hi);
+    p = plot_make(58, 34, W - 58 - 14, H - 34 - 40, 1, last, lo, hi);
     plot_frame(&c, &p, NULL);
     plot_grid(&c, &p, -1, 0, gray);
     plot_xaxis(&c, &p, "epoch", 0);
     plot_yaxis(&c, &p, "NLL (nats per point)", 0);
     plot_title(&c, &p, "negative log-likelihood per epoch", 2, NULL);
-    for (i = 1; i < r->epochs; ++i) {   /* clipped at the top */
-        plot_line(&c, &p, i - 1, r->train[i - 1], i, r->train[i], cols[0], 1);
-        plot_line(&c, &p, i - 1, r->val[i - 1], i, r->val[i], cols[1], 1);
+    for (i = 1; i < r->epochs; ++i) {   /* epoch i to i + 1, clipped at the top */
+        plot_line(&c, &p, i, r->loss[2 * (i - 1)], i + 1, r->loss[2 * i], cols[0], 1);
+        plot_line(&c, &p, i, r->loss[2 * (i - 1) + 1], i + 1, r->loss[2 * i + 1], cols[1], 1);
     }
     canvas_legend(&c, p.x0 + p.w - 6, p.y0 + 6, 2, names, cols, TEXT_RIGHT | TEXT_TOP);
     rc = png_write(path, &c);
@@ -212,10 +210,12 @@ int main(int argc, char **argv) {
     o.adam.lr = 2e-3; o.adam.schedule = NF_SCHED_COSINE;
     o.adam.total_steps = (long)o.max_epochs * (long)((n - n / 10) / 256); o.adam.min_lr_frac = 0.05;
     o.callback = progress; o.user = &hist;
+    o.history = hist.loss; o.history_cap = MAX_EPOCHS;   /* the curves, epoch by epoch */
     memset(&hist, 0, sizeof hist); hist.t0 = now();
     r = nf_fit(f, y, n, NULL, &o, &rep);
     tfit = now() - hist.t0;
     if (r != NF_OK) { fprintf(stderr, "fit: %s\n", nf_flow_error(f)); return 1; }
+    hist.epochs = (int)rep.history_len;
     printf("\ntrained in %.2f s: %ld steps (%.0f steps/s), best validation NLL %.4f nats at epoch %ld\n",
            tfit, rep.steps, rep.steps / tfit, rep.best_val_loss, rep.best_epoch);
 
@@ -242,6 +242,14 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/training_curves.png", out);
     if (write_curves(path, &hist)) { fprintf(stderr, "cannot write %s\n", path); return 1; }
     printf("wrote %s (train NLL blue, validation NLL orange)\n", path);
+    snprintf(path, sizeof path, "%s/training_curves.csv", out);
+    {   FILE *fp = fopen(path, "w");
+        if (!fp) { fprintf(stderr, "cannot write %s\n", path); return 1; }
+        fprintf(fp, "epoch,train_nll,val_nll\n");
+        for (i = 0; i < hist.epochs; ++i) fprintf(fp, "%d,%.6f,%.6f\n", i + 1, hist.loss[2 * i], hist.loss[2 * i + 1]);
+        fclose(fp);
+        printf("wrote %s (the same numbers)\n", path);
+    }
 
     nf_flow_destroy(f);
     free(y); free(s); free(lp); free(dd); free(sd); free(dens);

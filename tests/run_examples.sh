@@ -21,3 +21,9 @@ for png in two_moons pushforward training_curves; do
     if [ "$(head -c 8 "$B/$png.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; then
         echo "ok example_writes_${png}_png"; else echo "FAIL example_writes_${png}_png"; fi
 done
+# issue 18 item 11: the training curves start at epoch 1 with the first epoch's real loss
+# (they started at "epoch 0, NLL 0": a 1-based epoch stored at its own index)
+if awk -F, 'NR == 2 { ok = ($1 == 1 && $2 > 0.5 && $3 > 0.5) } NR > 2 && $2 <= 0 { ok = 0 } END { exit !(ok && NR >= 3) }' "$B/training_curves.csv" 2>/dev/null &&
+   grep -q "^epoch   1 .*train NLL *$(awk -F, 'NR == 2 { printf "%.4f", $2 }' "$B/training_curves.csv")" "$B/two_moons.log"; then
+    echo "ok example_training_curves_start_at_epoch_1_with_its_loss"
+else echo "FAIL example_training_curves_start_at_epoch_1_with_its_loss"; head -3 "$B/training_curves.csv" 2>&1 | sed 's/^/#   /'; fi
