@@ -1,4 +1,4 @@
-/* nflow.h - v0.2.0 - normalizing flows in one C header.   MIT or public domain, see end.
+/* nflow.h - v0.3.0 - normalizing flows in one C header.   MIT or public domain, see end.
 
    Do this:
        #define NFLOW_IMPLEMENTATION
@@ -146,6 +146,15 @@
        are split, so the results are the same bits as on one thread.
 
    REVISION HISTORY
+       0.3.0 (2026-12-04)  nf_infer: posterior samples and evidence from a log density,
+                           checked (PSIS k-hat, ESS, KL) and corrected by MCMC when the
+                           flow alone fails, with a verdict (NF_ERR_CHECK_FAILED);
+                           nf_flow_log_prob_grad, nf_psis, nf_flow_importance in any
+                           dimension; nf_flow_desc_posterior; nf_flow_load_desc takes the
+                           caller's domain table; nf_flow_desc_check, nf_flow_load_check;
+                           compiled-out parts are NF_ERR_UNSUPPORTED; nf_fit history and
+                           nf_fit_print_progress; nf_csv_*; nf_flow_mean_log_prob;
+                           NF_DESC_LAYOUT guards exported flows; trust fixes (issue 18).
        0.2.0 (2026-11-29)  layer kinds one section each; neural spline couplings, MADE
                            autoregressive layers (MAF/IAF); matrix kernel tiled by vector
                            width; threads (nf_parallel); feature switches NFLOW_NO_*;
@@ -158,9 +167,13 @@
 #define NFLOW_H
 
 #define NFLOW_VERSION_MAJOR 0
-#define NFLOW_VERSION_MINOR 2
+#define NFLOW_VERSION_MINOR 3
 #define NFLOW_VERSION_PATCH 0
-#define NFLOW_VERSION_STRING "0.2.0"
+#define NFLOW_VERSION_STRING "0.3.0"
+/* The member order of nf_flow_desc, nf_layer_desc and nf_domain, which flows exported as
+   C (positional initializers) depend on: a new number whenever it changes. An exported
+   flow's header refuses to compile against a header with another number. */
+#define NF_DESC_LAYOUT 1
 
 #include <stddef.h>
 #include <stdint.h>
@@ -4611,6 +4624,10 @@ NFDEF nf_result nf_flow_export_c(const nf_flow *f, const char *name, int chunk, 
     fprintf(h, "#define %s_WORKSPACE_INTS %lu\n#define %s_WORKSPACE_REALS %lu\n", up, (unsigned long)n_ints, up, (unsigned long)ws);
     fprintf(h, "#define %s_WORKSPACE_BYTES NF_FLOW_CONST_BYTES(%s_WORKSPACE_INTS, %s_WORKSPACE_REALS)\n", up, up, up);
     fprintf(h, "#if NF_MAX_LAYERS < %d\n#error \"%s needs NF_MAX_LAYERS >= %d\"\n#endif\n", f->n_layers, name, f->n_layers);
+    fprintf(h, "/* written as positional initializers of nflow %s's structs: another layout must not compile */\n", NFLOW_VERSION_STRING);
+    fprintf(h, "#if !defined(NF_DESC_LAYOUT) || NF_DESC_LAYOUT != %d\n#error \"%s was exported by nflow %s (description layout %d): export it again with this nflow.h\"\n#endif\n",
+            NF_DESC_LAYOUT, name, NFLOW_VERSION_STRING, NF_DESC_LAYOUT);
+    fprintf(h, "/* RAM: sizeof(nf_flow) grows with NF_MAX_LAYERS, 168 bytes a layer on Cortex-M (1.6 KB at 8, 10.8 KB at\n   the default 64): define NF_MAX_LAYERS %d (the least this flow needs) for every file that includes nflow.h */\n", f->n_layers);
     fprintf(h, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
     fprintf(h, "extern const nf_flow_desc %s_desc;\nextern const nf_real %s_params[%lu];\n", name, name, (unsigned long)(f->n_params ? f->n_params : 1));
     fprintf(h, "extern const nf_real %s_mean[%d];\nextern const nf_real %s_std[%d];\n", name, f->dim + f->ctx_dim, name, f->dim + f->ctx_dim);

@@ -27,3 +27,12 @@ if awk -F, 'NR == 2 { ok = ($1 == 1 && $2 > 0.5 && $3 > 0.5) } NR > 2 && $2 <= 0
    grep -q "^epoch   1 .*train NLL *$(awk -F, 'NR == 2 { printf "%.4f", $2 }' "$B/training_curves.csv")" "$B/two_moons.log"; then
     echo "ok example_training_curves_start_at_epoch_1_with_its_loss"
 else echo "FAIL example_training_curves_start_at_epoch_1_with_its_loss"; head -3 "$B/training_curves.csv" 2>&1 | sed 's/^/#   /'; fi
+# issue 18 item 12: an exported flow compiled against a header of another description
+# layout must fail to compile, naming the re-export; against this header it compiles
+G=$B/layout_guard; mkdir -p "$G"
+sed 's/^#define NF_DESC_LAYOUT [0-9]*/#define NF_DESC_LAYOUT 999/' nflow.h > "$G/nflow.h"
+cp "$B/moons_flow.h" "$B/moons_flow.c" "$G/" 2>/dev/null
+if gcc -std=c99 -Wall -Wextra -pedantic -Werror -I. -c "$B/moons_flow.c" -o "$G/ok.o" >"$G/ok.log" 2>&1 &&
+   ! gcc -std=c99 -I"$G" -c "$G/moons_flow.c" -o "$G/bad.o" >"$G/bad.log" 2>&1 && grep -q 'export it again with this nflow.h' "$G/bad.log"; then
+    echo "ok export_refuses_another_description_layout"
+else echo "FAIL export_refuses_another_description_layout"; head -5 "$G/ok.log" "$G/bad.log" | sed 's/^/#   /'; fi
