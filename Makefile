@@ -4,7 +4,7 @@ CFLAGS  ?= -std=c99 -O3 -march=native -Wall -Wextra -pedantic
 LDLIBS  = -lm
 BUILD   = build
 
-.PHONY: all demo test test-mcu bench-mcu bench-scaling bench-gemm-blas fuzz bench bench-compare clean examples mcu-example docs web test-web test-mpi test-cross mpi
+.PHONY: bench-posteriors all demo test test-mcu bench-mcu bench-scaling bench-gemm-blas fuzz bench bench-compare clean examples mcu-example docs web test-web test-mpi test-cross mpi
 
 all: examples
 
@@ -103,6 +103,11 @@ $(BUILD)/scaling: bench/scaling.c nflow.h examples/png.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)
 
 # nflow and PyTorch side by side (needs python3-torch and libopenblas0-openmp)
+# nf_infer on every benchmark posterior with defaults, 3 seeds, double (bench/posteriors/README.md)
+bench-posteriors: | $(BUILD)
+	$(CC) -std=c99 -O3 -march=native -DNFLOW_DOUBLE bench/posteriors/bench_infer.c -o $(BUILD)/bench_infer $(LDLIBS)
+	./$(BUILD)/bench_infer --seeds 3
+
 bench-compare: $(BUILD)/bench_flows
 	/usr/bin/python3 bench/compare.py
 
