@@ -6703,7 +6703,7 @@ static nf_result nf__latent_grad(nf__inf *s, nf_trainer *t, const nf_real *z, in
 static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_options *o, nf__ibuf *ib, size_t ncheck, nf_rng *rng, long budget,
                                 nf_infer_report *rp, nf_real *out, size_t m, int *passed) {
     nf_flow *f = s->f; int D = s->D, C = o->chains, c, j, warm = 200, it, *fresh;
-    size_t Nmax, n = 0, pick[32], bytes, i; nf_result r = NF_OK; nf_trainer *t = NULL;
+    size_t Nmax, n = 0, pick[32], bytes, i, thin = 1, since = 0; nf_result r = NF_OK; nf_trainer *t = NULL;
     double h = 1.0 / pow((double)D, 1.0 / 6), accg = 0, accl = 0, tries = 0, *utr, *v, *lp, *lq, *ld, *lpz, *plp, *plq, *pld, *plpz;
     nf_real *ytr, *z, *y, *zp, *yp, *tmp, *g, *gp; size_t *idx; long per_it = 3L * C;
     s->stage = "MCMC";
@@ -6711,7 +6711,9 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
     rp->rhat = HUGE_VAL; rp->mcmc_ess = 0;
     if (budget - s->evals < per_it * (warm + 1000)) return NF_OK;
     Nmax = (size_t)((budget - s->evals) / per_it) - (size_t)warm;
-    if (Nmax > 20000) Nmax = 20000;
+    if (Nmax > 20000) Nmax = 20000;   /* a full trace is halved (every other draw kept) and thinned
+                                         from then on: the chains run to the budget in bounded memory */
+    Nmax &= ~(size_t)1;
     {   int ok = 1; size_t per = (size_t)D * (sizeof(double) + sizeof(nf_real)) + 2 * sizeof(double) + sizeof(size_t);
         bytes = nf__madd(nf__madd(0, Nmax * (size_t)C, per, &ok), (size_t)C, 7 * (size_t)D * sizeof(nf_real) + 8 * sizeof(double) + sizeof(int), &ok);
         if (!ok) return NF_ERR_OVERFLOW;
@@ -6742,7 +6744,7 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
         lp[c] = ib->clp[pick[c]]; lq[c] = ib->clq[pick[c]]; ld[c] = ib->cld[pick[c]];
         fresh[c] = 0;   /* gradient at the current point not known yet */
     }
-    for (it = 0; n < Nmax && s->evals + per_it <= budget; ++it) {
+    for (it = 0; s->evals + per_it <= budget; ++it) {
         double acc = 0, ac2 = 0;
         /* independence step: x' ~ q, accepted with w(x') / w(x), w = p~ / q */
         if ((r = nf__infer_draw(f, P, rng, (size_t)C, zp, yp, plq, pld, tmp, ib->kx)) != NF_OK) break;
@@ -6789,6 +6791,17 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
         nf__infer_lq(f, P, z, y, (size_t)C, ld, lq);   /* the proposal density at the (moved) points */
         if (it < warm) { h *= exp((ac2 / C - 0.574) * 1.0 / sqrt(1.0 + it)); continue; }   /* toward MALA's 57% */
         accl += acc; tries += C;
+        if (++since < thin) continue;
+        since = 0;
+        if (n == Nmax) {   /* full: keep every other draw, and from now on every 2 thin-th */
+            size_t tt;
+            for (c = 0; c < C; ++c)
+                for (tt = 0; tt < Nmax / 2; ++tt) {
+                    memcpy(utr + (NF__IX(c, Nmax, tt)) * (size_t)D, utr + (NF__IX(c, Nmax, 2 * tt + 1)) * (size_t)D, (size_t)D * sizeof(double));
+                    memcpy(ytr + (NF__IX(c, Nmax, tt)) * (size_t)D, ytr + (NF__IX(c, Nmax, 2 * tt + 1)) * (size_t)D, (size_t)D * sizeof(nf_real));
+                }
+            n = Nmax / 2; thin *= 2;
+        }
         for (c = 0; c < C; ++c)   /* keep y, and u for the diagnostics */
             for (j = 0; j < D; ++j) {
                 nf_real yv = y[NF__IX(c, D, j)], uv, l0;
@@ -6797,7 +6810,7 @@ static nf_result nf__infer_mcmc(nf__inf *s, const nf__prop *P, const nf_infer_op
                 utr[(NF__IX(c, Nmax, n)) * (size_t)D + (size_t)j] = (double)uv;
             }
         ++n;
-        if ((n >= 1000 && n % 200 == 0) || n == Nmax || s->evals + per_it > budget) {
+        if ((n >= 1000 && n % 200 == 0) || s->evals + per_it > budget) {
             double rh = 1, es = HUGE_VAL;
             for (j = 0; j < D; ++j) {
                 double a, b, tl;
