@@ -820,20 +820,25 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
                  first NF_LAYER_LU_LINEAR set to their correlations (one mode and an LU
                  first layer: the flow is then exactly the Laplace Gaussian), otherwise
                  fitted to the modes' mixture by maximum likelihood (no target evaluation);
-     3. fit:     reverse KL (draws outside the support left out), until the recent draws
-                 pass (Pareto k-hat < 0.5, ESS above 30% of the draws), the ELBO stops
-                 improving after three learning-rate cuts, or the budget; no fit at all if
-                 the start already passes;
-     4. check:   importance sampling with a defensive proposal (the flow's map over a
-                 mixture of its base and a heavy-tailed t base: where the flow's tails are
-                 too light, the check sees it) and Pareto smoothing (PSIS: Vehtari, Simpson,
-                 Gelman, Yao, Gabry): k-hat, ESS, log Z and its standard error;
+     3. fit:     reverse KL (draws outside the support left out; with several modes also
+                 forward-KL steps on importance-weighted draws of the modes' mixture), until
+                 the recent draws would pass the check below (k-hat, ESS per draw, KL gap,
+                 with a margin), the ELBO stops improving after three learning-rate cuts, or
+                 the budget; no fit at all if the start already passes;
+     4. check:   importance sampling with a defensive proposal (the flow 0.7, the flow's map
+                 over a heavy-tailed t base 0.2, the Laplace mixture 0.1: where the flow's
+                 tails are too light, the check sees it) and Pareto smoothing (PSIS:
+                 Vehtari, Simpson, Gelman, Yao, Gabry): k-hat, ESS, log Z and its standard
+                 error, and the KL gap log Z - ELBO;
      5. correct: if the check fails, flow-driven MCMC (independence Metropolis-Hastings
-                 with the flow as proposal, alternating with random-walk steps in the
-                 flow's latent space) in several chains, until split rank-normalised R-hat
-                 and bulk ESS pass (Vehtari, Gelman, Simpson, Carpenter, Buerkner 2021).
-   NF_OK only when a check passed: k-hat <= min(khat_max, 1 - 1/log10(draws)), ESS >= ess_min
-   and ESS / draws >= ess_fraction_min (samples: importance-resampled draws), or R-hat <
+                 with the defensive proposal, alternating with MALA steps in the flow's
+                 latent space) in several chains from overdispersed starts, until split
+                 rank-normalised R-hat and the smaller of bulk and tail ESS pass (Vehtari,
+                 Gelman, Simpson, Carpenter, Buerkner 2021) or the budget ends (the traces
+                 are thinned as they grow: memory stays bounded).
+   NF_OK only when a check passed: k-hat <= min(khat_max, 1 - 1/log10(draws)), ESS >= ess_min,
+   ESS / draws >= ess_fraction_min and log Z - ELBO <= kl_max (samples: importance-resampled
+   draws), or R-hat <
    rhat_max and ESS >= ess_min (samples: the chains' draws). Importance weights cannot see
    a region the flow never draws from (a tail it bends away from): k-hat alone passed
    flows whose sds were 20% short, so the importance answer needs a flow close enough
