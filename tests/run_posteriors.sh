@@ -14,6 +14,7 @@ run() {   # name, command...: counts the program's own ok/FAIL lines, or one lin
     grep -E '^(ok|FAIL) ' "$B/$n.out" | sed "s/^\(ok\|FAIL\) /\1 ${n}_/"
     grep -q -E '^(ok|FAIL) ' "$B/$n.out" || { [ $rc -eq 0 ] && echo "ok $n" || { echo "FAIL $n (status $rc)"; tail -20 "$B/$n.out" | sed 's/^/#   /'; }; }
     [ $rc -ne 0 ] && grep -q -E '^(ok|FAIL) ' "$B/$n.out" && ! grep -q '^FAIL ' "$B/$n.out" && echo "FAIL $n exited with status $rc"
+    return 0
 }
 for cfg in float double; do
     fl=""; [ $cfg = double ] && fl="-DNFLOW_DOUBLE"
