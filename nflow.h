@@ -932,10 +932,10 @@ const char NF__CONFIG_SYMBOL = 0;   /* see nf__config_check */
 
 #include <string.h>
 #include <math.h>
+#include <stdlib.h>   /* strtod (nf_csv_parse), and malloc unless the hooks below replace it */
 
 #if defined(NF_MALLOC) && defined(NF_FREE) && defined(NF_REALLOC)
 #elif !defined(NF_MALLOC) && !defined(NF_FREE) && !defined(NF_REALLOC)
-#include <stdlib.h>
 #define NF_MALLOC(sz, u)     ((void)(u), malloc(sz))
 #define NF_REALLOC(p, sz, u) ((void)(u), realloc(p, sz))
 #define NF_FREE(p, u)        ((void)(u), free(p))

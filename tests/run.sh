@@ -87,6 +87,10 @@ if g++ -std=c++11 $WARN -x c++ tests/compile/tu_a.c -x c++ tests/compile/tu_b.c 
 if gcc -std=c99 -c tests/compile/partial_alloc.c -o "$B/partial.o" >"$B/partial.log" 2>&1; then
     bad partial_allocator_override_is_an_error; else
     if grep -q "NF_MALLOC, NF_REALLOC and NF_FREE" "$B/partial.log"; then ok partial_allocator_override_is_an_error; else bad partial_allocator_override_is_an_error "$B/partial.log"; fi; fi
+# all three allocator hooks replaced (a firmware build): warning-free as C and C++, and runs
+if gcc -std=c99 $WARN -Werror tests/compile/custom_alloc.c -o "$B/custom_alloc" -lm >"$B/custom_alloc.log" 2>&1 && "$B/custom_alloc" >>"$B/custom_alloc.log" 2>&1 \
+   && g++ -std=c++11 -Wall -Wextra -Werror -x c++ tests/compile/custom_alloc.c -o "$B/custom_alloc_cxx" >>"$B/custom_alloc.log" 2>&1 && "$B/custom_alloc_cxx" >>"$B/custom_alloc.log" 2>&1; then
+    ok custom_allocator_hooks_compile_and_run; else bad custom_allocator_hooks_compile_and_run "$B/custom_alloc.log"; fi
 # NFLOW_NO_STDIO: the object must not reference stdio, exit or abort
 if gcc -std=c99 $WARN -DNFLOW_NO_STDIO -c tests/compile/impl.c -o "$B/nostdio.o" >"$B/nostdio.log" 2>&1; then
     bad_syms=$(nm "$B/nostdio.o" | grep -E ' U (_IO_|f?printf|s?n?printf|v[fs]?printf|fopen|fclose|fwrite|fread|fputs|puts|putchar|stdout|stderr|exit|_exit|abort)$' || true)

@@ -71,7 +71,14 @@ int main(void) {
     if (r != NF_OK) return 4;
     for (i = 0; i < NPTS; ++i) { float e = relerr(lp[i], want_logp[i]); if (e > worst_lp) worst_lp = e; }
     for (i = 0; i < NSAMP; ++i) {
-        float e = relerr(slp[i], want_sample_logp[i]);
+        /* a sample's log p may differ by what the sample's own difference can explain: another
+           libm moves a sample by an ulp or so, and where log p is steep (|grad| 43 at a spline
+           flow's sample) a log-det taken at the moved point changes beyond 1e-5 (1.2e-5 seen);
+           the slack is |d log p/dx| |dx| per coordinate, from the host's gradient */
+        float dx0 = s[2 * i] - want_samples[2 * i], dx1 = s[2 * i + 1] - want_samples[2 * i + 1];
+        float slack = fabsf(want_sample_grad[2 * i] * dx0) + fabsf(want_sample_grad[2 * i + 1] * dx1);
+        float m = fabsf(want_sample_logp[i]), e = fabsf(slp[i] - want_sample_logp[i]) - slack;
+        e = e > 0 ? e / (m > 1.0f ? m : 1.0f) : 0;
         if (e > worst_s) worst_s = e;
         e = relerr(s[2 * i], want_samples[2 * i]); if (e > worst_s) worst_s = e;
         e = relerr(s[2 * i + 1], want_samples[2 * i + 1]); if (e > worst_s) worst_s = e;

@@ -15,7 +15,7 @@
 
 int main(int argc, char **argv) {
     const char *out = argc > 1 ? argv[1] : ".", *kind = argc > 2 ? argv[2] : "realnvp"; char path[512];
-    nf_rng rng; static nf_real y[4000 * 2]; nf_real pts[NPTS * 2], lp[NPTS], s[NSAMP * 2], slp[NSAMP];
+    nf_rng rng; static nf_real y[4000 * 2]; nf_real pts[NPTS * 2], lp[NPTS], s[NSAMP * 2], slp[NSAMP], sgrad[NSAMP * 2];
     nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_adam_config c; int i; double loss = 0; FILE *fc, *fh, *fe;
     nf_rng_seed(&rng, 2026);
     for (i = 0; i < 4000; ++i) {   /* two moons, noise 0.05 */
@@ -58,6 +58,13 @@ int main(int argc, char **argv) {
     nf_flow_log_prob(f, pts, NPTS, lp);
     nf_rng_seed(&rng, 42);
     nf_flow_sample(f, &rng, NSAMP, s, slp);
+    {   /* d log p / dx at each sample: where log p is steep (|grad| 40 at a sample of the
+           spline flow), a sample the device's libm moves by an ulp has another log p */
+        nf_adam_config ac; nf_real lpg[NSAMP];
+        nf_adam_config_default(&ac);
+        if (nf_trainer_create(&t, f, &ac, NSAMP) != NF_OK || nf_flow_log_prob_grad(t, s, NSAMP, lpg, sgrad) != NF_OK) return 1;
+        nf_trainer_destroy(t);
+    }
     snprintf(path, sizeof path, "%s/expected.h", out); fe = fopen(path, "w");
     if (!fe) return 1;
     fprintf(fe, "/* computed on the host by gen_model.c */\n#define NPTS %d\n#define NSAMP %d\n#define SAMPLE_SEED 42\n", NPTS, NSAMP);
@@ -65,6 +72,7 @@ int main(int argc, char **argv) {
     fprintf(fe, "};\nstatic const float want_logp[NPTS] = {"); for (i = 0; i < NPTS; ++i) fprintf(fe, "%s%.9g", i ? ", " : "", (double)lp[i]);
     fprintf(fe, "};\nstatic const float want_samples[NSAMP * 2] = {"); for (i = 0; i < 2 * NSAMP; ++i) fprintf(fe, "%s%.9g", i ? ", " : "", (double)s[i]);
     fprintf(fe, "};\nstatic const float want_sample_logp[NSAMP] = {"); for (i = 0; i < NSAMP; ++i) fprintf(fe, "%s%.9g", i ? ", " : "", (double)slp[i]);
+    fprintf(fe, "};\nstatic const float want_sample_grad[NSAMP * 2] = {"); for (i = 0; i < 2 * NSAMP; ++i) fprintf(fe, "%s%.9g", i ? ", " : "", (double)sgrad[i]);
     fprintf(fe, "};\n");
     fclose(fe);
     nf_flow_destroy(f);
