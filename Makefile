@@ -14,8 +14,8 @@ $(BUILD):
 $(BUILD)/%: examples/%.c nflow.h examples/png.h | $(BUILD)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-EXAMPLES = two_moons bimodal_1d teach_steps variational gw_posterior ringdown mcu_export toy2d gw150914_ringdown
-$(BUILD)/gw150914_ringdown: examples/gw150914_ringdown.h
+EXAMPLES = two_moons bimodal_1d teach_steps variational gw_posterior ringdown mcu_export toy2d gw150914_ringdown gw150914_t0
+$(BUILD)/gw150914_ringdown $(BUILD)/gw150914_t0: examples/gw150914_ringdown.h
 examples: $(addprefix $(BUILD)/,$(EXAMPLES))
 
 demo: $(BUILD)/two_moons
@@ -84,6 +84,7 @@ docs: examples
 	./$(BUILD)/gw_posterior examples/data/gw170814_posterior.csv --out $(DOCS_OUT) $(DOCS_FLAGS)
 	./$(BUILD)/toy2d --out $(DOCS_OUT) $(DOCS_FLAGS)
 	./$(BUILD)/gw150914_ringdown --out $(DOCS_OUT)   # always the full run: ~6-10 s
+	./$(BUILD)/gw150914_t0 --out $(DOCS_OUT)   # always the full run: ~1-1.5 min
 
 $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)
