@@ -3262,13 +3262,22 @@ static void nf__layer_apply(const nf_flow *f, const nf__layer *L, nf_real *x, in
 }
 
 NFDEF nf_result nf_flow_desc_nsf(nf_flow_desc *d, int dim, int couplings, int hidden, int bins) {
-    int i;
+    int i, mixed = dim > 1;   /* 1-D: nothing to couple on or mix, so spline couplings only */
     if (!d) return NF_ERR_NULL;
     nf_flow_desc_init(d, dim);
-    if (couplings < 1 || couplings > NF_MAX_LAYERS || hidden < 0 || bins < 0) return NF_ERR_ARG;
+    if (couplings < 1 || hidden < 0 || bins < 0) return NF_ERR_ARG;
+    if (couplings > (mixed ? (NF_MAX_LAYERS + 1) / 2 : NF_MAX_LAYERS)) return NF_ERR_ARG;   /* 2L - 1 layers */
     for (i = 0; i < couplings; ++i) {
         nf_layer_desc l; memset(&l, 0, sizeof l);
-        l.kind = NF_LAYER_SPLINE_COUPLING; l.hidden = hidden; l.parity = i & 1; l.bins = bins; l.tail_bound = 5;
+        if (mixed && i > 0) {   /* an LU layer between couplings: every feature reaches every other */
+            l.kind = NF_LAYER_LU_LINEAR; l.seed = (uint32_t)(i - 1);
+            nf_flow_desc_add(d, &l);
+            memset(&l, 0, sizeof l);
+        }
+        l.kind = mixed && (i & 1) ? NF_LAYER_AFFINE_COUPLING : NF_LAYER_SPLINE_COUPLING;
+        l.hidden = hidden; l.parity = i & 1;
+        if (mixed) l.activation = NF_ACT_SOFTPLUS;
+        if (l.kind == NF_LAYER_SPLINE_COUPLING) { l.bins = bins; l.tail_bound = 5; }
         nf_flow_desc_add(d, &l);
     }
     return NF_OK;
