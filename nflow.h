@@ -434,9 +434,10 @@ NFDEF nf_result nf_flow_desc_realnvp(nf_flow_desc *d, int dim, int couplings, in
 /* Preset "neural spline flow": L couplings with alternating checkerboard masks, a
    rational-quadratic spline coupling (K bins, 0: 8) and an affine coupling taking turns,
    spline first, with an LU linear layer between consecutive couplings (2L - 1 layers;
-   L above (NF_MAX_LAYERS + 1) / 2 is NF_ERR_ARG) and softplus conditioners. Splines
-   bend the density; the affine couplings and LU layers move and rescale it past the
-   splines' tail bound and mix every feature into every other. On real posteriors this
+   L above (NF_MAX_LAYERS + 1) / 2 is NF_ERR_ARG) and softplus conditioners (so a build
+   whose NFLOW_ACTIVATIONS leaves softplus out cannot create it). Splines bend the
+   density; the affine couplings and LU layers move and rescale it past the splines'
+   tail bound and mix every feature into every other. On real posteriors this
    scored 0.3-1.0 nats per row better than the spline-only stack it replaced, with fewer
    parameters, and beat the affine MAF on GW170814 (bench/nsf_preset.md). Tail bound 5
    (not the layer's 3: standardised real posteriors reach past 3). dim 1: L spline
