@@ -5,7 +5,8 @@
    Adam, lr 1e-3. A step = forward, mean NLL, backward, Adam update on one minibatch.
      P1 D=2 H=64 batch 256   P2 D=2 H=256 batch 512   P3 D=16 H=128 batch 256   P4 D=64 H=256 batch 512
    The same sizes with other layers (issue 12): Pn-NSF is nf_flow_desc_nsf(&d, D, 8, H, 8)
-   (rational-quadratic spline couplings, 8 bins, tail bound 5), Pn-MAF is
+   (since issue 18 item 15: spline and affine couplings taking turns, 8 bins, tail bound 5,
+   an LU layer between couplings, softplus conditioners), Pn-MAF is
    nf_flow_desc_maf(&d, D, 8, H, NF_TRANSFORM_AFFINE, 0) (MADE conditioners, clamp 3);
    MAF samples in D sequential passes, so its sampling is not timed.
    Data: D = 2 two moons (noise 0.05, standardised); D > 2 a fixed-seed Gaussian mixture.

@@ -6,7 +6,8 @@ features kept on even layers), conditioner MLP with 2 hidden ReLU layers of widt
 output [shift | raw log-scale], log-scale = tanh(raw), last layer zero-initialised;
 standard normal base; Adam, lr 1e-3. A step = forward, mean NLL, backward, Adam.
 
-NSF rows (P1-NSF .. P4-NSF, nf_flow_desc_nsf(&d, D, 8, H, 8)): the same couplings with
+NSF rows (P1-NSF .. P4-NSF, nf_flow_desc_nsf(&d, D, 8, H, 8) as it was before issue 18
+item 15, which added affine couplings and LU layers: not mirrored here yet): the same couplings with
 a rational-quadratic spline per transformed feature (Durkan et al. 2019), 8 bins on
 [-5, 5] (the tail bound of the nflow presets), identity outside; widths and heights floored softmaxes (1e-3), inner knot
 derivatives 1e-3 + softplus(u + c0), outer ones 1, so that zero parameters are the

@@ -61,7 +61,8 @@ static void make_set(int s, nf_rng *r, size_t n, nf_real *out) {
     for (i = 0; i < n; ++i) { draw(s, r, &x, &y); out[2 * i] = (nf_real)x; out[2 * i + 1] = (nf_real)y; }
 }
 
-/* model m with conditioner width h (8 layers each: the same depth of stack) */
+/* model m with conditioner width h (L = 8 each: 8 couplings or autoregressive layers; the
+   NSF preset adds an LU layer between consecutive couplings) */
 static void model_desc(int m, int h, nf_flow_desc *d) {
     if (m == 0) nf_flow_desc_realnvp(d, 2, 8, h);
     else if (m == 1) nf_flow_desc_nsf(d, 2, 8, h, 8);
@@ -99,7 +100,7 @@ int main(int argc, char **argv) {
     printf("toy2d: %lu training points (nf_fit holds 10%% out for validation), %lu held out; budget %lu parameters\n",
            (unsigned long)n_train, (unsigned long)n_test, (unsigned long)budget);
     for (m = 0; m < NMODELS; ++m)
-        printf("  %-8s 8 layers, width %3d: %lu parameters\n", model_names[m], width[m], (unsigned long)model_params(m, width[m]));
+        printf("  %-8s L = 8, width %3d: %lu parameters\n", model_names[m], width[m], (unsigned long)model_params(m, width[m]));
     for (s = 0; s < NSETS; ++s) {
         nf_rng rng; nf_real *y = (nf_real *)malloc(sizeof(nf_real) * 2 * (n_train + n_test)), *yt, *lp, *grid;
         nf_rng_seed(&rng, 100 + (uint64_t)s);

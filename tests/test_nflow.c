@@ -461,6 +461,11 @@ static void test_layers(void) {
             /* 15 random layers compound: a smaller weight scale keeps the map well conditioned */
             flow_checks("mixed_flow", &d, &rng, 0.1, 5 * RT_TOL);
         }
+        {   /* the NSF preset as built: spline, LU, affine, LU, ... with softplus conditioners */
+            nf_flow_desc d;
+            nf_flow_desc_nsf(&d, D, 4, 16, 6);
+            flow_checks("nsf_preset", &d, &rng, 0.1, 5 * RT_TOL);
+        }
     }
 }
 
@@ -519,7 +524,11 @@ static void test_spline_edges(void) {
     nf_flow_desc d; nf_flow *f; nf_rng rng; nf__spl sp; nf__ws w; nf_real *cur, th[3 * 8 - 1], pts[80 * 2], z[80 * 2], back[80 * 2], ld[80];
     int k, n = 0, i; double worst = 0, worst_rel = 0, tail_ld = 0; nf__layer *L;
     nf_rng_seed(&rng, 17);
-    nf_flow_desc_nsf(&d, 2, 1, 8, 8); d.layers[0].tail_bound = 2.5f;
+    {   /* one spline coupling (ReLU conditioner) of width 8, 8 bins, tail bound 2.5 */
+        nf_layer_desc l; memset(&l, 0, sizeof l);
+        l.kind = NF_LAYER_SPLINE_COUPLING; l.hidden = 8; l.bins = 8; l.tail_bound = 2.5f;
+        nf_flow_desc_init(&d, 2); nf_flow_desc_add(&d, &l);
+    }
     nf_flow_create(&f, &d); randomize(f, &rng, 0.5);
     L = &f->layers[0];
     /* the spline the conditioner gives feature 1 when feature 0 is 0.3 */
