@@ -936,6 +936,28 @@ static void test_bad_input(void) {
     CHECK(strcmp(nf_result_string(NF_ERR_NOMEM), "out of memory") == 0 && strcmp(nf_result_string((nf_result)999), "unknown error") == 0, "result_strings");
 }
 
+/* softplus without libm (nf__exp_nonpos, nf__log1p_unit): within a few ulps of libm's
+   exp / log1p over the whole range, exact where it must be, NaN kept */
+static void test_softplus_elementary(void) {
+    double we = 0, wl = 0, ws = 0, xe = 0, xl = 0, xs = 0; long i;
+    for (i = 0; i <= 400000; ++i) {
+        nf_real x = (nf_real)(-100.0 + 200.0 * (double)i / 400000.0); double xd = (double)x;
+        double sref = xd > 0 ? xd + log1p(exp(-xd)) : log1p(exp(xd)), e;
+        if (sref > 4 * (double)NF__TINY) { e = fabs((double)nf__softplus(x) - sref) / ((double)NF__EPS * sref); if (e > ws) { ws = e; xs = xd; } }
+        if (xd <= 0 && exp(xd) > 4 * (double)NF__TINY) { e = fabs((double)nf__exp_nonpos(x) - exp(xd)) / ((double)NF__EPS * exp(xd)); if (e > we) { we = e; xe = xd; } }
+        if (xd > 0 && xd <= 1) { e = fabs((double)nf__log1p_unit(x) - log1p(xd)) / ((double)NF__EPS * log1p(xd)); if (e > wl) { wl = e; xl = xd; } }
+    }
+    check(we <= 2, "exp_nonpos_within_2_eps_of_libm", "%g eps at x = %g", we, xe);
+    check(wl <= 3, "log1p_unit_within_3_eps_of_libm", "%g eps at t = %g", wl, xl);
+    check(ws <= 4, "softplus_within_4_eps_of_libm", "%g eps at x = %g", ws, xs);
+    {   volatile nf_real nan = NF__R(0) / NF__R(0), big = NF__R(1e30);
+        nf_real s0 = nf__softplus(0), tiny = nf__softplus(-NF__R(800)), sb = nf__softplus(big), sn = nf__softplus(nan);
+        check(nf__exp_nonpos(0) == 1 && nf__exp_nonpos(-NF__R(1000)) == 0 && tiny == 0 && sb == big && sn != sn
+              && fabs((double)s0 - log(2.0)) <= (double)NF__EPS, "softplus_exact_cases_and_nan",
+              "softplus(0) - log 2 = %g, softplus(1e30) - 1e30 = %g", (double)s0 - log(2.0), (double)(sb - big));
+    }
+}
+
 int main(int argc, char **argv) {
     /* --quick: skips the training runs (for emulated targets, where they take minutes) */
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
@@ -952,6 +974,7 @@ int main(int argc, char **argv) {
     test_loss_gradient();
     test_loss_gradient_new_kinds();
     test_spline_edges();
+    test_softplus_elementary();
     test_adam();
     test_adam_bound_is_safe();
     test_kl_step_overflow_refused();

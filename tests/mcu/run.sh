@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make test-mcu: a flow trained on the host, exported as C, built for a Cortex-M4F
 # (QEMU mps2-an386) and a Cortex-M0 with 16 KiB RAM (QEMU microbit), run under
-# semihosting; each must match the host within 1e-5 relative. Prints ok/FAIL lines
+# semihosting; each must match the host within 1e-5 relative (plus, per value, the host
+# float's own error against double, gen_ref.c, and for a sample's log p the change its
+# ulp-sized move explains, from the host's gradient). Prints ok/FAIL lines
 # and a closing "N passed, M failed" when run alone.
 set -u
 cd "$(dirname "$0")/../.."
@@ -14,7 +16,10 @@ bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && tail -20 "$2" | s
 for tool in arm-none-eabi-gcc qemu-system-arm; do
     command -v $tool >/dev/null || { echo "FAIL mcu_toolchain_missing ($tool: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)"; echo "0 passed, 1 failed"; exit 1; }
 done
-if gcc -std=c99 -O2 -Wall -Wextra $H/gen_model.c -o "$B/gen_model" -lm >"$B/gen.log" 2>&1 && "$B/gen_model" "$B" >>"$B/gen.log" 2>&1; then
+# gen_ref DIR: the double-precision reference of DIR's test points (DIR/lp_slack.h)
+gen_ref() { gcc -std=c99 -O2 -Wall -Wextra -DNFLOW_DOUBLE -I"$1" $H/gen_ref.c -o "$1/gen_ref" -lm && "$1/gen_ref" > "$1/lp_slack.h"; }
+if gcc -std=c99 -O2 -Wall -Wextra $H/gen_model.c -o "$B/gen_model" -lm >"$B/gen.log" 2>&1 && "$B/gen_model" "$B" >>"$B/gen.log" 2>&1 \
+   && gen_ref "$B" >>"$B/gen.log" 2>&1; then
     ok mcu_host_trains_and_exports; else bad mcu_host_trains_and_exports "$B/gen.log"; echo "$pass passed, $fail failed"; exit 1; fi
 sed 's/^/# /' "$B/gen.log"
 cp nflow.h "$B/"
@@ -22,7 +27,7 @@ cp nflow.h "$B/"
 # sequential passes), each exported into its own directory
 for k in nsf maf; do
     mkdir -p "$B/$k"; cp nflow.h "$B/$k/"
-    if "$B/gen_model" "$B/$k" $k >"$B/$k/gen.log" 2>&1; then ok "mcu_host_trains_and_exports_$k"; sed 's/^/# /' "$B/$k/gen.log"
+    if "$B/gen_model" "$B/$k" $k >"$B/$k/gen.log" 2>&1 && gen_ref "$B/$k" >>"$B/$k/gen.log" 2>&1; then ok "mcu_host_trains_and_exports_$k"; sed 's/^/# /' "$B/$k/gen.log"
     else bad "mcu_host_trains_and_exports_$k" "$B/$k/gen.log"; fi
 done
 # the exported sources compile warning-free as C and C++ on the host too (also under
