@@ -4948,9 +4948,37 @@ static nf_result nf__grad_check_finite(nf_trainer *t) {
    kept below a 16th of the largest nf_real, far more than float rounding can add.
    *gmax: the largest |gradient| (for the moments' next bounds). */
 static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
-    size_t i, np = t->f->n_params; const nf_real *p = t->f->params, *g = t->grad; nf_real pm = 0, gm = 0; int bad = 0;
+    size_t i = 0, np = t->f->n_params; const nf_real *p = t->f->params, *g = t->grad; nf_real pm = 0, gm = 0; int bad = 0;
     nf__adamk k; double lim = NF__RMAX / 16, G, mn, vn, d;
-    for (i = 0; i < np; ++i) {
+#ifdef NF__GN_VB
+    {   /* in vectors, on the bits: |x| is x without its sign bit, x is finite if that is below
+           the exponent's all-ones, and finite |x| order as their bits do (signed integers) */
+#ifdef NFLOW_DOUBLE
+        typedef int64_t nf__gi __attribute__((vector_size(NF__GN_VB)));
+        const int64_t abs_mask = INT64_MAX, inf_bits = 0x7ff0000000000000;
+#else
+        typedef int32_t nf__gi __attribute__((vector_size(NF__GN_VB)));
+        const int32_t abs_mask = INT32_MAX, inf_bits = 0x7f800000;
+#endif
+        nf__gi pv, gv, nonfin, zero; int l;
+        memset(&zero, 0, sizeof zero); pv = gv = nonfin = zero;
+        for (; i + (size_t)NF__GN_VL <= np; i += (size_t)NF__GN_VL) {
+            nf__gi a, b, more;
+            memcpy(&a, p + i, sizeof a); memcpy(&b, g + i, sizeof b);
+            a &= abs_mask; b &= abs_mask;
+            nonfin |= (a >= inf_bits) | (b >= inf_bits);
+            more = a > pv; pv = (a & more) | (pv & ~more);
+            more = b > gv; gv = (b & more) | (gv & ~more);
+        }
+        for (l = 0; l < NF__GN_VL; ++l) {
+            nf_real a, b; memcpy(&a, (const char *)&pv + (size_t)l * sizeof a, sizeof a); memcpy(&b, (const char *)&gv + (size_t)l * sizeof b, sizeof b);
+            bad |= nonfin[l] != 0;
+            pm = a > pm ? a : pm;
+            gm = b > gm ? b : gm;
+        }
+    }
+#endif
+    for (; i < np; ++i) {
         nf_real a = NF_FABS(p[i]), b = NF_FABS(g[i]);
         bad |= !nf__isfinite(a); bad |= !nf__isfinite(b);
         pm = a > pm ? a : pm;
