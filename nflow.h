@@ -958,6 +958,7 @@ const char NF__CONFIG_SYMBOL = 0;   /* see nf__config_check */
 
 #ifdef NFLOW_DOUBLE
 #ifndef NF_EXP
+#define NF__LIBM 1
 #define NF_EXP   exp
 #define NF_LOG   log
 #define NF_TANH  tanh
@@ -968,6 +969,7 @@ const char NF__CONFIG_SYMBOL = 0;   /* see nf__config_check */
 #endif
 #else
 #ifndef NF_EXP
+#define NF__LIBM 1   /* the math below is libm's (Adam may then use the CPU's vector sqrt) */
 #define NF_EXP   expf
 #define NF_LOG   logf
 #define NF_TANH  tanhf
@@ -4914,16 +4916,64 @@ static void nf__adam_coefs(const nf_adam_config *c, long t, nf__adamk *k) {
     k->c2 = (nf_real)(1.0 / (1.0 - pow(c->beta2, (double)t)));
     k->decay = (nf_real)(1.0 - lr * c->weight_decay); k->step = (nf_real)lr;
 }
+/* One pass over every parameter: moments and update fused, in the matrix kernel's vectors
+   where the CPU has a vector square root (x86, ARM64). sqrtf itself is never vectorised
+   by gcc or clang while it may set errno, and the scalar loop ran at a few ns a parameter.
+   Every operation is the scalar one in the same order (IEEE sqrt and division are
+   correctly rounded in either form), so the vector and scalar paths give the same bits. */
+#if defined(NF__GN_VB) && defined(NF__LIBM) && (defined(__SSE2__) || defined(__aarch64__)) && !defined(NFLOW_NO_VECTOR_EXT)
+#define NF__ADAM_VEC 1
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#else
+#include <immintrin.h>
+#endif
+static nf__gv nf__vsqrt(nf__gv x) {
+#if defined(__aarch64__) && defined(NFLOW_DOUBLE)
+    return (nf__gv)vsqrtq_f64((float64x2_t)x);
+#elif defined(__aarch64__)
+    return (nf__gv)vsqrtq_f32((float32x4_t)x);
+#elif NF__GN_VB == 64 && defined(NFLOW_DOUBLE)
+    return (nf__gv)_mm512_maskz_sqrt_pd((__mmask8)0xff, (__m512d)x);   /* maskz: g++ 12 warns inside _mm512_sqrt_pd */
+#elif NF__GN_VB == 64
+    return (nf__gv)_mm512_maskz_sqrt_ps((__mmask16)0xffff, (__m512)x);
+#elif NF__GN_VB == 32 && defined(NFLOW_DOUBLE)
+    return (nf__gv)_mm256_sqrt_pd((__m256d)x);
+#elif NF__GN_VB == 32
+    return (nf__gv)_mm256_sqrt_ps((__m256)x);
+#elif defined(NFLOW_DOUBLE)
+    return (nf__gv)_mm_sqrt_pd((__m128d)x);
+#else
+    return (nf__gv)_mm_sqrt_ps((__m128)x);
+#endif
+}
+#endif
+static void nf__adam_run(const nf__adamk *k, size_t n, nf_real *NF__RESTRICT p, const nf_real *NF__RESTRICT g,
+                         nf_real *NF__RESTRICT m, nf_real *NF__RESTRICT v) {
+    size_t i = 0; nf_real b1 = k->b1, b2 = k->b2, a1 = 1 - k->b1, a2 = 1 - k->b2;
+#ifdef NF__ADAM_VEC
+    for (; i + (size_t)NF__GN_VL <= n; i += (size_t)NF__GN_VL) {
+        nf__gv gi, mi, vi, pi;
+        memcpy(&gi, g + i, sizeof gi); memcpy(&mi, m + i, sizeof mi);
+        memcpy(&vi, v + i, sizeof vi); memcpy(&pi, p + i, sizeof pi);
+        mi = b1 * mi + a1 * gi;
+        vi = b2 * vi + a2 * gi * gi;
+        pi = pi * k->decay - k->step * (mi * k->c1) / (nf__vsqrt(vi * k->c2) + k->eps);
+        memcpy(m + i, &mi, sizeof mi); memcpy(v + i, &vi, sizeof vi); memcpy(p + i, &pi, sizeof pi);
+    }
+#endif
+    for (; i < n; ++i) {
+        nf_real gi = g[i], mi = b1 * m[i] + a1 * gi, vi = b2 * v[i] + a2 * gi * gi;
+        m[i] = mi; v[i] = vi;
+        p[i] = p[i] * k->decay - k->step * (mi * k->c1) / (NF_SQRT(vi * k->c2) + k->eps);
+    }
+}
+/* p, g, m and v are distinct arrays of n reals */
 NFDEF void nf_adam_update(const nf_adam_config *c, long t, size_t n, nf_real *p,
                           const nf_real *g, nf_real *m, nf_real *v) {
-    size_t i; nf__adamk k;
+    nf__adamk k;
     nf__adam_coefs(c, t, &k);
-    for (i = 0; i < n; ++i) {
-        nf_real gi = g[i];
-        m[i] = k.b1 * m[i] + (1 - k.b1) * gi;
-        v[i] = k.b2 * v[i] + (1 - k.b2) * gi * gi;
-        p[i] = p[i] * k.decay - k.step * (m[i] * k.c1) / (NF_SQRT(v[i] * k.c2) + k.eps);
-    }
+    nf__adam_run(&k, n, p, g, m, v);
 }
 /* 1 if the step keeps every moment and parameter finite (a gradient near the largest
    nf_real squares to inf, and inf / inf is NaN): checked before anything is written */
@@ -4965,9 +5015,37 @@ static nf_result nf__grad_check_finite(nf_trainer *t) {
    kept below a 16th of the largest nf_real, far more than float rounding can add.
    *gmax: the largest |gradient| (for the moments' next bounds). */
 static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
-    size_t i, np = t->f->n_params; const nf_real *p = t->f->params, *g = t->grad; nf_real pm = 0, gm = 0; int bad = 0;
+    size_t i = 0, np = t->f->n_params; const nf_real *p = t->f->params, *g = t->grad; nf_real pm = 0, gm = 0; int bad = 0;
     nf__adamk k; double lim = NF__RMAX / 16, G, mn, vn, d;
-    for (i = 0; i < np; ++i) {
+#ifdef NF__GN_VB
+    {   /* in vectors, on the bits: |x| is x without its sign bit, x is finite if that is below
+           the exponent's all-ones, and finite |x| order as their bits do (signed integers) */
+#ifdef NFLOW_DOUBLE
+        typedef int64_t nf__gi __attribute__((vector_size(NF__GN_VB)));
+        const int64_t abs_mask = INT64_MAX, inf_bits = 0x7ff0000000000000;
+#else
+        typedef int32_t nf__gi __attribute__((vector_size(NF__GN_VB)));
+        const int32_t abs_mask = INT32_MAX, inf_bits = 0x7f800000;
+#endif
+        nf__gi pv, gv, nonfin, zero; int l;
+        memset(&zero, 0, sizeof zero); pv = gv = nonfin = zero;
+        for (; i + (size_t)NF__GN_VL <= np; i += (size_t)NF__GN_VL) {
+            nf__gi a, b, more;
+            memcpy(&a, p + i, sizeof a); memcpy(&b, g + i, sizeof b);
+            a &= abs_mask; b &= abs_mask;
+            nonfin |= (a >= inf_bits) | (b >= inf_bits);
+            more = a > pv; pv = (a & more) | (pv & ~more);
+            more = b > gv; gv = (b & more) | (gv & ~more);
+        }
+        for (l = 0; l < NF__GN_VL; ++l) {
+            nf_real a, b; memcpy(&a, (const char *)&pv + (size_t)l * sizeof a, sizeof a); memcpy(&b, (const char *)&gv + (size_t)l * sizeof b, sizeof b);
+            bad |= nonfin[l] != 0;
+            pm = a > pm ? a : pm;
+            gm = b > gm ? b : gm;
+        }
+    }
+#endif
+    for (; i < np; ++i) {
         nf_real a = NF_FABS(p[i]), b = NF_FABS(g[i]);
         bad |= !nf__isfinite(a); bad |= !nf__isfinite(b);
         pm = a > pm ? a : pm;
