@@ -2409,7 +2409,7 @@ static nf_real nf__spl_c0(const nf__layer *L) { return NF_LOG(NF_EXP(1 - L->min_
 static void nf__spl_sizes(const nf_real *u, int n, int K, nf_real B2, nf_real m, nf_real *frac, nf_real *size) {
     int k; nf_real mx = u[0], sum = 0;
     for (k = 1; k < K; ++k) if (u[(size_t)k * (size_t)n] > mx) mx = u[(size_t)k * (size_t)n];
-    for (k = 0; k < K; ++k) sum += frac[k] = NF_EXP(u[(size_t)k * (size_t)n] - mx);
+    for (k = 0; k < K; ++k) sum += frac[k] = nf__exp_nonpos(u[(size_t)k * (size_t)n] - mx);   /* <= 0: no libm call */
     for (k = 0; k < K; ++k) { frac[k] /= sum; size[k] = B2 * (m + (1 - m * (nf_real)K) * frac[k]); }
 }
 static void nf__spl_make(const nf__layer *L, const nf_real *th, int n, nf__spl *sp) {
@@ -2977,39 +2977,70 @@ static nf_result nf__lu_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L
     L->np = (size_t)D * (size_t)D + (size_t)D; L->ni = 2 * (size_t)D;
     return NF_OK;
 }
+/* Rows go through in blocks of B, transposed into w->tmp (D x B for the input, D x B for
+   the intermediate), so that every multiply-add runs across the block's rows: a vector op,
+   where one row at a time is a chain of dependent scalar ones (a reduction a compiler may
+   not reorder). Each row sees the same operations in the same order as alone (bit for bit
+   the one-row result), and e^s is taken once per block, not per row. */
+#define NF__LU_B 16
 static void nf__lu_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
-    int D = f->dim, r, j, k;
+    int D = f->dim, r0, j, k, b;
     const nf_real *M = f->params + L->poff, *s = M + (size_t)D * (size_t)D;
     nf_real lsum = 0;
     for (j = 0; j < D; ++j) lsum += s[j];
-    for (r = 0; r < R; ++r) {
-        nf_real *xr = x + (size_t)r * (size_t)D, *t = w->tmp;
+    for (r0 = 0; r0 < R; r0 += NF__LU_B) {
+        /* the block: B rows, B <= R / 2 so that both D x B buffers fit in tmp (R x D) */
+        int B = R - r0 < NF__LU_B ? R - r0 : NF__LU_B, half = R / 2 > 1 ? R / 2 : 1;
+        nf_real *xt, *tt;
+        if (B > half) B = half;
+        xt = w->tmp; tt = B * 2 <= R ? w->tmp + (size_t)D * (size_t)B : NULL;
+        if (!tt) { tt = xt; xt = NULL; }   /* one row in a one-row chunk: the row itself is the input */
         if (dir > 0) {
+            const nf_real *in = xt;
+            if (xt) for (b = 0; b < B; ++b) for (k = 0; k < D; ++k) xt[(size_t)k * (size_t)B + (size_t)b] = x[NF__IX(r0 + b, D, k)];
+            else in = x + (size_t)r0 * (size_t)D;   /* B = 1: stride 1 either way */
             for (j = 0; j < D; ++j) {       /* t = U y */
-                nf_real acc = NF_EXP(s[j]) * xr[j];
-                for (k = j + 1; k < D; ++k) acc += M[(size_t)j * (size_t)D + (size_t)k] * xr[k];
-                t[j] = acc;
+                nf_real e = NF_EXP(s[j]), *tj = tt + (size_t)j * (size_t)B;
+                const nf_real *mj = M + (size_t)j * (size_t)D;
+                for (b = 0; b < B; ++b) tj[b] = e * in[(size_t)j * (size_t)B + (size_t)b];
+                for (k = j + 1; k < D; ++k) {
+                    const nf_real m = mj[k], *ik = in + (size_t)k * (size_t)B;
+                    for (b = 0; b < B; ++b) tj[b] += m * ik[b];
+                }
             }
             for (j = D - 1; j >= 0; --j) {  /* t = L t, bottom-up so t stays readable */
-                nf_real acc = t[j];
-                for (k = 0; k < j; ++k) acc += M[(size_t)j * (size_t)D + (size_t)k] * t[k];
-                t[j] = acc;
+                nf_real *tj = tt + (size_t)j * (size_t)B; const nf_real *mj = M + (size_t)j * (size_t)D;
+                for (k = 0; k < j; ++k) {
+                    const nf_real m = mj[k], *tk = tt + (size_t)k * (size_t)B;
+                    for (b = 0; b < B; ++b) tj[b] += m * tk[b];
+                }
             }
-            for (j = 0; j < D; ++j) xr[j] = t[L->perm[j]];   /* z = P t */
+            for (b = 0; b < B; ++b)          /* z = P t */
+                for (j = 0; j < D; ++j) x[NF__IX(r0 + b, D, j)] = tt[(size_t)L->perm[j] * (size_t)B + (size_t)b];
         } else {
-            for (j = 0; j < D; ++j) t[L->perm[j]] = xr[j];   /* t = P^T z */
+            nf_real *out = xt ? xt : x + (size_t)r0 * (size_t)D;
+            for (b = 0; b < B; ++b)          /* t = P^T z */
+                for (j = 0; j < D; ++j) tt[(size_t)L->perm[j] * (size_t)B + (size_t)b] = x[NF__IX(r0 + b, D, j)];
             for (j = 0; j < D; ++j) {       /* solve L u = t (forward substitution) */
-                nf_real acc = t[j];
-                for (k = 0; k < j; ++k) acc -= M[(size_t)j * (size_t)D + (size_t)k] * t[k];
-                t[j] = acc;
+                nf_real *tj = tt + (size_t)j * (size_t)B; const nf_real *mj = M + (size_t)j * (size_t)D;
+                for (k = 0; k < j; ++k) {
+                    const nf_real m = mj[k], *tk = tt + (size_t)k * (size_t)B;
+                    for (b = 0; b < B; ++b) tj[b] -= m * tk[b];
+                }
             }
             for (j = D - 1; j >= 0; --j) {  /* solve U y = u (back substitution) */
-                nf_real acc = t[j];
-                for (k = j + 1; k < D; ++k) acc -= M[(size_t)j * (size_t)D + (size_t)k] * xr[k];
-                xr[j] = acc * NF_EXP(-s[j]);
+                nf_real e = NF_EXP(-s[j]), *tj = tt + (size_t)j * (size_t)B, *oj = out + (size_t)j * (size_t)B;
+                const nf_real *mj = M + (size_t)j * (size_t)D;
+                for (k = j + 1; k < D; ++k) {
+                    const nf_real m = mj[k], *ok = out + (size_t)k * (size_t)B;
+                    for (b = 0; b < B; ++b) tj[b] -= m * ok[b];
+                }
+                for (b = 0; b < B; ++b) oj[b] = tj[b] * e;
             }
+            if (xt) for (b = 0; b < B; ++b) for (k = 0; k < D; ++k) x[NF__IX(r0 + b, D, k)] = xt[(size_t)k * (size_t)B + (size_t)b];
         }
-        w->ld[r] += dir > 0 ? lsum : -lsum;
+        for (b = 0; b < B; ++b) w->ld[r0 + b] += dir > 0 ? lsum : -lsum;
+        r0 += B - NF__LU_B;   /* the loop adds NF__LU_B: a block cut short by R / 2 goes on from its end */
     }
 }
 #ifndef NFLOW_NO_TRAINING
