@@ -1764,21 +1764,34 @@ NFDEF void nf_parallel_openmp(void *pool, int n, nf_task_fn task, void *arg) {
    exponent bits. Below the smallest normal's exponent (x < -87 float, -708 double) it is 0;
    -inf gives NaN (so does +-inf into softplus: an overflow upstream stays visible). */
 NF__ELEM nf_real nf__exp_nonpos(nf_real x) {
+    /* k = round(x / ln2) by adding 1.5 2^52 (2^23): the sum's low bits hold k. No
+       float-to-int conversion, so a NaN (or -inf, which the clamp turns into NaN) gives a
+       NaN result and never undefined behaviour; k back to floating point from the integer,
+       so -ffast-math cannot fold the rounding away */
 #ifdef NFLOW_DOUBLE
-    const double lo = -708.0; double xc = (x < lo) * lo + (x >= lo) * x, kf = (double)(long long)(xc * 1.4426950408889634 - 0.5), r, p, sc;
-    union { uint64_t u; double d; } bits;
+    const double lo = -708.0; double xc = (x < lo) * lo + (x >= lo) * x, kf, r, p;
+    union { uint64_t u; double d; } m;
+    long long k;
+    m.d = xc * 1.4426950408889634 + 6755399441055744.0;
+    k = (long long)(int64_t)(m.u - 0x4338000000000000ull);
+    kf = (double)k;
     r = (xc - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
     p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320
         + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0)))))))))))));
-    bits.u = (uint64_t)((long long)kf + 1023) << 52; sc = bits.d;
+    m.u = (uint64_t)(k + 1023) << 52;
+    return p * m.d * (x < lo ? 0 : 1);   /* selects written as products: gcc 12 vectorises those */
 #else
-    const float lo = -87.0f; float xc = (x < lo) * lo + (x >= lo) * x, kf = (float)(int)(xc * 1.44269504f - 0.5f), r, p, sc;
-    union { uint32_t u; float f; } bits;
+    const float lo = -87.0f; float xc = (x < lo) * lo + (x >= lo) * x, kf, r, p;
+    union { uint32_t u; float f; } m;
+    int k;
+    m.f = xc * 1.44269504f + 12582912.0f;
+    k = (int)(int32_t)(m.u - 0x4B400000u);
+    kf = (float)k;
     r = (xc - kf * 0.693145752f) - kf * 1.42860677e-6f;
     p = 1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040 + r * (1.0f / 40320))))))));
-    bits.u = (uint32_t)((int)kf + 127) << 23; sc = bits.f;
+    m.u = (uint32_t)(k + 127) << 23;
+    return p * m.f * (x < lo ? 0 : 1);
 #endif
-    return p * sc * (x < lo ? 0 : 1);   /* selects written as products: gcc 12 vectorises those */
 }
 /* log(1 + t) for t in [0, 1]: 2 atanh(s) with s = t / (2 + t) in [0, 1/3], its odd series
    (no cancellation for small t: s carries t's relative precision) */

@@ -186,8 +186,15 @@ compile build_asan_alloc  $CC -std=c99 -O1 -g $SAN tests/test_alloc.c -o "$B/asa
 compile build_asan_trust  $CC -std=c99 -O1 -g $SAN -DNFLOW_DOUBLE tests/test_trust.c -o "$B/asan_trust" -lm
 compile build_asan_trust3 $CC -std=c99 -O1 -g $SAN tests/test_trust3.c -o "$B/asan_trust3" -lm
 compile build_asan_infer  $CC -std=c99 -O1 -g $SAN tests/test_infer.c -o "$B/asan_infer" -lm
+# clang's UBSan also checks float-to-int conversions (gcc's -fsanitize=undefined does not):
+# softplus once converted a NaN to int on the way (nf__exp_nonpos)
+CUB="-fsanitize=undefined,float-cast-overflow -fno-sanitize-recover=all"
+compile build_ubsan_clang_float  clang -std=c99 -O1 -g $CUB "$T" -o "$B/ubsan_clang_float" -lm
+compile build_ubsan_clang_double clang -std=c99 -O1 -g $CUB -DNFLOW_DOUBLE "$T" -o "$B/ubsan_clang_double" -lm
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 [ -x "$B/asan_float" ] && run_prog asan_float "$B/asan_float"
+[ -x "$B/ubsan_clang_float" ] && run_prog ubsan_clang_float "$B/ubsan_clang_float" --quick
+[ -x "$B/ubsan_clang_double" ] && run_prog ubsan_clang_double "$B/ubsan_clang_double" --quick
 [ -x "$B/asan_double" ] && run_prog asan_double "$B/asan_double"
 [ -x "$B/asan_alloc" ] && run_prog asan_alloc "$B/asan_alloc"
 [ -x "$B/asan_io" ] && run_prog asan_io "$B/asan_io"
