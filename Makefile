@@ -83,8 +83,8 @@ docs: examples
 	./$(BUILD)/variational --out $(DOCS_OUT) $(DOCS_FLAGS)
 	./$(BUILD)/gw_posterior examples/data/gw170814_posterior.csv --out $(DOCS_OUT) $(DOCS_FLAGS)
 	./$(BUILD)/toy2d --out $(DOCS_OUT) $(DOCS_FLAGS)
-	./$(BUILD)/gw150914_ringdown --out $(DOCS_OUT)   # always the full run: ~6-10 s
-	./$(BUILD)/gw150914_t0 --out $(DOCS_OUT)   # always the full run: ~1-1.5 min
+	./$(BUILD)/gw150914_ringdown --out $(DOCS_OUT)   # always the full run: ~10-25 s
+	./$(BUILD)/gw150914_t0 --out $(DOCS_OUT)   # always the full run: ~1 min
 
 $(BUILD)/bench_gemm: bench/bench_gemm.c nflow.h | $(BUILD)
 	$(CC) -std=c99 -O3 -march=native $< -o $@ $(LDLIBS)
