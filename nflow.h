@@ -2997,17 +2997,15 @@ static nf_result nf__lu_plan(const nf_layer_desc *ld, int D, int C, nf__layer *L
    the one-row result), and e^s is taken once per block, not per row. */
 #define NF__LU_B 16
 static void nf__lu_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R, int dir, nf__ws *w) {
-    int D = f->dim, r0, j, k, b;
+    /* blocks of at most R / 2 rows, so that both D x B buffers fit in tmp (R x D); a
+       one-row chunk works on its row in place, with tmp as the intermediate */
+    int D = f->dim, r0, j, k, b, BM = R / 2 < NF__LU_B ? (R / 2 > 1 ? R / 2 : 1) : NF__LU_B;
     const nf_real *M = f->params + L->poff, *s = M + (size_t)D * (size_t)D;
     nf_real lsum = 0;
     for (j = 0; j < D; ++j) lsum += s[j];
-    for (r0 = 0; r0 < R; r0 += NF__LU_B) {
-        /* the block: B rows, B <= R / 2 so that both D x B buffers fit in tmp (R x D) */
-        int B = R - r0 < NF__LU_B ? R - r0 : NF__LU_B, half = R / 2 > 1 ? R / 2 : 1;
-        nf_real *xt, *tt;
-        if (B > half) B = half;
-        xt = w->tmp; tt = B * 2 <= R ? w->tmp + (size_t)D * (size_t)B : NULL;
-        if (!tt) { tt = xt; xt = NULL; }   /* one row in a one-row chunk: the row itself is the input */
+    for (r0 = 0; r0 < R; r0 += BM) {
+        int B = R - r0 < BM ? R - r0 : BM;
+        nf_real *xt = R > 1 ? w->tmp : NULL, *tt = R > 1 ? w->tmp + (size_t)D * (size_t)B : w->tmp;
         if (dir > 0) {
             const nf_real *in = xt;
             if (xt) for (b = 0; b < B; ++b) for (k = 0; k < D; ++k) xt[(size_t)k * (size_t)B + (size_t)b] = x[NF__IX(r0 + b, D, k)];
@@ -3053,7 +3051,6 @@ static void nf__lu_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R
             if (xt) for (b = 0; b < B; ++b) for (k = 0; k < D; ++k) x[NF__IX(r0 + b, D, k)] = xt[(size_t)k * (size_t)B + (size_t)b];
         }
         for (b = 0; b < B; ++b) w->ld[r0 + b] += dir > 0 ? lsum : -lsum;
-        r0 += B - NF__LU_B;   /* the loop adds NF__LU_B: a block cut short by R / 2 goes on from its end */
     }
 }
 #ifndef NFLOW_NO_TRAINING

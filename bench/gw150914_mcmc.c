@@ -63,16 +63,9 @@ static int chol(int d, const double *a, double *l) {   /* a, l: d x d row-major 
     return 0;
 }
 
-static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 static double quantile_sorted(const double *s, long n, double q) {
     double pos = q * (double)(n - 1); long i = (long)pos; double f = pos - (double)i;
     return i + 1 < n ? s[i] * (1 - f) + s[i + 1] * f : s[n - 1];
-}
-/* quantile of a binned density (cells of width h from lo), linear within cells */
-static double quantile_grid(const double *p, int n, double lo, double h, double q) {
-    double c = 0; int i;
-    for (i = 0; i < n; ++i) { if (c + p[i] >= q) return lo + h * ((double)i + (q - c) / p[i]); c += p[i]; }
-    return lo + h * n;
 }
 
 /* integrated autocorrelation time, Geyer's initial monotone positive sequence */
@@ -107,16 +100,6 @@ static double split_rhat(double **s, int nc, long n, int dim, int j) {
     B = 0; for (q = 0; q < m; ++q) B += (mean[q] - mm) * (mean[q] - mm) / (m - 1);   /* B / h */
     free(mean);
     return sqrt(((double)(h - 1) / (double)h * W + B) / W);
-}
-
-static double js_bits(const double *p, const double *q, int n) {
-    double s = 0; int i;
-    for (i = 0; i < n; ++i) {
-        double m = 0.5 * (p[i] + q[i]);
-        if (p[i] > 0) s += 0.5 * p[i] * log2(p[i] / m);
-        if (q[i] > 0) s += 0.5 * q[i] * log2(q[i] / m);
-    }
-    return s;
 }
 
 typedef struct { long evals; double seconds; } cost_t;
@@ -174,8 +157,8 @@ static void run_model(gw_analysis *a, int nmodes, int chains, long iter, const c
     printf("grid: log Z = %.4f (420 x 200 cells), %.4f (210 x 100); %.1f s for both\n", g.logz, g2.logz, now() - t0);
     {
         double hm = 105.0 / g.nm, hc = 0.99 / g.nc;
-        printf("grid: M   median %.2f  90%% [%.2f, %.2f] Msun\n", quantile_grid(g.pm, g.nm, 35, hm, 0.5), quantile_grid(g.pm, g.nm, 35, hm, 0.05), quantile_grid(g.pm, g.nm, 35, hm, 0.95));
-        printf("grid: chi median %.3f  90%% [%.3f, %.3f]\n", quantile_grid(g.pc, g.nc, 0, hc, 0.5), quantile_grid(g.pc, g.nc, 0, hc, 0.05), quantile_grid(g.pc, g.nc, 0, hc, 0.95));
+        printf("grid: M   median %.2f  90%% [%.2f, %.2f] Msun\n", gw_grid_quantile(g.pm, g.nm, 35, hm, 0.5), gw_grid_quantile(g.pm, g.nm, 35, hm, 0.05), gw_grid_quantile(g.pm, g.nm, 35, hm, 0.95));
+        printf("grid: chi median %.3f  90%% [%.3f, %.3f]\n", gw_grid_quantile(g.pc, g.nc, 0, hc, 0.5), gw_grid_quantile(g.pc, g.nc, 0, hc, 0.05), gw_grid_quantile(g.pc, g.nc, 0, hc, 0.95));
     }
     *logz_out = g.logz;
     /* MCMC */
@@ -196,7 +179,7 @@ static void run_model(gw_analysis *a, int nmodes, int chains, long iter, const c
         double rh = split_rhat(s, chains, n, d, j), ess = 0;
         for (c = 0; c < chains; ++c) { for (t = 0; t < n; ++t) all[t] = s[c][t * d + j]; ess += (double)n / iact(all, n); }
         for (c = 0; c < chains; ++c) for (t = 0; t < n; ++t) col[c * n + t] = s[c][t * d + j];
-        qsort(col, (size_t)tot, sizeof(double), cmpd);
+        qsort(col, (size_t)tot, sizeof(double), gw__cmp);
         printf("mcmc: %-7s median %9.4f  90%% [%9.4f, %9.4f]  split-Rhat %.4f  ESS %.0f\n", gw_param_name(j),
                quantile_sorted(col, tot, 0.5), quantile_sorted(col, tot, 0.05), quantile_sorted(col, tot, 0.95), rh, ess);
         if (rh > worst_rhat) worst_rhat = rh;
@@ -208,7 +191,7 @@ static void run_model(gw_analysis *a, int nmodes, int chains, long iter, const c
             double mu = 0, var = 0;
             for (c = 0; c < chains; ++c) for (t = 0; t < n; ++t) { double A, ph; gw_amp_phase(s[c] + t * d, k, &A, &ph); col[c * n + t] = A; mu += A / (double)tot; }
             for (t = 0; t < tot; ++t) var += (col[t] - mu) * (col[t] - mu) / (double)tot;
-            qsort(col, (size_t)tot, sizeof(double), cmpd);
+            qsort(col, (size_t)tot, sizeof(double), gw__cmp);
             printf("mcmc: A_%s  median %9.4f  90%% [%9.4f, %9.4f] (1e-21, h+ amplitude)  mean/sd %.2f\n", k ? "221" : "220",
                    quantile_sorted(col, tot, 0.5), quantile_sorted(col, tot, 0.05), quantile_sorted(col, tot, 0.95), mu / sqrt(var));
         }
@@ -222,13 +205,13 @@ static void run_model(gw_analysis *a, int nmodes, int chains, long iter, const c
             if (im >= 0 && im < g.nm) hm[im] += 1.0 / (double)tot;
             if (ic >= 0 && ic < g.nc) hc[ic] += 1.0 / (double)tot;
         }
-        printf("JS(mcmc || grid): M %.5f bits, chi %.5f bits (on %d and %d cells)\n", js_bits(hm, g.pm, g.nm), js_bits(hc, g.pc, g.nc), g.nm, g.nc);
+        printf("JS(mcmc || grid): M %.5f bits, chi %.5f bits (on %d and %d cells)\n", gw_js_bits(hm, g.pm, g.nm), gw_js_bits(hc, g.pc, g.nc), g.nm, g.nc);
         /* coarser: 42 and 20 bins (less sampling noise) */
         { double a1[42], b1[42], a2[20], b2[20];
           memset(a1, 0, sizeof a1); memset(b1, 0, sizeof b1); memset(a2, 0, sizeof a2); memset(b2, 0, sizeof b2);
           for (i = 0; i < g.nm; ++i) { a1[i / 10] += hm[i]; b1[i / 10] += g.pm[i]; }
           for (i = 0; i < g.nc; ++i) { a2[i / 10] += hc[i]; b2[i / 10] += g.pc[i]; }
-          printf("JS(mcmc || grid): M %.5f bits, chi %.5f bits (on 42 and 20 bins)\n", js_bits(a1, b1, 42), js_bits(a2, b2, 20)); }
+          printf("JS(mcmc || grid): M %.5f bits, chi %.5f bits (on 42 and 20 bins)\n", gw_js_bits(a1, b1, 42), gw_js_bits(a2, b2, 20)); }
     }
     {   /* importance sampling with a Student-t proposal fitted to the MCMC samples */
         double mu[GW_MAX_DIM] = {0}, C[GW_MAX_DIM * GW_MAX_DIM] = {0}, L[GW_MAX_DIM * GW_MAX_DIM], logdetL = 0, nu = 5;
@@ -320,7 +303,7 @@ int main(int argc, char **argv) {
             gw_model_init(&m1, &b, 1); gw_model_init(&m2, &b, 2);
             z1 = gw_grid(&m1, 210, 100, NULL, NULL, NULL); z2 = gw_grid(&m2, 210, 100, pm, pc, NULL);
             printf("scan: t0(H1) %+5.1f ms: log Z (2,2,0) %.3f, +(2,2,1) %.3f, log BF %.3f; 2-tone M median %.1f chi median %.3f\n", 1e3 * dt[k], z1, z2, z2 - z1,
-                   quantile_grid(pm, 210, 35, 0.5, 0.5), quantile_grid(pc, 100, 0, 0.0099, 0.5));
+                   gw_grid_quantile(pm, 210, 35, 0.5, 0.5), gw_grid_quantile(pc, 100, 0, 0.0099, 0.5));
             gw_analysis_free(&b);
         }
     }

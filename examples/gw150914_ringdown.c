@@ -33,23 +33,6 @@
 #define JB 42            /* bins of the JS comparison: whole grid cells in each (GM / 10, GC / 5) */
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec; }
-static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
-/* the q-quantile of n values (sorted copy in tmp) */
-static double quantile(const double *v, size_t n, double q, double *tmp) {
-    memcpy(tmp, v, n * sizeof(double));
-    qsort(tmp, n, sizeof(double), cmp_d);
-    return tmp[(size_t)(q * (double)(n - 1) + 0.5)];
-}
-/* Jensen-Shannon divergence in bits of two histograms (each sums to 1) */
-static double js_bits(const double *p, const double *q, int n) {
-    double s = 0; int k;
-    for (k = 0; k < n; ++k) {
-        double m = 0.5 * (p[k] + q[k]);
-        if (p[k] > 0) s += 0.5 * p[k] * log2(p[k] / m);
-        if (q[k] > 0) s += 0.5 * q[k] * log2(q[k] / m);
-    }
-    return s;
-}
 
 typedef struct { double med[4], lo[4], hi[4], logz, logz_se, js_m, js_c, grid_logz, secs; long evals; nf_result r; int method; } result_t;
 static double g_pm[GM], g_pc[GC];   /* the last model's exact marginals, for the picture */
@@ -86,7 +69,7 @@ static result_t run_model(const gw_analysis *an, int nmodes, int quick, nf_real 
             for (j = 0; j < D; ++j) x[j] = (double)s[i * D + j];
             if (k < 2) col[i] = x[k]; else { gw_amp_phase(x, k - 2, &amp, &ph); col[i] = amp; }
         }
-        res.med[k] = quantile(col, n, 0.5, tmp); res.lo[k] = quantile(col, n, 0.05, tmp); res.hi[k] = quantile(col, n, 0.95, tmp);
+        res.med[k] = gw_quantile(col, n, 0.5, tmp); res.lo[k] = gw_quantile(col, n, 0.05, tmp); res.hi[k] = gw_quantile(col, n, 0.95, tmp);
     }
     printf("  M   = %.1f [%.1f, %.1f] Msun (detector frame; median [5%%, 95%%])\n", res.med[0], res.lo[0], res.hi[0]);
     printf("  chi = %.2f [%.2f, %.2f]\n", res.med[1], res.lo[1], res.hi[1]);
@@ -104,7 +87,7 @@ static result_t run_model(const gw_analysis *an, int nmodes, int quick, nf_real 
         if (bm >= 0 && bm < JB) hm[bm] += 1.0 / (double)n;
         if (bc >= 0 && bc < JB) hc[bc] += 1.0 / (double)n;
     }
-    res.js_m = js_bits(hm, gm, JB); res.js_c = js_bits(hc, gc, JB);
+    res.js_m = gw_js_bits(hm, gm, JB); res.js_c = gw_js_bits(hc, gc, JB);
     memcpy(g_pm, pm, sizeof pm); memcpy(g_pc, pc, sizeof pc);
     printf("  exact (grid %d x %d in M and chi, amplitudes integrated): log evidence %.3f; flow vs exact marginals: JS %.4f bits (M), %.4f bits (chi), %d bins each\n",
            GM, GC, res.grid_logz, res.js_m, res.js_c, JB);
@@ -130,7 +113,7 @@ static int corner(const char *path, const nf_real *s, size_t n, int D, const gw_
     }
     for (a = 0; a < NP; ++a) {   /* panel ranges: the 0.2% and 99.8% points, chi and M within the prior */
         for (i = 0; i < n; ++i) tmp[i] = v[i * NP + a];
-        qsort(tmp, n, sizeof(double), cmp_d);
+        qsort(tmp, n, sizeof(double), gw__cmp);
         lo[a] = tmp[n / 500]; hi[a] = tmp[n - 1 - n / 500];
         if (a == 1) { lo[a] = st->chi_min; hi[a] = st->chi_max; }
         if (a == 0) { lo[a] = lo[a] < st->m_min ? st->m_min : lo[a] - 2; hi[a] = hi[a] + 2; }

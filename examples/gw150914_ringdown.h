@@ -685,6 +685,32 @@ GWDEF double gw_grid(const gw_model *m, int nm, int nc, double *pm, double *pc, 
     return mx + log(acc / ((double)nm * (double)nc));   /* prior is flat over the box: mean */
 }
 
+/* ---- comparing posteriors (the examples and bench/gw150914_mcmc.c) ---------------------- */
+
+/* Jensen-Shannon divergence in bits of two histograms over n bins (each sums to 1). */
+GWDEF double gw_js_bits(const double *p, const double *q, int n) {
+    double s = 0; int i;
+    for (i = 0; i < n; ++i) {
+        double m = 0.5 * (p[i] + q[i]);
+        if (p[i] > 0) s += 0.5 * p[i] * log2(p[i] / m);
+        if (q[i] > 0) s += 0.5 * q[i] * log2(q[i] / m);
+    }
+    return s;
+}
+/* The q-quantile of n samples, the nearest order statistic (tmp: n doubles, sorted copy). */
+GWDEF double gw_quantile(const double *v, size_t n, double q, double *tmp) {
+    memcpy(tmp, v, n * sizeof(double));
+    qsort(tmp, n, sizeof(double), gw__cmp);
+    return tmp[(size_t)(q * (double)(n - 1) + 0.5)];
+}
+/* The q-quantile of a binned density: cell masses p[0..n-1] of width h from lo, linear
+   within a cell. */
+GWDEF double gw_grid_quantile(const double *p, int n, double lo, double h, double q) {
+    double c = 0; int i;
+    for (i = 0; i < n; ++i) { if (c + p[i] >= q) return lo + h * ((double)i + (q - c) / p[i]); c += p[i]; }
+    return lo + h * n;
+}
+
 /* ---- nflow interface ------------------------------------------------------------------ */
 #ifdef NFLOW_H
 /* Domains of the parameters: M and chi NF_DOMAIN_INTERVAL (the prior box), amplitudes real. */

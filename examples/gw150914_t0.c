@@ -39,31 +39,6 @@
 #define D GW_DIM(1)      /* M, chi, two quadratures of the (2,2,0) tone */
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec; }
-static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
-static double quantile(const double *v, size_t n, double q, double *tmp) {
-    memcpy(tmp, v, n * sizeof(double));
-    qsort(tmp, n, sizeof(double), cmp_d);
-    return tmp[(size_t)(q * (double)(n - 1) + 0.5)];
-}
-static double js_bits(const double *p, const double *q, int n) {
-    double s = 0; int k;
-    for (k = 0; k < n; ++k) {
-        double m = 0.5 * (p[k] + q[k]);
-        if (p[k] > 0) s += 0.5 * p[k] * log2(p[k] / m);
-        if (q[k] > 0) s += 0.5 * q[k] * log2(q[k] / m);
-    }
-    return s;
-}
-
-/* the q-quantile of a marginal given as cell masses on [lo, hi], linear within a cell */
-static double grid_quantile(const double *p, int n, double lo, double hi, double q) {
-    double acc = 0; int j;
-    for (j = 0; j < n; ++j) {
-        if (acc + p[j] >= q) return lo + (j + (p[j] > 0 ? (q - acc) / p[j] : 0)) * (hi - lo) / n;
-        acc += p[j];
-    }
-    return hi;
-}
 
 /* one start time: the exact marginals (binned to JB) and its medians */
 typedef struct { double dt_ms, gm[JB], gc[JB], med_m, med_c, q_m[2], q_c[2], js_infer[2], wess; long evals; double secs; int ok, verdict; } start_t;
@@ -77,7 +52,7 @@ static void js_of(const nf_real *s, size_t n, const gw_settings *st, const start
         if (bm >= 0 && bm < JB) hm[bm] += 1.0 / (double)n;
         if (bc >= 0 && bc < JB) hc[bc] += 1.0 / (double)n;
     }
-    js[0] = js_bits(hm, t->gm, JB); js[1] = js_bits(hc, t->gc, JB);
+    js[0] = gw_js_bits(hm, t->gm, JB); js[1] = gw_js_bits(hc, t->gc, JB);
 }
 
 /* the posterior at t0 = peak + dt_ms: nf_infer, the exact grid, and (rows != NULL) NPER
@@ -104,9 +79,12 @@ static int at_start(const char *data, double dt_ms, int quick, start_t *t, nf_re
     for (j = 0; j < JB; ++j) t->gm[j] = t->gc[j] = 0;
     for (j = 0; j < GM; ++j) t->gm[j * JB / GM] += pm[j];
     for (j = 0; j < GC; ++j) t->gc[j * JB / GC] += pc[j];
-    t->q_m[0] = grid_quantile(pm, GM, set.m_min, set.m_max, 0.05); t->q_m[1] = grid_quantile(pm, GM, set.m_min, set.m_max, 0.95);
-    t->q_c[0] = grid_quantile(pc, GC, set.chi_min, set.chi_max, 0.05); t->q_c[1] = grid_quantile(pc, GC, set.chi_min, set.chi_max, 0.95);
-    t->med_m = grid_quantile(pm, GM, set.m_min, set.m_max, 0.5); t->med_c = grid_quantile(pc, GC, set.chi_min, set.chi_max, 0.5);
+    {   double wm = (set.m_max - set.m_min) / GM, wc = (set.chi_max - set.chi_min) / GC;   /* cell widths */
+        t->q_m[0] = gw_grid_quantile(pm, GM, set.m_min, wm, 0.05); t->med_m = gw_grid_quantile(pm, GM, set.m_min, wm, 0.5);
+        t->q_m[1] = gw_grid_quantile(pm, GM, set.m_min, wm, 0.95);
+        t->q_c[0] = gw_grid_quantile(pc, GC, set.chi_min, wc, 0.05); t->med_c = gw_grid_quantile(pc, GC, set.chi_min, wc, 0.5);
+        t->q_c[1] = gw_grid_quantile(pc, GC, set.chi_min, wc, 0.95);
+    }
     if (t->ok) { js_of(s, ns, &set, t, js); t->js_infer[0] = js[0]; t->js_infer[1] = js[1]; }
     if (y && t->ok) {   /* the fitted flow's draws, weighted by p/q (self-normalised) */
         size_t n = quick ? NPER / 3 : NPER; nf_rng rng; double mx = -HUGE_VAL, sum = 0, sum2 = 0;
@@ -142,7 +120,7 @@ static int picture(const char *path, nf_flow *cf, const start_t *tr, int nt, con
         if (nf_flow_sample_ctx(cf, &rng, 4000, &ctx, 1, s, NULL) != NF_OK) { free(s); free(v); return 1; }
         for (p = 0; p < 2; ++p) {
             for (i = 0; i < 4000; ++i) v[i] = (double)s[i * D + p];
-            q[g][p][0] = quantile(v, 4000, 0.05, v + 4000); q[g][p][1] = quantile(v, 4000, 0.5, v + 4000); q[g][p][2] = quantile(v, 4000, 0.95, v + 4000);
+            q[g][p][0] = gw_quantile(v, 4000, 0.05, v + 4000); q[g][p][1] = gw_quantile(v, 4000, 0.5, v + 4000); q[g][p][2] = gw_quantile(v, 4000, 0.95, v + 4000);
         }
     }
     c = canvas_new(ML + 2 * W + GAP + 20, MT + H + 110, 255);

@@ -38,10 +38,12 @@ static union { double align; unsigned char b[FW_LOAD_RAM]; } flow_mem;
 static unsigned char workspace[MOONS_FLOW_WORKSPACE_BYTES];
 #endif
 
-static float relerr(float got, float want) {
-    float d = got - want, m = want < 0 ? -want : want;
-    if (d < 0) d = -d;
-    return d / (m > 1.0f ? m : 1.0f);   /* relative, absolute below 1 */
+/* |got - want| beyond a slack, relative to max(|want|, 1) (absolute below 1); *worst gets
+   the largest of these, *raw the largest without the slack */
+static void track(float got, float want, float slack, float *worst, float *raw) {
+    float d = fabsf(got - want), m = fabsf(want), den = m > 1.0f ? m : 1.0f;
+    if (d / den > *raw) *raw = d / den;
+    if (d > slack && (d - slack) / den > *worst) *worst = (d - slack) / den;
 }
 
 int main(void) {
@@ -70,25 +72,16 @@ int main(void) {
         r = nf_flow_sample(f, &rng, NSAMP, s, slp);
     }
     if (r != NF_OK) return 4;
-    for (i = 0; i < NPTS; ++i) {   /* beyond the slack of the host's own float error */
-        float m = fabsf(want_logp[i]), e = fabsf(lp[i] - want_logp[i]) - lp_slack[i], raw = relerr(lp[i], want_logp[i]);
-        e = e > 0 ? e / (m > 1.0f ? m : 1.0f) : 0;
-        if (e > worst_lp) worst_lp = e;
-        if (raw > raw_lp) raw_lp = raw;
-    }
+    for (i = 0; i < NPTS; ++i) track(lp[i], want_logp[i], lp_slack[i], &worst_lp, &raw_lp);   /* slack: the host float's own error */
     for (i = 0; i < NSAMP; ++i) {
         /* a sample's log p may differ by what the sample's own difference can explain: another
            libm moves a sample by an ulp or so, and where log p is steep (|grad| 43 at a spline
            flow's sample) a log-det taken at the moved point changes beyond 1e-5 (1.2e-5 seen);
            the slack is |d log p/dx| |dx| per coordinate, from the host's gradient */
         float dx0 = s[2 * i] - want_samples[2 * i], dx1 = s[2 * i + 1] - want_samples[2 * i + 1];
-        float slack = fabsf(want_sample_grad[2 * i] * dx0) + fabsf(want_sample_grad[2 * i + 1] * dx1);
-        float m = fabsf(want_sample_logp[i]), e = fabsf(slp[i] - want_sample_logp[i]) - slack, raw = relerr(slp[i], want_sample_logp[i]);
-        e = e > 0 ? e / (m > 1.0f ? m : 1.0f) : 0;
-        if (e > worst_s) worst_s = e;
-        if (raw > raw_s) raw_s = raw;
-        e = relerr(s[2 * i], want_samples[2 * i]); if (e > worst_s) worst_s = e; if (e > raw_s) raw_s = e;
-        e = relerr(s[2 * i + 1], want_samples[2 * i + 1]); if (e > worst_s) worst_s = e; if (e > raw_s) raw_s = e;
+        track(slp[i], want_sample_logp[i], fabsf(want_sample_grad[2 * i] * dx0) + fabsf(want_sample_grad[2 * i + 1] * dx1), &worst_s, &raw_s);
+        track(s[2 * i], want_samples[2 * i], 0, &worst_s, &raw_s);
+        track(s[2 * i + 1], want_samples[2 * i + 1], 0, &worst_s, &raw_s);
     }
     printf("mcu: log_prob[0] %.6f (host %.6f), sample[0] (%.6f, %.6f) (host (%.6f, %.6f))\n",
            (double)lp[0], (double)want_logp[0], (double)s[0], (double)s[1], (double)want_samples[0], (double)want_samples[1]);
