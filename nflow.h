@@ -1706,44 +1706,58 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
     nf__gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
-#ifndef NFLOW_NO_THREADS
-/* Rows of C in pieces of whole register tiles: piece i is rows [i rows, (i + 1) rows). */
-typedef struct nf__gpar {
-    int ta, tb, M, N, K, lda, ldb, ldc, acc, rows;
-    const nf_real *A, *B; nf_real *C;
-} nf__gpar;
-static void nf__gemm_piece(void *arg, int i) {
-    const nf__gpar *g = (const nf__gpar *)arg;
-    int r0 = i * g->rows, m = g->M - r0 < g->rows ? g->M - r0 : g->rows;
-    if (m <= 0) return;
-    nf__gemm(g->ta, g->tb, m, g->N, g->K, g->ta ? g->A + r0 : g->A + (size_t)r0 * (size_t)g->lda, g->lda,
-             g->B, g->ldb, g->C + (size_t)r0 * (size_t)g->ldc, g->ldc, g->acc);
-}
-#endif
 /* Below this many multiply-adds a product is not worth waking threads for (a few
    microseconds each; 2^19 is ~10 microseconds of one core's work). Counted in float:
    exact enough, never overflows, and no double arithmetic on a single-precision FPU. */
 #ifndef NF__PAR_MIN
 #define NF__PAR_MIN 524288.0f
 #endif
-NFDEF void nf_gemm_parallel(const nf_parallel *par, int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
-                            const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+#define NF__RUN_TMAX 64   /* most pieces a call cuts its work into */
+/* Rows 0 .. M-1 cut into at most par->threads pieces of whole register tiles, fn(arg, r0,
+   m) run on each (one call fn(arg, 0, M) when there is one thread, too few rows, or less
+   than NF__PAR_MIN of work). Work that follows a product on the same rows (bias and
+   activation, their backward) goes in the same piece: its data stays in the core that
+   wrote it. */
+typedef void (*nf__rows_fn)(void *arg, int r0, int m);
+typedef struct nf__prows { nf__rows_fn fn; void *arg; int M, rows; } nf__prows;
 #ifndef NFLOW_NO_THREADS
-    nf__gpar g; int T = par && par->run ? par->threads : 1;
-    if (T > 1 && M >= 2 * NF__GN_MR && (float)M * (float)N * (float)K >= NF__PAR_MIN) {
-        int tiles = (M + NF__GN_MR - 1) / NF__GN_MR;
+static void nf__prows_task(void *arg, int i) {
+    const nf__prows *p = (const nf__prows *)arg;
+    int r0 = i * p->rows, m = p->M - r0 < p->rows ? p->M - r0 : p->rows;
+    if (m > 0) p->fn(p->arg, r0, m);
+}
+#endif
+static void nf__par_rows(const nf_parallel *par, int M, float work, nf__rows_fn fn, void *arg) {
+#ifndef NFLOW_NO_THREADS
+    int T = par && par->run ? par->threads : 1;
+    if (T > 1 && M >= 2 * NF__GN_MR && work >= NF__PAR_MIN) {
+        nf__prows p; int tiles = (M + NF__GN_MR - 1) / NF__GN_MR;
         if (T > tiles) T = tiles;
-        g.rows = (tiles + T - 1) / T * NF__GN_MR;
-        T = (M + g.rows - 1) / g.rows;
-        g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc; g.acc = accumulate;
-        g.A = A; g.B = B; g.C = C;
-        par->run(par->pool, T, nf__gemm_piece, &g);
+        p.rows = (tiles + T - 1) / T * NF__GN_MR;
+        p.fn = fn; p.arg = arg; p.M = M;
+        par->run(par->pool, (M + p.rows - 1) / p.rows, nf__prows_task, &p);
         return;
     }
 #else
-    (void)par;
+    (void)par; (void)work;
 #endif
-    nf__gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+    fn(arg, 0, M);
+}
+typedef struct nf__gpar {
+    int ta, tb, N, K, lda, ldb, ldc, acc;
+    const nf_real *A, *B; nf_real *C;
+} nf__gpar;
+static void nf__gemm_piece(void *arg, int r0, int m) {
+    const nf__gpar *g = (const nf__gpar *)arg;
+    nf__gemm(g->ta, g->tb, m, g->N, g->K, g->ta ? g->A + r0 : g->A + (size_t)r0 * (size_t)g->lda, g->lda,
+             g->B, g->ldb, g->C + (size_t)r0 * (size_t)g->ldc, g->ldc, g->acc);
+}
+NFDEF void nf_gemm_parallel(const nf_parallel *par, int ta, int tb, int M, int N, int K, const nf_real *A, int lda,
+                            const nf_real *B, int ldb, nf_real *C, int ldc, int accumulate) {
+    nf__gpar g;
+    g.ta = ta; g.tb = tb; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc; g.acc = accumulate;
+    g.A = A; g.B = B; g.C = C;
+    nf__par_rows(par, M, (float)M * (float)N * (float)K, nf__gemm_piece, &g);
 }
 #ifdef NFLOW_OPENMP
 #include <omp.h>
@@ -1909,13 +1923,13 @@ static nf_tensor *nf__node(nf_tape *t, int op, void (*back)(nf_tensor *), int ro
    its own backward step, so buffers recycle through an exact-size free list kept in the
    freed blocks themselves (tensor shapes repeat layer after layer). */
 typedef struct nf__freeblock { size_t bytes; struct nf__freeblock *next; } nf__freeblock;
-static nf_real *nf__grad_get(nf_tape *t, size_t cnt) {
+static nf_real *nf__grad_get(nf_tape *t, size_t cnt, int zero) {
     size_t bytes = nf_arena_align(cnt * sizeof(nf_real) > sizeof(nf__freeblock) ? cnt * sizeof(nf_real) : sizeof(nf__freeblock));
     nf__freeblock **p = (nf__freeblock **)&t->free_grads; void *m;
     while (*p && (*p)->bytes != bytes) p = &(*p)->next;
     if (*p) { m = *p; *p = (*p)->next; }
     else m = nf_arena_alloc(t->arena, bytes);
-    if (m) memset(m, 0, cnt * sizeof(nf_real));
+    if (m && zero) memset(m, 0, cnt * sizeof(nf_real));
     return (nf_real *)m;
 }
 static void nf__grad_put(nf_tape *t, nf_tensor *n) {
@@ -1926,14 +1940,20 @@ static void nf__grad_put(nf_tape *t, nf_tensor *n) {
     t->free_grads = b;
     n->grad = NULL;
 }
-/* gives every input of n that wants a gradient a zeroed buffer to accumulate into */
+/* gives every input of n that wants a gradient a zeroed buffer to accumulate into;
+   zeroed in the rows' pieces, so that each core first touches the rows it will add to */
+static void nf__grad_zero_rows(void *arg, int r0, int m) {
+    nf_tensor *x = (nf_tensor *)arg;
+    memset(x->grad + (size_t)r0 * (size_t)x->cols, 0, (size_t)m * (size_t)x->cols * sizeof(nf_real));
+}
 static int nf__grad_inputs(nf_tape *t, nf_tensor *n) {
     nf_tensor *in[3]; int i;
     in[0] = n->a; in[1] = n->b; in[2] = n->c;
     for (i = 0; i < 3; ++i)
         if (in[i] && in[i]->needs && !in[i]->grad) {
-            in[i]->grad = nf__grad_get(t, (size_t)in[i]->rows * (size_t)in[i]->cols);
+            in[i]->grad = nf__grad_get(t, (size_t)in[i]->rows * (size_t)in[i]->cols, 0);
             if (!in[i]->grad) { t->err = NF_ERR_ARENA_FULL; return 0; }
+            nf__par_rows(t->par, in[i]->rows, (float)in[i]->rows * (float)in[i]->cols * 2.0f, nf__grad_zero_rows, in[i]);
         }
     return 1;
 }
@@ -1975,8 +1995,10 @@ static void nf__binary_back(nf_tensor *c);
 static void nf__unary_back(nf_tensor *c);
 static void nf__reduce_back(nf_tensor *c);
 static void nf__gather_scatter_back(nf_tensor *c);
+static void nf__gather_scatter_rows(void *arg, int r0, int m);
 static void nf__concat_back(nf_tensor *c);
 static void nf__linear_back(nf_tensor *y);
+static void nf__linear_rows(void *arg, int r0, int m);
 /* C = op(A) op(B).  dA += dC op(B)^T (suitably transposed), dB += op(A)^T dC */
 NFDEF nf_tensor *nf_t_matmul(nf_tape *t, nf_tensor *a, nf_tensor *b, int ta, int tb) {
     int M, K, K2, N; nf_tensor *c;
@@ -2004,16 +2026,30 @@ static void nf__matmul_back(nf_tensor *c) {
     }
 }
 
+/* What an elementwise pass over c costs, in multiply-adds, for nf__par_rows: libm's
+   functions (exp, log, tanh, ...) ~64 each, the rest ~4 (a few microseconds of threads'
+   start-up are worth it only for large tensors). */
+static float nf__ew_work(const nf_tensor *c) {
+    int op = c->op;
+    float each = op == NF__OP_EXP || op == NF__OP_LOG || op == NF__OP_TANH || op == NF__OP_SIGMOID || op == NF__OP_SOFTPLUS ? 64.0f : 4.0f;
+    return (float)c->rows * (float)c->cols * each;
+}
 /* Elementwise binary ops with broadcasting of b over rows and/or columns. */
+static void nf__binary_rows(void *arg, int r0, int m);
 static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
-    nf_tensor *c; int i, j;
+    nf_tensor *c;
     if (nf__bad(t, a, b, 1)) return NULL;
     if (!((b->rows == a->rows || b->rows == 1) && (b->cols == a->cols || b->cols == 1))) {
         t->err = NF_ERR_SHAPE; return NULL;
     }
     c = nf__node(t, op, nf__binary_back, a->rows, a->cols, a, b);
     if (!c) return NULL;
-    for (i = 0; i < a->rows; ++i) {
+    nf__par_rows(t->par, c->rows, nf__ew_work(c), nf__binary_rows, c);
+    return c;
+}
+static void nf__binary_rows(void *arg, int r0, int m) {
+    nf_tensor *c = (nf_tensor *)arg, *a = c->a, *b = c->b; int i, j, op = c->op;
+    for (i = r0; i < r0 + m; ++i) {
         const nf_real *x = a->val + (size_t)i * (size_t)a->cols;
         const nf_real *y = b->val + (size_t)(b->rows == 1 ? 0 : i) * (size_t)b->cols;
         nf_real *z = c->val + (size_t)i * (size_t)c->cols;
@@ -2022,13 +2058,12 @@ static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
         else if (op == NF__OP_SUB) for (j = 0; j < a->cols; ++j) z[j] = x[j] - y[j * bs];
         else                       for (j = 0; j < a->cols; ++j) z[j] = x[j] * y[j * bs];
     }
-    return c;
 }
 /* d(a+b) = dc, d(a-b) = (dc, -dc), d(a*b) = (dc*b, dc*a); b's gradient sums over
    the broadcast axes. */
-static void nf__binary_back(nf_tensor *c) {
-    nf_tensor *a = c->a, *b = c->b; int i, j, op = c->op;
-    for (i = 0; i < c->rows; ++i) {
+static void nf__binary_back_rows(void *arg, int r0, int m) {
+    nf_tensor *c = (nf_tensor *)arg, *a = c->a, *b = c->b; int i, j, op = c->op;
+    for (i = r0; i < r0 + m; ++i) {
         const nf_real *g = c->grad + (size_t)i * (size_t)c->cols;
         const nf_real *x = a->val + (size_t)i * (size_t)a->cols;
         size_t boff = (size_t)(b->rows == 1 ? 0 : i) * (size_t)b->cols;
@@ -2046,6 +2081,11 @@ static void nf__binary_back(nf_tensor *c) {
             else                       for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j];
         }
     }
+}
+static void nf__binary_back(nf_tensor *c) {
+    /* rows in pieces, unless b's gradient sums over rows (a broadcast row): one order */
+    if (c->b->grad && c->b->rows == 1 && c->rows > 1) nf__binary_back_rows(c, 0, c->rows);
+    else nf__par_rows(c->par, c->rows, nf__ew_work(c), nf__binary_back_rows, c);
 }
 NFDEF nf_tensor *nf_t_add(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_ADD, a, b); }
 NFDEF nf_tensor *nf_t_sub(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__binary(t, NF__OP_SUB, a, b); }
@@ -2078,19 +2118,26 @@ static nf_real nf__unary_df(int op, nf_real x, nf_real y, nf_real k) {
     default:              return 2 * x;
     }
 }
+static void nf__unary_rows(void *arg, int r0, int m);
 static nf_tensor *nf__unary(nf_tape *t, int op, nf_tensor *a, nf_real k) {
-    nf_tensor *c; size_t i, n;
+    nf_tensor *c;
     if (nf__bad(t, a, NULL, 0)) return NULL;
     c = nf__node(t, op, nf__unary_back, a->rows, a->cols, a, NULL);
     if (!c) return NULL;
-    c->k = k; n = (size_t)a->rows * (size_t)a->cols;
-    for (i = 0; i < n; ++i) c->val[i] = nf__unary_f(op, a->val[i], k);
+    c->k = k;
+    nf__par_rows(t->par, c->rows, nf__ew_work(c), nf__unary_rows, c);
     return c;
 }
+static void nf__unary_rows(void *arg, int r0, int m) {
+    nf_tensor *c = (nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
+    for (; i < n; ++i) c->val[i] = nf__unary_f(c->op, c->a->val[i], c->k);
+}
+static void nf__unary_back_rows(void *arg, int r0, int m) {
+    nf_tensor *c = (nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
+    for (; i < n; ++i) c->a->grad[i] += c->grad[i] * nf__unary_df(c->op, c->a->val[i], c->val[i], c->k);
+}
 static void nf__unary_back(nf_tensor *c) {
-    size_t i, n = (size_t)c->rows * (size_t)c->cols;
-    if (!c->a->grad) return;
-    for (i = 0; i < n; ++i) c->a->grad[i] += c->grad[i] * nf__unary_df(c->op, c->a->val[i], c->val[i], c->k);
+    if (c->a->grad) nf__par_rows(c->par, c->rows, nf__ew_work(c), nf__unary_back_rows, c);
 }
 NFDEF nf_tensor *nf_t_scale(nf_tape *t, nf_tensor *a, nf_real k)      { return nf__unary(t, NF__OP_SCALE, a, k); }
 NFDEF nf_tensor *nf_t_exp(nf_tape *t, nf_tensor *a)                   { return nf__unary(t, NF__OP_EXP, a, 0); }
@@ -2136,19 +2183,32 @@ NFDEF nf_tensor *nf_t_mean_rows(nf_tape *t, nf_tensor *a) { return nf__reduce(t,
 /* Column moves: gather out[:, j] = a[:, idx[j]]; scatter out[:, idx[j]] = a[:, j];
    concat [a | b]. Backward moves the gradient the other way. */
 NFDEF nf_tensor *nf_t_gather_cols(nf_tape *t, nf_tensor *a, const int *idx, int n) {
-    nf_tensor *c; int i, j;
+    nf_tensor *c; int j;
     if (nf__bad(t, a, NULL, 0)) return NULL;
     if (n < 0 || (n > 0 && !idx)) { t->err = NF_ERR_ARG; return NULL; }
     for (j = 0; j < n; ++j) if (idx[j] < 0 || idx[j] >= a->cols) { t->err = NF_ERR_SHAPE; return NULL; }
     c = nf__node(t, NF__OP_GATHER, nf__gather_scatter_back, a->rows, n, a, NULL);
     if (!c) return NULL;
     c->idx = idx;
-    for (i = 0; i < a->rows; ++i)
-        for (j = 0; j < n; ++j) c->val[(size_t)i * (size_t)n + (size_t)j] = a->val[(size_t)i * (size_t)a->cols + (size_t)idx[j]];
+    nf__par_rows(t->par, c->rows, nf__ew_work(c), nf__gather_scatter_rows, c);
     return c;
 }
+/* rows of a gather or scatter (forward), or of their backward (which moves the gradient
+   the other way: a scatter's backward is a gather of the gradient and vice versa) */
+static void nf__gs_rows(nf_tensor *c, int r0, int m, int back) {
+    nf_tensor *a = c->a; int i, j, gather = (c->op == NF__OP_GATHER) != back;
+    const nf_real *src = back ? c->grad : a->val; nf_real *dst = back ? a->grad : c->val;
+    int sc = back ? c->cols : a->cols, dc = back ? a->cols : c->cols, n = gather ? dc : sc;
+    for (i = r0; i < r0 + m; ++i) {
+        const nf_real *s = src + (size_t)i * (size_t)sc; nf_real *d = dst + (size_t)i * (size_t)dc;
+        if (gather) { if (back) for (j = 0; j < n; ++j) d[j] += s[c->idx[j]]; else for (j = 0; j < n; ++j) d[j] = s[c->idx[j]]; }
+        else        { if (back) for (j = 0; j < n; ++j) d[c->idx[j]] += s[j]; else for (j = 0; j < n; ++j) d[c->idx[j]] = s[j]; }
+    }
+}
+static void nf__gather_scatter_rows(void *arg, int r0, int m) { nf__gs_rows((nf_tensor *)arg, r0, m, 0); }
+static void nf__gather_scatter_back_rows(void *arg, int r0, int m) { nf__gs_rows((nf_tensor *)arg, r0, m, 1); }
 NFDEF nf_tensor *nf_t_scatter_cols(nf_tape *t, nf_tensor *a, const int *idx, int cols) {
-    nf_tensor *c; int i, j;
+    nf_tensor *c; int j;
     if (nf__bad(t, a, NULL, 0)) return NULL;
     if (a->cols > 0 && !idx) { t->err = NF_ERR_ARG; return NULL; }
     for (j = 0; j < a->cols; ++j) if (idx[j] < 0 || idx[j] >= cols) { t->err = NF_ERR_SHAPE; return NULL; }
@@ -2156,19 +2216,11 @@ NFDEF nf_tensor *nf_t_scatter_cols(nf_tape *t, nf_tensor *a, const int *idx, int
     if (!c) return NULL;
     c->idx = idx;
     memset(c->val, 0, (size_t)a->rows * (size_t)cols * sizeof(nf_real));
-    for (i = 0; i < a->rows; ++i)
-        for (j = 0; j < a->cols; ++j) c->val[(size_t)i * (size_t)cols + (size_t)idx[j]] = a->val[(size_t)i * (size_t)a->cols + (size_t)j];
+    nf__par_rows(t->par, c->rows, nf__ew_work(c), nf__gather_scatter_rows, c);
     return c;
 }
 static void nf__gather_scatter_back(nf_tensor *c) {
-    nf_tensor *a = c->a; int i, j;
-    if (!a->grad) return;
-    for (i = 0; i < a->rows; ++i) {
-        if (c->op == NF__OP_GATHER)
-            for (j = 0; j < c->cols; ++j) a->grad[(size_t)i * (size_t)a->cols + (size_t)c->idx[j]] += c->grad[(size_t)i * (size_t)c->cols + (size_t)j];
-        else
-            for (j = 0; j < a->cols; ++j) a->grad[(size_t)i * (size_t)a->cols + (size_t)j] += c->grad[(size_t)i * (size_t)c->cols + (size_t)c->idx[j]];
-    }
+    if (c->a->grad) nf__par_rows(c->par, c->rows, nf__ew_work(c), nf__gather_scatter_back_rows, c);
 }
 NFDEF nf_tensor *nf_t_concat_cols(nf_tape *t, nf_tensor *a, nf_tensor *b) {
     nf_tensor *c; int i;
@@ -2203,17 +2255,55 @@ NFDEF nf_tensor *nf_t_linear(nf_tape *t, nf_tensor *x, nf_tensor *w, nf_tensor *
     if (!y) return NULL;
     y->c = b; y->iarg = act;
     y->needs |= b->needs;   /* the bias is an input too */
-    nf_gemm_parallel(t->par, 0, 0, x->rows, w->cols, x->cols, x->val, x->cols, w->val, w->cols, y->val, w->cols, 0);
-    nf__bias_act(y->val, b->val, y->rows, y->cols, act);
+    nf__par_rows(t->par, y->rows, (float)y->rows * (float)y->cols * (float)x->cols, nf__linear_rows, y);
     return y;
 }
+/* rows r0 .. r0+m-1 of y = act(x W + b): the product and, while they are in cache, the
+   bias and activation */
+static void nf__linear_rows(void *arg, int r0, int m) {
+    nf_tensor *y = (nf_tensor *)arg, *x = y->a, *w = y->b; int O = y->cols, I = x->cols;
+    nf_real *yr = y->val + (size_t)r0 * (size_t)O;
+    nf__gemm(0, 0, m, O, I, x->val + (size_t)r0 * (size_t)I, I, w->val, O, yr, O, 0);
+    nf__bias_act(yr, y->c->val, m, O, y->iarg);
+}
+/* backward, rows of dz: dz = dy act'(z) in place, then dx += dz W^T on the same rows */
+static void nf__linear_back_rows(void *arg, int r0, int m) {
+    nf_tensor *y = (nf_tensor *)arg, *x = y->a, *w = y->b; int O = y->cols, I = x->cols;
+    size_t o = (size_t)r0 * (size_t)O;
+    nf__act_backward(y->iarg, y->val + o, y->grad + o, (size_t)m * (size_t)O);
+    if (x->grad) nf__gemm(0, 1, m, I, O, y->grad + o, O, w->val, O, x->grad + (size_t)r0 * (size_t)I, I, 1);
+}
+/* backward, piece p of T: rows of dW += x^T dz (whole register tiles; all of them in
+   piece 0 when there are too few to cut) and columns of db += the column sums of dz, each
+   summed over the rows in order (the same bits however the columns are cut) */
+typedef struct nf__linb { nf_tensor *y; int T, rows; } nf__linb;
+static void nf__linear_back_w(void *arg, int p) {
+    const nf__linb *L = (const nf__linb *)arg; nf_tensor *y = L->y, *x = y->a, *w = y->b, *b = y->c;
+    int N = y->rows, O = y->cols, I = x->cols, i, j;
+    if (w->grad) {
+        int i0 = p * L->rows, m = I - i0 < L->rows ? I - i0 : L->rows;
+        if (m > 0) nf__gemm(1, 0, m, O, N, x->val + i0, I, y->grad, O, w->grad + (size_t)i0 * (size_t)O, O, 1);
+    }
+    if (b->grad) {
+        int j0 = (int)((long)O * p / L->T), j1 = (int)((long)O * (p + 1) / L->T);
+        for (i = 0; i < N; ++i) {
+            const nf_real *g = y->grad + (size_t)i * (size_t)O;
+            for (j = j0; j < j1; ++j) b->grad[j] += g[j];
+        }
+    }
+}
 static void nf__linear_back(nf_tensor *y) {
-    nf_tensor *x = y->a, *w = y->b, *b = y->c; int i, j, N = y->rows, O = y->cols, I = x->cols;
-    nf__act_backward(y->iarg, y->val, y->grad, (size_t)N * (size_t)O);
-    if (x->grad) nf_gemm_parallel(y->par, 0, 1, N, I, O, y->grad, O, w->val, O, x->grad, I, 1);
-    if (w->grad) nf_gemm_parallel(y->par, 1, 0, I, O, N, x->val, I, y->grad, O, w->grad, O, 1);
-    if (b->grad)
-        for (i = 0; i < N; ++i) for (j = 0; j < O; ++j) b->grad[j] += y->grad[(size_t)i * (size_t)O + (size_t)j];
+    nf_tensor *x = y->a; nf__linb L; int N = y->rows, O = y->cols, I = x->cols, T = 1, tiles;
+    nf__par_rows(y->par, N, (float)N * (float)O * (float)(x->grad ? I + 1 : 1), nf__linear_back_rows, y);
+#ifndef NFLOW_NO_THREADS
+    if (y->par && y->par->run && (float)N * (float)O * (float)(I + 1) >= NF__PAR_MIN) T = y->par->threads;
+    if (T > NF__RUN_TMAX) T = NF__RUN_TMAX;
+#endif
+    tiles = (I + NF__GN_MR - 1) / NF__GN_MR;
+    L.y = y; L.T = T;
+    L.rows = I >= 2 * NF__GN_MR ? (tiles + T - 1) / T * NF__GN_MR : I;
+    if (T > 1) y->par->run(y->par->pool, T, nf__linear_back_w, &L);
+    else nf__linear_back_w(&L, 0);
 }
 
 NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
@@ -2223,7 +2313,7 @@ NFDEF nf_result nf_tape_backward(nf_tape *t, nf_tensor *loss) {
     if (!loss) return NF_ERR_NULL;
     if (loss->rows != 1 || loss->cols != 1) return NF_ERR_SHAPE;
     if (!loss->needs) return NF_OK;   /* nothing on the tape needs a gradient */
-    if (!loss->grad && !(loss->grad = nf__grad_get(t, 1))) return t->err = NF_ERR_ARENA_FULL;
+    if (!loss->grad && !(loss->grad = nf__grad_get(t, 1, 1))) return t->err = NF_ERR_ARENA_FULL;
     loss->grad[0] += 1;
     for (n = loss; n; n = n->prev) {
         if (!n->grad) continue;   /* nothing flowed here */
@@ -3747,9 +3837,9 @@ NFDEF int nf_flow_context_dim(const nf_flow *f) { return f ? f->ctx_dim : 0; }
 
 /* ---- inference: one layer on R rows, in place on x (R x D) ------------------ */
 
-static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) {
-    size_t R = (size_t)f->chunk, D = (size_t)f->dim, mw = (size_t)f->max_width;
-    nf_real *p = f->ws;
+/* A workspace for R rows at p (nf__ws_reals(R) of them). */
+static void nf__ws_carve_at(nf_flow *f, nf_real *p, size_t R, nf_real **cur, nf__ws *w) {
+    size_t D = (size_t)f->dim, mw = (size_t)f->max_width;
     w->par = &f->par;
     *cur = p; p += R * D;
     w->tmp = p; p += R * D;
@@ -3763,6 +3853,7 @@ static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) {
     w->ctx = p; p += R * (size_t)f->ctx_dim;
     w->seq = f->has_seq ? p : NULL;
 }
+static void nf__ws_carve(nf_flow *f, nf_real **cur, nf__ws *w) { nf__ws_carve_at(f, f->ws, (size_t)f->chunk, cur, w); }
 
 static nf_result nf__check_rows(nf_flow *f, const nf_real *x, size_t n, int cols, const char *what) {
     size_t i; int j;
@@ -3957,33 +4048,107 @@ static nf_result nf__check_ctx(nf_flow *f, const nf_real *ctx, size_t ctx_rows, 
     for (i = 0; i < n; i += (size_t)(f)->chunk) { int R = (int)(n - i < (size_t)(f)->chunk ? n - i : (size_t)(f)->chunk);
 #define NF__CTX_AT(ctx, shared, i, f) ((ctx) ? (ctx) + ((shared) ? 0 : (i) * (size_t)(f)->ctx_dim) : NULL)
 
+/* ---- rows in parallel -----------------------------------------------------------
+   Rows are independent: every layer, and the matrix kernel, computes a row the same way
+   whatever rows share its chunk (each product element is summed in one fixed order). So
+   with threads, the rows are cut into T contiguous ranges, one task each, and a task runs
+   all the layers on its rows through its own slice of the workspace (chunk / T rows):
+   one fork per call instead of one per product, and a row's data stays in one core's
+   cache. The same bits as one thread. The tasks note their first failing row; after the
+   join the lowest one is reported, as one thread would. */
+enum { NF__RUN_FWD, NF__RUN_INV, NF__RUN_LOGP, NF__RUN_SAMPLE };
+typedef struct nf__run {
+    nf_flow *f; int kind, shared, T; size_t n, slice;
+    const nf_real *in, *ctx; nf_real *out, *aux;   /* aux: log-dets (FWD, INV) or log q (SAMPLE) */
+    size_t bad[NF__RUN_TMAX]; nf_result err[NF__RUN_TMAX];   /* per task: its first failing row */
+} nf__run;
+static int nf__run_nonfinite(const nf_real *v, size_t cols) {
+    size_t j;
+    for (j = 0; j < cols; ++j) if (!nf__isfinite(v[j])) return 1;
+    return 0;
+}
+static void nf__run_task(void *arg, int t) {
+    nf__run *J = (nf__run *)arg; nf_flow *f = J->f;
+    size_t D = (size_t)f->dim, lo = J->n * (size_t)t / (size_t)J->T, hi = J->n * (size_t)(t + 1) / (size_t)J->T, i;
+    size_t per = 2 + (4 + (size_t)(f->has_seq ? 1 : 0)) * D + 2 * (size_t)f->max_width + 2 * (size_t)f->ctx_dim + (size_t)f->max_out;
+    nf_real *cur; nf__ws w; int r, bad;
+    nf__ws_carve_at(f, f->ws + (size_t)t * J->slice * per, J->slice, &cur, &w);
+    if (J->T > 1) w.par = NULL;   /* the rows are the split: no threads inside */
+    J->err[t] = NF_OK; J->bad[t] = 0;
+    for (i = lo; i < hi; i += J->slice) {
+        int R = (int)(hi - i < J->slice ? hi - i : J->slice);
+        const nf_real *ctx = NF__CTX_AT(J->ctx, J->shared, i, f);
+        if (J->kind == NF__RUN_INV || J->kind == NF__RUN_SAMPLE) {
+            memcpy(cur, J->in + i * D, (size_t)R * D * sizeof(nf_real));   /* SAMPLE: in == out, these rows */
+            if (J->kind == NF__RUN_SAMPLE && J->aux) nf__base_logp(f, cur, R, J->aux + i);
+            nf__chunk_inverse(f, cur, R, ctx, J->shared, J->out + i * D, &w);
+            for (r = 0; r < R; ++r) {
+                nf_real *lq = J->aux ? J->aux + i + (size_t)r : NULL;
+                if (lq && J->kind == NF__RUN_INV) *lq = w.ld[r];
+                else if (lq) *lq -= w.ld[r];
+                if (nf__run_nonfinite(J->out + (i + (size_t)r) * D, D) || (lq ? !nf__isfinite(*lq) : J->kind == NF__RUN_INV && !nf__isfinite(w.ld[r]))) {
+                    J->err[t] = NF_ERR_RANGE; J->bad[t] = i + (size_t)r; return;
+                }
+            }
+            continue;
+        }
+        bad = nf__chunk_forward(f, J->in + i * D, R, ctx, J->shared, cur, &w, f->n_layers);
+        if (J->kind == NF__RUN_FWD) {
+            for (r = 0; r < R; ++r) {
+                nf_result e = w.oob[r] != 0 ? NF_ERR_ARG
+                            : nf__run_nonfinite(cur + (size_t)r * D, D) || !nf__isfinite(w.ld[r]) ? NF_ERR_RANGE : NF_OK;
+                if (e != NF_OK) { J->err[t] = e; J->bad[t] = i + (size_t)r; return; }
+            }
+            memcpy(J->out + i * D, cur, (size_t)R * D * sizeof(nf_real));
+            if (J->aux) memcpy(J->aux + i, w.ld, (size_t)R * sizeof(nf_real));
+        } else {   /* LOGP */
+            nf_real *lp = J->out + i;
+            nf__base_logp(f, cur, R, lp);
+            for (r = 0; r < R; ++r) {
+                if (bad && w.oob[r] != 0) { lp[r] = (nf_real)-HUGE_VAL; continue; }
+                lp[r] += w.ld[r];
+                if (!nf__isfinite(lp[r])) { J->err[t] = NF_ERR_RANGE; J->bad[t] = i + (size_t)r; return; }
+            }
+        }
+    }
+}
+/* Runs J over its n rows on the flow's threads (or one) and reports the lowest failing row. */
+static nf_result nf__run_rows(nf_flow *f, nf__run *J) {
+    int T = 1, t, first = -1;
+    J->f = f;
+#ifndef NFLOW_NO_THREADS
+    if (f->par.run && f->par.threads > 1) {
+        /* a task is worth it from ~NF__PAR_MIN multiply-adds (a row takes about one per parameter) */
+        float work = (float)J->n * (float)(f->n_params > 0 ? f->n_params : 1);
+        T = f->par.threads < NF__RUN_TMAX ? f->par.threads : NF__RUN_TMAX;
+        if (T > f->chunk) T = f->chunk;
+        if ((float)T * NF__PAR_MIN > work) T = (int)(work / NF__PAR_MIN);
+        if (T < 1) T = 1;
+    }
+#endif
+    J->T = T; J->slice = (size_t)(f->chunk / T);
+    if (T > 1) f->par.run(f->par.pool, T, nf__run_task, J);
+    else nf__run_task(J, 0);
+    for (t = 0; t < T; ++t)
+        if (J->err[t] != NF_OK && (first < 0 || J->bad[t] < J->bad[first])) first = t;
+    if (first < 0) return NF_OK;
+    if (J->err[first] == NF_ERR_ARG) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)J->bad[first]);
+    return nf__fail(f, NF_ERR_RANGE, "result not representable (the input is too extreme for this flow)", (long)J->bad[first]);
+}
+
 NFDEF nf_result nf_flow_forward_ctx(nf_flow *f, const nf_real *y, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *z, nf_real *logdet) {
-    nf_real *cur; nf__ws w; size_t i; int sh = ctx_rows == 1, r2; nf_result r = nf__check_call(f, y, n, z);
+    nf__run J; nf_result r = nf__check_call(f, y, n, z);
     if (r != NF_OK) return r;
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
-    nf__ws_carve(f, &cur, &w);
-    NF__CHUNKS(i, R, n, f)
-        if (nf__chunk_forward(f, y + i * (size_t)f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers))
-            for (r2 = 0; r2 < R; ++r2)
-                if (w.oob[r2] != 0) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)(i + (size_t)r2));
-        if ((r = nf__check_out(f, cur, R, f->dim, NULL, i)) != NF_OK || (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK) return r;
-        memcpy(z + i * (size_t)f->dim, cur, (size_t)R * (size_t)f->dim * sizeof(nf_real));
-        if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
-    }
-    return NF_OK;
+    J.kind = NF__RUN_FWD; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = z; J.aux = logdet;
+    return nf__run_rows(f, &J);
 }
 NFDEF nf_result nf_flow_inverse_ctx(nf_flow *f, const nf_real *z, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *y, nf_real *logdet) {
-    nf_real *cur; nf__ws w; size_t i; int sh = ctx_rows == 1; nf_result r = nf__check_call(f, z, n, y);
+    nf__run J; nf_result r = nf__check_call(f, z, n, y);
     if (r != NF_OK) return r;
     if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
-    nf__ws_carve(f, &cur, &w);
-    NF__CHUNKS(i, R, n, f)
-        memcpy(cur, z + i * (size_t)f->dim, (size_t)R * (size_t)f->dim * sizeof(nf_real));
-        nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * (size_t)f->dim, &w);
-        if ((r = nf__check_out(f, y + i * (size_t)f->dim, R, f->dim, NULL, i)) != NF_OK || (r = nf__check_out(f, w.ld, R, 1, NULL, i)) != NF_OK) return r;
-        if (logdet) memcpy(logdet + i, w.ld, (size_t)R * sizeof(nf_real));
-    }
-    return NF_OK;
+    J.kind = NF__RUN_INV; J.n = n; J.in = z; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = y; J.aux = logdet;
+    return nf__run_rows(f, &J);
 }
 NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet) {
     return nf_flow_forward_ctx(f, y, n, NULL, 0, z, logdet);
@@ -4033,18 +4198,11 @@ NFDEF nf_result nf_flow_forward_stage(nf_flow *f, const nf_real *y, size_t n, in
 #endif
 /* log p(y) = log p_X(g^-1(y)) + log|det d g^-1 / dy|; -inf outside the domain */
 NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *logp) {
-    nf_real *cur; nf__ws w; size_t i; int r2, sh = ctx_rows == 1; nf_result r = nf__check_call(f, y, n, logp);
+    nf__run J; nf_result r = nf__check_call(f, y, n, logp);
     if (r != NF_OK) return r;
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
-    nf__ws_carve(f, &cur, &w);
-    NF__CHUNKS(i, R, n, f)
-        int bad = nf__chunk_forward(f, y + i * (size_t)f->dim, R, NF__CTX_AT(ctx, sh, i, f), sh, cur, &w, f->n_layers);
-        nf__base_logp(f, cur, R, logp + i);
-        for (r2 = 0; r2 < R; ++r2) logp[i + (size_t)r2] += w.ld[r2];
-        if ((r = nf__check_out(f, logp + i, R, 1, bad ? w.oob : NULL, i)) != NF_OK) return r;
-        if (bad) for (r2 = 0; r2 < R; ++r2) if (w.oob[r2] != 0) logp[i + (size_t)r2] = (nf_real)-HUGE_VAL;
-    }
-    return NF_OK;
+    J.kind = NF__RUN_LOGP; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = logp; J.aux = NULL;
+    return nf__run_rows(f, &J);
 }
 NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp) {
     return nf_flow_log_prob_ctx(f, y, n, NULL, 0, logp);
@@ -4084,29 +4242,22 @@ NFDEF nf_result nf_flow_base_log_prob(nf_flow *f, const nf_real *z, size_t n, nf
 }
 /* z ~ base, y = g(z); log q(y) = log p_X(z) - log|det dg/dz| */
 NFDEF nf_result nf_flow_sample_ctx(nf_flow *f, nf_rng *rng, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *y, nf_real *logp) {
-    nf_real *cur; nf__ws w; size_t i; int r2, j, D, sh = ctx_rows == 1; nf_result r = nf__check_call(f, y, n, y);
+    nf__run J; size_t i; int j, D; const nf_real *mu, *ls; nf_result r = nf__check_call(f, y, n, y);
     if (r != NF_OK) return r;
     if (!rng) return nf__fail(f, NF_ERR_NULL, "rng is NULL (seed an nf_rng with nf_rng_seed)", -1);
     if ((r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
-    D = f->dim;
-    nf__ws_carve(f, &cur, &w);
-    NF__CHUNKS(i, R, n, f)
-        const nf_real *mu = f->params + f->base_off, *ls = mu + D;
-        (void)mu; (void)ls;
-        for (r2 = 0; r2 < R; ++r2)
-            for (j = 0; j < D; ++j) {
-                nf_real e = nf_rng_normal(rng);
+    D = f->dim; mu = f->params + f->base_off; ls = mu + D;
+    (void)mu; (void)ls;
+    for (i = 0; i < n; ++i)   /* the base draws first, in order: one stream whatever the threads */
+        for (j = 0; j < D; ++j) {
+            nf_real e = nf_rng_normal(rng);
 #ifndef NFLOW_NO_DIAG_BASE
-                if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) e = mu[j] + NF_EXP(ls[j]) * e;
+            if (f->desc.base == NF_BASE_DIAG_GAUSSIAN) e = mu[j] + NF_EXP(ls[j]) * e;
 #endif
-                cur[(size_t)r2 * (size_t)D + (size_t)j] = e;
-            }
-        if (logp) nf__base_logp(f, cur, R, logp + i);
-        nf__chunk_inverse(f, cur, R, NF__CTX_AT(ctx, sh, i, f), sh, y + i * (size_t)D, &w);
-        if (logp) for (r2 = 0; r2 < R; ++r2) logp[i + (size_t)r2] -= w.ld[r2];
-        if ((r = nf__check_out(f, y + i * (size_t)D, R, D, NULL, i)) != NF_OK || (logp && (r = nf__check_out(f, logp + i, R, 1, NULL, i)) != NF_OK)) return r;
-    }
-    return NF_OK;
+            y[i * (size_t)D + (size_t)j] = e;
+        }
+    J.kind = NF__RUN_SAMPLE; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = y; J.aux = logp;
+    return nf__run_rows(f, &J);
 }
 NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf_real *logp) {
     return nf_flow_sample_ctx(f, rng, n, NULL, 0, y, logp);
@@ -5055,9 +5206,10 @@ static nf_result nf__grad_check_finite(nf_trainer *t) {
    read of the gradient and the parameters and the bounds on |m| and v. Each bound is
    kept below a 16th of the largest nf_real, far more than float rounding can add.
    *gmax: the largest |gradient| (for the moments' next bounds). */
-static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
-    size_t i = 0, np = t->f->n_params; const nf_real *p = t->f->params, *g = t->grad; nf_real pm = 0, gm = 0; int bad = 0;
-    nf__adamk k; double lim = NF__RMAX / 16, G, mn, vn, d;
+/* max |p|, max |g| over n reals and whether any is not finite (exact: the same
+   whatever ranges they are cut into) */
+static int nf__adam_scan(const nf_real *p, const nf_real *g, size_t np, nf_real *pmax, nf_real *gmax) {
+    size_t i = 0; nf_real pm = 0, gm = 0; int bad = 0;
 #ifdef NF__GN_VB
     {   /* in vectors, on the bits: |x| is x without its sign bit, x is finite if that is below
            the exponent's all-ones, and finite |x| order as their bits do (signed integers) */
@@ -5092,6 +5244,40 @@ static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
         pm = a > pm ? a : pm;
         gm = b > gm ? b : gm;
     }
+    *pmax = pm; *gmax = gm;
+    return bad;
+}
+/* Adam's passes over the parameters in pieces of whole 64-real blocks, on the flow's
+   threads: each element takes the same path (vector or tail) as on one thread */
+typedef struct nf__adampar { const nf__adamk *k; nf_real *p, *m, *v; const nf_real *g; size_t n, step; int scan;
+                             nf_real pm[NF__RUN_TMAX], gm[NF__RUN_TMAX]; int bad[NF__RUN_TMAX]; } nf__adampar;
+static void nf__adam_piece(void *arg, int i) {
+    nf__adampar *A = (nf__adampar *)arg; size_t i0 = (size_t)i * A->step, n;
+    if (i0 >= A->n) { A->pm[i] = A->gm[i] = 0; A->bad[i] = 0; return; }
+    n = A->n - i0 < A->step ? A->n - i0 : A->step;
+    if (A->scan) A->bad[i] = nf__adam_scan(A->p + i0, A->g + i0, n, &A->pm[i], &A->gm[i]);
+    else nf__adam_run(A->k, n, A->p + i0, A->g + i0, A->m + i0, A->v + i0);
+}
+static int nf__adam_pieces(const nf_parallel *par, nf__adampar *A) {
+    int T = 1;
+    if (A->n == 0) return 0;
+#ifndef NFLOW_NO_THREADS
+    if (par && par->run && (float)A->n * 16.0f >= NF__PAR_MIN) T = par->threads < NF__RUN_TMAX ? par->threads : NF__RUN_TMAX;
+#else
+    (void)par;
+#endif
+    A->step = ((A->n + (size_t)T - 1) / (size_t)T + 63) & ~(size_t)63;
+    T = (int)((A->n + A->step - 1) / A->step);
+    if (T > 1) par->run(par->pool, T, nf__adam_piece, A);
+    else if (T == 1) nf__adam_piece(A, 0);
+    return T;
+}
+static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
+    size_t np = t->f->n_params; nf_real pm = 0, gm = 0; int bad = 0, T, i;
+    nf__adamk k; double lim = NF__RMAX / 16, G, mn, vn, d; nf__adampar A;
+    A.p = t->f->params; A.g = t->grad; A.n = np; A.scan = 1;
+    T = nf__adam_pieces(&t->f->par, &A);
+    for (i = 0; i < T; ++i) { bad |= A.bad[i]; pm = A.pm[i] > pm ? A.pm[i] : pm; gm = A.gm[i] > gm ? A.gm[i] : gm; }
     *gmax = G = (double)gm;
     if (bad) return 0;
     nf__adam_coefs(&t->cfg, t->t + 1, &k);
@@ -5377,7 +5563,10 @@ static nf_result nf__clip_and_update(nf_trainer *t) {
     if (!nf__adam_bounded(t, &G) && !nf__adam_finite(&t->cfg, t->t + 1, np, t->f->params, t->grad, t->m, t->v))
         return nf__fail(t->f, NF_ERR_DIVERGED, "the step would overflow (gradient or learning rate too large)", -1);
     t->t++;
-    nf_adam_update(&t->cfg, t->t, np, t->f->params, t->grad, t->m, t->v);
+    {   nf__adamk k; nf__adampar A;
+        nf__adam_coefs(&t->cfg, t->t, &k);
+        A.k = &k; A.p = t->f->params; A.g = t->grad; A.m = t->m; A.v = t->v; A.n = np; A.scan = 0;
+        nf__adam_pieces(&t->f->par, &A); }
     {   /* the moments' new bounds: m and v are convex mixes of their old values and g, g^2 */
         double b1 = t->cfg.beta1, b2 = t->cfg.beta2;
         t->mmax = b1 * t->mmax + (1 - b1) * G;
