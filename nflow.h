@@ -1706,13 +1706,16 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
     nf__gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
-/* Below this many multiply-adds a product is not worth waking threads for (a few
-   microseconds each; 2^19 is ~10 microseconds of one core's work). Counted in float:
-   exact enough, never overflows, and no double arithmetic on a single-precision FPU. */
+/* Below this many multiply-adds work is not worth cutting for threads: a parallel-for
+   costs 3-10 microseconds to start and join (OpenMP on the project's 2-core VMs), and
+   2^23 is ~40 microseconds of one core's work (at 2^19, training P1 and P3 ran 0.7-0.9x
+   slower on two threads than on one). Counted in float: exact enough, never overflows,
+   and no double arithmetic on a single-precision FPU. */
 #ifndef NF__PAR_MIN
-#define NF__PAR_MIN 524288.0f
+#define NF__PAR_MIN 8388608.0f
 #endif
 #define NF__RUN_TMAX 64   /* most pieces a call cuts its work into */
+#define NF__SHARD_ROWS 128   /* a training batch of twice this or more is two shards */
 /* Rows 0 .. M-1 cut into at most par->threads pieces of whole register tiles, fn(arg, r0,
    m) run on each (one call fn(arg, 0, M) when there is one thread, too few rows, or less
    than NF__PAR_MIN of work). Work that follows a product on the same rows (bias and
@@ -1953,7 +1956,7 @@ static int nf__grad_inputs(nf_tape *t, nf_tensor *n) {
         if (in[i] && in[i]->needs && !in[i]->grad) {
             in[i]->grad = nf__grad_get(t, (size_t)in[i]->rows * (size_t)in[i]->cols, 0);
             if (!in[i]->grad) { t->err = NF_ERR_ARENA_FULL; return 0; }
-            nf__par_rows(t->par, in[i]->rows, (float)in[i]->rows * (float)in[i]->cols * 2.0f, nf__grad_zero_rows, in[i]);
+            nf__par_rows(t->par, in[i]->rows, (float)in[i]->rows * (float)in[i]->cols * 16.0f, nf__grad_zero_rows, in[i]);
         }
     return 1;
 }
@@ -2026,12 +2029,12 @@ static void nf__matmul_back(nf_tensor *c) {
     }
 }
 
-/* What an elementwise pass over c costs, in multiply-adds, for nf__par_rows: libm's
-   functions (exp, log, tanh, ...) ~64 each, the rest ~4 (a few microseconds of threads'
-   start-up are worth it only for large tensors). */
+/* What an elementwise pass over c costs in the matrix kernel's multiply-adds (the unit of
+   NF__PAR_MIN), for nf__par_rows: a call to libm's exp, log or tanh takes about as long
+   as 500 of them, a move, add or multiply (memory-bound) about 30. */
 static float nf__ew_work(const nf_tensor *c) {
     int op = c->op;
-    float each = op == NF__OP_EXP || op == NF__OP_LOG || op == NF__OP_TANH || op == NF__OP_SIGMOID || op == NF__OP_SOFTPLUS ? 64.0f : 4.0f;
+    float each = op == NF__OP_EXP || op == NF__OP_LOG || op == NF__OP_TANH || op == NF__OP_SIGMOID || op == NF__OP_SOFTPLUS ? 512.0f : 32.0f;
     return (float)c->rows * (float)c->cols * each;
 }
 /* Elementwise binary ops with broadcasting of b over rows and/or columns. */
@@ -5194,6 +5197,8 @@ struct nf_trainer {
     long t;
     void *block;
     double mmax, vmax;   /* bounds on |m| and v (no larger than the largest nf_real / 16) */
+    nf_real *grad1;      /* the second shard's gradient (NULL: this trainer never shards) */
+    size_t shard_bytes;  /* arena bytes a shard's tape needs (the arena holds two) */
 };
 
 /* every gradient finite, else NF_ERR_DIVERGED */
@@ -5262,7 +5267,7 @@ static int nf__adam_pieces(const nf_parallel *par, nf__adampar *A) {
     int T = 1;
     if (A->n == 0) return 0;
 #ifndef NFLOW_NO_THREADS
-    if (par && par->run && (float)A->n * 16.0f >= NF__PAR_MIN) T = par->threads < NF__RUN_TMAX ? par->threads : NF__RUN_TMAX;
+    if (par && par->run && (float)A->n * 64.0f >= NF__PAR_MIN) T = par->threads < NF__RUN_TMAX ? par->threads : NF__RUN_TMAX;
 #else
     (void)par;
 #endif
@@ -5291,14 +5296,22 @@ static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
 NFDEF nf_real *nf_trainer_grad(nf_trainer *t) { return t ? t->grad : NULL; }
 NFDEF long nf_trainer_steps(const nf_trainer *t) { return t ? t->t : 0; }
 NFDEF size_t nf_trainer_bytes(const nf_trainer *t) {
-    return t ? 3 * t->f->n_params * sizeof(nf_real) + t->arena.high : 0;
+    return t ? (t->grad1 ? 4 : 3) * t->f->n_params * sizeof(nf_real) + t->arena.high : 0;
 }
 
 /* The mean (or weighted mean) negative log-likelihood of n rows on the tape.
    y NULL builds the graph on zeros (used to size the arena). *constant gets the
-   data-independent part of the loss that has no gradient. */
+   data-independent part of the loss that has no gradient. A shard (wtot > 0) is part of
+   a batch whose weights sum to wtot: its rows' share of the mean; the terms that do not
+   depend on rows (constant log-dets) only in the first shard. */
+static nf_tensor *nf__loss_shard(nf_trainer *tr, nf_tape *tp, const nf_real *y, const nf_real *ctx, const nf_real *w,
+                                 int weighted, size_t n, double wtot, int first, double *constant);
 static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, const nf_real *ctx, const nf_real *w,
                                 int weighted, size_t n, double *constant) {
+    return nf__loss_shard(tr, tp, y, ctx, w, weighted, n, 0, 1, constant);
+}
+static nf_tensor *nf__loss_shard(nf_trainer *tr, nf_tape *tp, const nf_real *y, const nf_real *ctx, const nf_real *w,
+                                 int weighted, size_t n, double wtot, int first, double *constant) {
     nf_flow *f = tr->f; int D = f->dim, C = f->ctx_dim, R = (int)n, i, j;
     nf_tensor *x, *logp, *loss; nf__tctx c;
     nf_real *ys = (nf_real *)nf_arena_alloc(tp->arena, n * (size_t)D * sizeof(nf_real));
@@ -5319,7 +5332,7 @@ static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, c
         if (ws) ws[i] = (nf_real)wi;
         wsum += wi; dom_ld += wi * ldi;
     }
-    c.tp = tp; c.f = f; c.grad = tr->grad; c.ldr = c.ldc = NULL;
+    c.tp = tp; c.f = f; c.grad = first ? tr->grad : tr->grad1; c.ldr = c.ldc = NULL;
     c.ctx = C ? nf_tape_input(tp, cs, R, C) : NULL;
     x = nf_tape_input(tp, ys, R, D);
     for (i = 0; i < f->n_layers; ++i) x = nf__kinds[f->layers[i].kind].tape(&c, &f->layers[i], x);
@@ -5330,14 +5343,17 @@ static nf_tensor *nf__loss_tape(nf_trainer *tr, nf_tape *tp, const nf_real *y, c
     }
     logp = nf_t_scale(tp, nf_t_sum_rows(tp, nf_t_square(tp, x)), NF__R(-0.5));
     if (c.ldr) logp = nf_t_add(tp, logp, c.ldr);       /* log p_X(z) + log|det dz/dy| per row */
+    if (wtot > 0) wsum = wtot;
     if (weighted) {
         nf_tensor *wt = nf_tape_input(tp, ws, R, 1);
         loss = nf_t_scale(tp, nf_t_sum(tp, nf_t_mul(tp, logp, wt)), (nf_real)(-1.0 / (wsum > 0 ? wsum : 1)));
+    } else if (wtot > 0) {
+        loss = nf_t_scale(tp, nf_t_sum(tp, logp), (nf_real)(-1.0 / wtot));
     } else {
         loss = nf_t_scale(tp, nf_t_mean(tp, logp), -1);
     }
-    if (c.ldc) loss = nf_t_sub(tp, loss, c.ldc);
-    *constant = 0.5 * D * NF__LOG_2PI - (double)nf__std_logdet(f) - (wsum > 0 ? dom_ld / wsum : 0);
+    if (c.ldc && first) loss = nf_t_sub(tp, loss, c.ldc);
+    *constant = (first ? 0.5 * D * NF__LOG_2PI - (double)nf__std_logdet(f) : 0) - (wsum > 0 ? dom_ld / wsum : 0);
     return loss;
 }
 
@@ -5373,6 +5389,14 @@ static nf_result nf__size_arena(nf_trainer *tr) {
             if (loss) r = nf_tape_backward(&tp, loss);
             if (tr->arena.high < first) tr->arena.high = first;
         }
+        if (loss && r == NF_OK && tp.err == NF_OK && tr->grad1) {   /* and a shard's tape */
+            size_t whole = tr->arena.high;
+            nf_arena_reset(&tr->arena); tr->arena.high = 0; nf_tape_init(&tp, &tr->arena);
+            loss = nf__loss_shard(tr, &tp, NULL, NULL, NULL, 1, (tr->max_batch + 1) / 2, 1, 1, &c);
+            if (loss) r = nf_tape_backward(&tp, loss);
+            tr->shard_bytes = nf_arena_align(tr->arena.high) + NF__ALIGN;
+            tr->arena.high = whole > 2 * tr->shard_bytes ? whole : 2 * tr->shard_bytes;
+        }
         need = tr->arena.high;
         nf_arena_destroy(&tr->arena);
         if (loss && r == NF_OK && tp.err == NF_OK) break;
@@ -5394,7 +5418,7 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
     if (c && nf__adam_check(c)) return nf__fail(f, NF_ERR_ARG, nf__adam_check(c), -1);
     /* a step's per-row arrays (data, context, weights) must be addressable */
     if (!nf__mul(max_batch, ((size_t)f->dim + (size_t)f->ctx_dim + 1) * sizeof(nf_real), &bytes) ||
-        !nf__mul(f->n_params ? f->n_params : 1, 3 * sizeof(nf_real), &bytes))
+        !nf__mul(f->n_params ? f->n_params : 1, (max_batch >= 2 * NF__SHARD_ROWS ? 4 : 3) * sizeof(nf_real), &bytes))
         return nf__fail(f, NF_ERR_OVERFLOW, "trainer sizes", -1);
     t = (nf_trainer *)NF_MALLOC(sizeof(nf_trainer), NULL);
     if (!t) return nf__fail(f, NF_ERR_NOMEM, "trainer", -1);
@@ -5405,6 +5429,7 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
     if (!t->block) { NF_FREE(t, NULL); return nf__fail(f, NF_ERR_NOMEM, "trainer gradients", -1); }
     memset(t->block, 0, bytes);
     t->grad = (nf_real *)t->block; t->m = t->grad + f->n_params; t->v = t->m + f->n_params;
+    if (max_batch >= 2 * NF__SHARD_ROWS) t->grad1 = t->v + f->n_params;
     r = nf__size_arena(t);
     if (r != NF_OK) { nf_trainer_destroy(t); return nf__fail(f, r, "trainer arena", -1); }
     *out = t;
@@ -5503,10 +5528,61 @@ static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real 
     return NF_OK;
 }
 
+/* Batches of 2 NF__SHARD_ROWS rows or more are two shards (rows [0, n/2) and [n/2, n)),
+   each on its own tape with its own gradient, summed after: with threads the shards run
+   at once, each a whole forward and backward pass on one core (one fork a step, where
+   cutting every product and pass forks dozens of times and moves rows between cores).
+   The shards are the same with one thread or many, so are the bits. */
+typedef struct nf__shards {
+    nf_trainer *t; const nf_real *y, *ctx, *w; size_t n; double wtot; int inner;
+    nf_arena a[2]; double l[2], c[2]; nf_result r[2]; int stage[2];
+} nf__shards;
+static void nf__shard_task(void *arg, int s) {
+    nf__shards *J = (nf__shards *)arg; nf_trainer *t = J->t; nf_tape tp; nf_tensor *l;
+    size_t D = (size_t)t->f->dim, C = (size_t)t->f->ctx_dim, r0 = s ? J->n / 2 : 0, m = s ? J->n - J->n / 2 : J->n / 2;
+    memset(s ? t->grad1 : t->grad, 0, t->f->n_params * sizeof(nf_real));
+    nf_tape_init(&tp, &J->a[s]); tp.par = J->inner ? &t->f->par : NULL;
+    l = nf__loss_shard(t, &tp, J->y + r0 * D, J->ctx ? J->ctx + r0 * C : NULL, J->w ? J->w + r0 : NULL, J->w != NULL,
+                       m, J->wtot, s == 0, &J->c[s]);
+    J->stage[s] = 0; J->r[s] = l ? NF_OK : tp.err;
+    if (l) { J->stage[s] = 1; J->r[s] = nf_tape_backward(&tp, l); J->l[s] = (double)l->val[0]; }
+}
+static void nf__grad_add_piece(void *arg, int r0, int m) {
+    nf_trainer *t = (nf_trainer *)arg; size_t i, e = (size_t)r0 * 64 + (size_t)m * 64;
+    if (e > t->f->n_params) e = t->f->n_params;
+    for (i = (size_t)r0 * 64; i < e; ++i) t->grad[i] += t->grad1[i];
+}
+static nf_result nf__loss_grad_sharded(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
+    nf__shards J; size_t i; int s, T = t->f->par.run ? t->f->par.threads : 1;
+    J.t = t; J.y = y; J.ctx = ctx; J.w = w; J.n = n; J.wtot = 0;
+    if (w) for (i = 0; i < n; ++i) J.wtot += (double)w[i];   /* the same sum as one tape's */
+    else J.wtot = (double)n;
+    nf_arena_reset(&t->arena);
+    for (s = 0; s < 2; ++s) nf_arena_init(&J.a[s], t->arena.base + (size_t)s * t->shard_bytes, t->shard_bytes);
+#ifndef NFLOW_NO_THREADS
+    J.inner = T < 2;
+    if (T >= 2) t->f->par.run(t->f->par.pool, 2, nf__shard_task, &J);
+    else
+#endif
+    { J.inner = 1; nf__shard_task(&J, 0); nf__shard_task(&J, 1); }
+    (void)T;
+    for (s = 0; s < 2; ++s) {
+        size_t hw = (size_t)s * t->shard_bytes + J.a[s].high;
+        if (hw > t->arena.high) t->arena.high = hw;
+        if (J.r[s] != NF_OK) return nf__fail(t->f, J.r[s], J.stage[s] ? "backward" : "building the loss", -1);
+    }
+    /* the sum in blocks of 64 (the rows of nf__par_rows here), on the flow's threads */
+    nf__par_rows(&t->f->par, (int)((t->f->n_params + 63) / 64), (float)t->f->n_params * 32.0f, nf__grad_add_piece, t);
+    if (loss) *loss = J.l[0] + J.l[1] + J.c[0] + J.c[1];
+    if (!nf__isfinite_d(J.l[0] + J.l[1])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
+    return nf__grad_check_finite(t);
+}
+
 /* Loss and gradient of a checked batch; the flow is not touched. */
 static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf_tape tp; nf_tensor *l; double c; nf_result r;
     if ((r = nf__check_batch(t, y, ctx, w, n)) != NF_OK) return r;
+    if (t->grad1 && n >= 2 * NF__SHARD_ROWS) return nf__loss_grad_sharded(t, y, ctx, w, n, loss);
     memset(t->grad, 0, t->f->n_params * sizeof(nf_real));
     nf_arena_reset(&t->arena);
     nf_tape_init(&tp, &t->arena); tp.par = &t->f->par;

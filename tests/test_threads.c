@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 static int g_pass, g_fail;
 static void check(int ok, const char *name, const char *detail) {
@@ -36,10 +37,10 @@ static void par_pthreads(void *pool, int n, nf_task_fn task, void *arg) {
 }
 
 enum { N = 512 };
-static nf_real y[N * 4], ctx[N * 2];
+static nf_real y[N * 4], ctx[N * 2], wts[N];
 
 /* everything a flow computes, as one byte string: log_prob, sample, forward, inverse, and
-   the parameters after 4 training steps */
+   the parameters after 6 training steps (batches of 512, 301 weighted and 200 rows) */
 typedef struct { nf_real lp[N], s[N * 4], sl[N], z[N * 4], zl[N], x[N * 4], p[1 << 20]; size_t np; } outs;
 static int run(int kind, const nf_parallel *par, outs *o) {
     nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_rng r; int k, D = 4, C = kind == 2 ? 2 : 0;
@@ -51,6 +52,9 @@ static int run(int kind, const nf_parallel *par, outs *o) {
     if (par) nf_flow_set_parallel(f, par->run, par->pool, par->threads); else nf_flow_set_parallel(f, NULL, NULL, 1);
     if (nf_trainer_create(&t, f, NULL, N) != NF_OK) { nf_flow_destroy(f); return 0; }
     for (k = 0; k < 4 && e == NF_OK; ++k) e = nf_train_step_ctx(t, y, c, NULL, N, NULL);
+    /* an odd batch with weights (two shards of 150 and 151 rows), and one too small to shard */
+    if (e == NF_OK) e = nf_train_step_ctx(t, y, c, wts, 301, NULL);
+    if (e == NF_OK) e = nf_train_step_ctx(t, y + 4 * 7, c ? c + 2 * 7 : NULL, NULL, 200, NULL);
     o->np = nf_flow_num_params(f);
     memcpy(o->p, nf_flow_params(f), o->np * sizeof(nf_real));
     if (e == NF_OK) e = nf_flow_log_prob_ctx(f, y, N, c, C ? N : 0, o->lp);
@@ -75,6 +79,7 @@ int main(void) {
     nf_rng_seed(&r, 1);
     for (i = 0; i < N * 4; ++i) y[i] = nf_rng_normal(&r);
     for (i = 0; i < N * 2; ++i) ctx[i] = nf_rng_normal(&r);
+    for (i = 0; i < N; ++i) wts[i] = nf_rng_uniform(&r) + (nf_real)0.1;
     pars[0].run = par_reverse; pars[0].pool = NULL; pars[0].threads = 3;
     pars[1].run = par_pthreads; pars[1].pool = NULL; pars[1].threads = 2;
 #ifdef NFLOW_OPENMP
@@ -85,12 +90,14 @@ int main(void) {
         nf_flow_destroy(f); }
 #endif
     {   /* the kernel alone: every form, rows split in pieces of whole tiles, accumulate or not */
-        static nf_real A[300 * 300], B[300 * 300], C1[300 * 300], C2[300 * 300];
+        /* every form large enough to be cut (NF__PAR_MIN multiply-adds) */
+        static nf_real A[257 * 4200], B[300 * 300], C1[300 * 300], C2[300 * 300];
         int ta, tb, acc, bad = 0;
-        for (i = 0; i < 300 * 300; ++i) { A[i] = nf_rng_normal(&r); B[i] = nf_rng_normal(&r); C1[i] = nf_rng_normal(&r); }
+        for (i = 0; i < 257 * 4200; ++i) A[i] = nf_rng_normal(&r);
+        for (i = 0; i < 300 * 300; ++i) { B[i] = nf_rng_normal(&r); C1[i] = nf_rng_normal(&r); }
         for (p = 0; p < np; ++p)
             for (ta = 0; ta < 2; ++ta) for (tb = 0; tb < 2; ++tb) for (acc = 0; acc < 2; ++acc) {
-                int M = 257, Nn = tb ? 8 : 131, K = 290;
+                int M = 257, Nn = tb ? 8 : 131, K = tb ? 4200 : 290;
                 memcpy(C2, C1, sizeof C1);
                 g_calls = 0;
                 nf_gemm_parallel(&pars[p], ta, tb, M, Nn, K, A, ta ? M : K, B, tb ? K : Nn, C2, Nn, acc);
@@ -109,6 +116,83 @@ int main(void) {
             sprintf(name, "%s_%s_bit_identical_to_one_thread", kinds[k], pname[p]);
             check(ok && same(&ref, &got) && (p == 2 || g_calls > 0), name, ok ? "results differ (or nothing was split)" : "a call failed");
         }
+    }
+    {   /* rows in parallel: row counts that do not divide into chunks or threads, rows
+           outside the domain (-inf) and the error's row, the same with any threads */
+        static const size_t ns[5] = {1, 7, 255, 1001, 3000};
+        static nf_real yy[3000 * 4], lp1[3000], lp2[3000], z1[3000 * 4], z2[3000 * 4];
+        nf_flow_desc d; nf_domain dom[4]; nf_flow *f; int bad = 0, split = 0, q;
+        memset(dom, 0, sizeof dom);
+        dom[1].kind = NF_DOMAIN_LOWER; dom[1].lo = -3;   /* rows with y1 <= -3 are outside */
+        nf_flow_desc_realnvp(&d, 4, 4, 256); d.domains = dom;
+        for (i = 0; i < 3000 * 4; ++i) yy[i] = nf_rng_normal(&r);
+        if (nf_flow_create(&f, &d) != NF_OK) bad = 1000;
+        else {
+            for (p = 0; p < np && !bad; ++p)
+                for (q = 0; q < 5 && !bad; ++q) {
+                    size_t n = ns[q]; nf_result e1, e2; long row1, row2;
+                    nf_flow_set_parallel(f, NULL, NULL, 1);
+                    e1 = nf_flow_log_prob(f, yy, n, lp1); row1 = nf_flow_error_row(f);
+                    nf_flow_set_parallel(f, pars[p].run, pars[p].pool, pars[p].threads);
+                    g_calls = 0;
+                    e2 = nf_flow_log_prob(f, yy, n, lp2); row2 = nf_flow_error_row(f);
+                    split += g_calls > 0;
+                    if (e1 != NF_OK || e2 != NF_OK || row1 != row2 || memcmp(lp1, lp2, n * sizeof(nf_real))) bad = 1 + q;
+                    /* forward refuses the first row outside the domain, whichever task finds it */
+                    nf_flow_set_parallel(f, NULL, NULL, 1);
+                    e1 = nf_flow_forward(f, yy, n, z1, NULL); row1 = nf_flow_error_row(f);
+                    nf_flow_set_parallel(f, pars[p].run, pars[p].pool, pars[p].threads);
+                    e2 = nf_flow_forward(f, yy, n, z2, NULL); row2 = nf_flow_error_row(f);
+                    if (e1 != e2 || row1 != row2 || (e1 == NF_OK && memcmp(z1, z2, n * 4 * sizeof(nf_real)))) bad = 10 + q;
+                }
+            /* the data has rows outside the domain: log_prob's -inf, forward's error row */
+            {   size_t k, first = 3000; int outside = 0;
+                for (k = 0; k < 3000; ++k) if (yy[k * 4 + 1] <= -3) { if (first == 3000) first = k; ++outside; }
+                nf_flow_set_parallel(f, pars[1].run, NULL, 2);
+                if (!outside || nf_flow_forward(f, yy, 3000, z2, NULL) != NF_ERR_ARG || nf_flow_error_row(f) != (long)first) bad = 100;
+                nf_flow_log_prob(f, yy, 3000, lp2);
+                for (k = 0; k < 3000; ++k) if ((yy[k * 4 + 1] <= -3) != (lp2[k] == (nf_real)-HUGE_VAL)) bad = 101;
+            }
+            nf_flow_destroy(f);
+        }
+        check(!bad && split > 0, "rows_in_parallel_odd_counts_domains_and_error_rows_bit_identical", bad ? "differs" : "nothing was split");
+    }
+    {   /* a batch of 2 x 128 rows or more is two shards: its loss and gradient are the
+           (weighted) means of those of four unsharded quarters, up to rounding; an NSF
+           stack (LU layers: log-dets that do not depend on rows, counted once) with
+           context, unweighted and weighted */
+        nf_flow_desc d; nf_flow *f; nf_trainer *t; int wtd, bad = 0; double worst = 0, lworst = 0;
+        static nf_real gs[1 << 18], gq[1 << 18];
+        nf_flow_desc_nsf(&d, 4, 3, 64, 8); d.context_dim = 2;
+        if (nf_flow_create(&f, &d) != NF_OK || nf_trainer_create(&t, f, NULL, 400) != NF_OK) bad = 1;
+        else {
+            size_t np = nf_flow_num_params(f), j;
+            for (wtd = 0; wtd < 2 && !bad; ++wtd) {
+                double L, Lq = 0, Wt = 0, Wk[4], Lk, gmax = 0;
+                const nf_real *wv = wtd ? wts : NULL;
+                for (k = 0; k < 400; ++k) Wt += wv ? (double)wv[k] : 1.0;
+                if (np > (1 << 18) || nf_trainer_loss_grad_ctx(t, y, ctx, wv, 400, &L) != NF_OK) { bad = 2; break; }
+                memcpy(gs, nf_trainer_grad(t), np * sizeof(nf_real));
+                for (j = 0; j < np; ++j) gq[j] = 0;
+                for (k = 0; k < 4 && !bad; ++k) {
+                    int q2; Wk[k] = 0;
+                    for (q2 = 0; q2 < 100; ++q2) Wk[k] += wv ? (double)wv[k * 100 + q2] : 1.0;
+                    if (nf_trainer_loss_grad_ctx(t, y + 4 * 100 * k, ctx + 2 * 100 * k, wv ? wv + 100 * k : NULL, 100, &Lk) != NF_OK) { bad = 3; break; }
+                    Lq += Wk[k] / Wt * Lk;
+                    for (j = 0; j < np; ++j) gq[j] += (nf_real)(Wk[k] / Wt) * nf_trainer_grad(t)[j];
+                }
+                for (j = 0; j < np; ++j) if (fabs((double)gq[j]) > gmax) gmax = fabs((double)gq[j]);
+                for (j = 0; j < np; ++j) {
+                    double e = fabs((double)gs[j] - (double)gq[j]) / (gmax > 0 ? gmax : 1);
+                    if (e > worst) worst = e;
+                }
+                if (fabs(L - Lq) > lworst) lworst = fabs(L - Lq);
+            }
+            nf_trainer_destroy(t); nf_flow_destroy(f);
+        }
+        {   char det[96]; sprintf(det, "bad %d, gradient rel. error %.2g, loss error %.2g", bad, worst, lworst);
+            printf("# shard check: %s\n", det); check(!bad && worst < (sizeof(nf_real) == 4 ? 1e-4 : 1e-10) && lworst < (sizeof(nf_real) == 4 ? 1e-4 : 1e-10),
+                  "two_shards_equal_the_mean_of_unsharded_quarters", det); }
     }
     printf("# %d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
