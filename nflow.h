@@ -2051,21 +2051,27 @@ static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
     return c;
 }
 static void nf__binary_rows(void *arg, int r0, int m) {
-    nf_tensor *c = (nf_tensor *)arg, *a = c->a, *b = c->b; int i, j, op = c->op;
+    const nf_tensor *c = (const nf_tensor *)arg, *a = c->a, *b = c->b;
+    int i, j, op = c->op, n = a->cols, bs = b->cols == 1 ? 0 : 1;   /* in locals: the stores could alias them */
     for (i = r0; i < r0 + m; ++i) {
-        const nf_real *x = a->val + (size_t)i * (size_t)a->cols;
-        const nf_real *y = b->val + (size_t)(b->rows == 1 ? 0 : i) * (size_t)b->cols;
-        nf_real *z = c->val + (size_t)i * (size_t)c->cols;
-        int bs = b->cols == 1 ? 0 : 1;
-        if (op == NF__OP_ADD)      for (j = 0; j < a->cols; ++j) z[j] = x[j] + y[j * bs];
-        else if (op == NF__OP_SUB) for (j = 0; j < a->cols; ++j) z[j] = x[j] - y[j * bs];
-        else                       for (j = 0; j < a->cols; ++j) z[j] = x[j] * y[j * bs];
+        const nf_real *NF__RESTRICT x = a->val + (size_t)i * (size_t)n;
+        const nf_real *NF__RESTRICT y = b->val + (size_t)(b->rows == 1 ? 0 : i) * (size_t)b->cols;
+        nf_real *NF__RESTRICT z = c->val + (size_t)i * (size_t)n;
+        if (!bs) { nf_real v = y[0];   /* a column broadcast: one value per row */
+            if (op == NF__OP_ADD)      for (j = 0; j < n; ++j) z[j] = x[j] + v;
+            else if (op == NF__OP_SUB) for (j = 0; j < n; ++j) z[j] = x[j] - v;
+            else                       for (j = 0; j < n; ++j) z[j] = x[j] * v;
+        } else {
+            if (op == NF__OP_ADD)      for (j = 0; j < n; ++j) z[j] = x[j] + y[j];
+            else if (op == NF__OP_SUB) for (j = 0; j < n; ++j) z[j] = x[j] - y[j];
+            else                       for (j = 0; j < n; ++j) z[j] = x[j] * y[j];
+        }
     }
 }
 /* d(a+b) = dc, d(a-b) = (dc, -dc), d(a*b) = (dc*b, dc*a); b's gradient sums over
    the broadcast axes. */
 static void nf__binary_back_rows(void *arg, int r0, int m) {
-    nf_tensor *c = (nf_tensor *)arg, *a = c->a, *b = c->b; int i, j, op = c->op;
+    nf_tensor *c = (nf_tensor *)arg, *a = c->a, *b = c->b; int i, j, op = c->op, n = c->cols;   /* n in a local: the stores could alias c->cols */
     for (i = r0; i < r0 + m; ++i) {
         const nf_real *g = c->grad + (size_t)i * (size_t)c->cols;
         const nf_real *x = a->val + (size_t)i * (size_t)a->cols;
@@ -2074,14 +2080,14 @@ static void nf__binary_back_rows(void *arg, int r0, int m) {
         int bs = b->cols == 1 ? 0 : 1;
         if (a->grad) {
             nf_real *ga = a->grad + (size_t)i * (size_t)a->cols;
-            if (op == NF__OP_MUL) for (j = 0; j < c->cols; ++j) ga[j] += g[j] * y[j * bs];
-            else                  for (j = 0; j < c->cols; ++j) ga[j] += g[j];
+            if (op == NF__OP_MUL) for (j = 0; j < n; ++j) ga[j] += g[j] * y[j * bs];
+            else                  for (j = 0; j < n; ++j) ga[j] += g[j];
         }
         if (b->grad) {
             nf_real *gb = b->grad + boff;
-            if (op == NF__OP_MUL)      for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j] * x[j];
-            else if (op == NF__OP_SUB) for (j = 0; j < c->cols; ++j) gb[j * bs] -= g[j];
-            else                       for (j = 0; j < c->cols; ++j) gb[j * bs] += g[j];
+            if (op == NF__OP_MUL)      for (j = 0; j < n; ++j) gb[j * bs] += g[j] * x[j];
+            else if (op == NF__OP_SUB) for (j = 0; j < n; ++j) gb[j * bs] -= g[j];
+            else                       for (j = 0; j < n; ++j) gb[j * bs] += g[j];
         }
     }
 }
@@ -2131,13 +2137,17 @@ static nf_tensor *nf__unary(nf_tape *t, int op, nf_tensor *a, nf_real k) {
     nf__par_rows(t->par, c->rows, nf__ew_work(c), nf__unary_rows, c);
     return c;
 }
+/* (the tensor's fields in locals: stores through val could alias them) */
 static void nf__unary_rows(void *arg, int r0, int m) {
-    nf_tensor *c = (nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
-    for (; i < n; ++i) c->val[i] = nf__unary_f(c->op, c->a->val[i], c->k);
+    const nf_tensor *c = (const nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
+    int op = c->op; nf_real k = c->k; nf_real *NF__RESTRICT y = c->val; const nf_real *NF__RESTRICT x = c->a->val;
+    for (; i < n; ++i) y[i] = nf__unary_f(op, x[i], k);
 }
 static void nf__unary_back_rows(void *arg, int r0, int m) {
-    nf_tensor *c = (nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
-    for (; i < n; ++i) c->a->grad[i] += c->grad[i] * nf__unary_df(c->op, c->a->val[i], c->val[i], c->k);
+    const nf_tensor *c = (const nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
+    int op = c->op; nf_real k = c->k; nf_real *NF__RESTRICT gx = c->a->grad;
+    const nf_real *NF__RESTRICT gy = c->grad, *NF__RESTRICT x = c->a->val, *NF__RESTRICT y = c->val;
+    for (; i < n; ++i) gx[i] += gy[i] * nf__unary_df(op, x[i], y[i], k);
 }
 static void nf__unary_back(nf_tensor *c) {
     if (c->a->grad) nf__par_rows(c->par, c->rows, nf__ew_work(c), nf__unary_back_rows, c);
@@ -2890,20 +2900,25 @@ static void nf__ar_setup(nf__layer *L, const nf_layer_desc *ld, int D, int index
     for (k = 0; k < L->depth * L->hidden; ++k) L->keep[k] = C > 0 ? (k % L->hidden) % D : (k % L->hidden) % top + 1;
     for (j = 0; j < D; ++j) for (k = 0; k < P; ++k) L->trans[(size_t)j * (size_t)P + (size_t)k] = k * D + j;
 }
-/* is the weight from unit i of weight-layer l's input to its unit o present? */
-static int nf__ar_link(const nf__layer *L, int l, int i, int o) {
-    int D = L->nt, P = nf__tf_params(L);
-    int din = l == 0 ? (i < D ? L->iperm[i] + 1 : 0) : L->keep[(size_t)(l - 1) * (size_t)L->hidden + (size_t)i];
-    if (l < L->depth) return L->keep[(size_t)l * (size_t)L->hidden + (size_t)o] >= din;
-    (void)P;
-    return L->iperm[o % D] + 1 > din;   /* output o = p D + feature */
-}
-/* zero the masked weights (after initialisation and loading: they are not part of the model) */
+/* zero the masked weights (after initialisation and loading: they are not part of the
+   model; every step, of the gradient). The weight from unit i of weight-layer l's input
+   to its unit o is present when o's degree is at least i's (hidden layers), or above it
+   (the output o = q D + feature j, of degree iperm[j] + 1); input i < D has degree
+   iperm[i] + 1, a context input 0. Row by row: i's degree once, then a select along the
+   row, which vectorises. */
 static void nf__ar_fixup(const nf__layer *L, nf_real *p) {
-    int l, i, o, in = L->nin;
+    int l, i, o, j, q, in = L->nin, D = L->nt, P = nf__tf_params(L);
     for (l = 0; l <= L->depth; ++l) {
         int out = l < L->depth ? L->hidden : L->nout;
-        for (i = 0; i < in; ++i) for (o = 0; o < out; ++o) if (!nf__ar_link(L, l, i, o)) p[(size_t)i * (size_t)out + (size_t)o] = 0;
+        for (i = 0; i < in; ++i) {
+            nf_real *row = p + (size_t)i * (size_t)out;
+            int din = l == 0 ? (i < D ? L->iperm[i] + 1 : 0) : L->keep[(size_t)(l - 1) * (size_t)L->hidden + (size_t)i];
+            if (l < L->depth) {
+                const int *kd = L->keep + (size_t)l * (size_t)L->hidden;
+                for (o = 0; o < out; ++o) row[o] = kd[o] >= din ? row[o] : 0;
+            } else   /* output o = q D + feature j */
+                for (q = 0; q < P; ++q) for (j = 0; j < D; ++j) row[q * D + j] = L->iperm[j] + 1 > din ? row[q * D + j] : 0;
+        }
         p += (size_t)in * (size_t)out + (size_t)out; in = L->hidden;
     }
 }
@@ -2942,7 +2957,9 @@ static void nf__ar_apply(const nf_flow *f, const nf__layer *L, nf_real *x, int R
     memcpy(x, w->seq, (size_t)R * (size_t)D * sizeof(nf_real));
 }
 #ifndef NFLOW_NO_TRAINING
-/* the MADE on the tape: each weight times its 0/1 mask, so masked weights get no gradient */
+/* the MADE on the tape: its weights as they are, the masked ones 0 (nf__ar_fixup after
+   initialisation, loading and every update; inference relies on it too), so no mask
+   product is needed; their gradients are zeroed by nf__ar_fixup after the backward pass */
 static nf_tensor *nf__ar_net(nf__tctx *c, const nf__layer *L, nf_tensor **Wm, nf_tensor *x) {
     size_t off = L->poff; int in = L->nin, l;
     if (c->ctx) x = nf_t_concat_cols(c->tp, x, c->ctx);
@@ -2954,12 +2971,10 @@ static nf_tensor *nf__ar_net(nf__tctx *c, const nf__layer *L, nf_tensor **Wm, nf
     return x;
 }
 static nf_tensor *nf__ar_pass(nf__tctx *c, const nf__layer *L, nf_tensor *x, int dir) {
-    nf_tape *tp = c->tp; nf_tensor *Wm[65], *out; size_t off = L->poff; int in = L->nin, l, i, o, D = c->f->dim, P = nf__tf_params(L);
-    for (l = 0; l <= L->depth; ++l) {   /* masked weights, built once per step */
+    nf_tape *tp = c->tp; nf_tensor *Wm[65], *out; size_t off = L->poff; int in = L->nin, l, i, D = c->f->dim, P = nf__tf_params(L);
+    for (l = 0; l <= L->depth; ++l) {
         int n_out = l < L->depth ? L->hidden : L->nout;
-        nf_tensor *m = nf_tape_new(tp, in, n_out);
-        if (m) for (i = 0; i < in; ++i) for (o = 0; o < n_out; ++o) m->val[(size_t)i * (size_t)n_out + (size_t)o] = nf__ar_link(L, l, i, o) ? NF__R(1) : NF__R(0);
-        Wm[l] = nf_t_mul(tp, nf__tparam(c, off, in, n_out), m);
+        Wm[l] = nf__tparam(c, off, in, n_out);
         off += (size_t)in * (size_t)n_out + (size_t)n_out; in = L->hidden;
     }
     if ((dir > 0) != L->ar_inverse) return nf__tf_tape(c, L, x, nf__ar_net(c, L, Wm, x), dir);   /* one pass */
@@ -5187,6 +5202,7 @@ static int nf__adam_finite(const nf_adam_config *c, long t, size_t n, const nf_r
 /* ---- training ----------------------------------------------------------------------- */
 struct nf_trainer;
 static nf_result nf__grad_check_finite(struct nf_trainer *t);
+static void nf__grad_fixup(struct nf_trainer *t);
 static int nf__adam_bounded(const struct nf_trainer *t, double *gmax);
 struct nf_trainer {
     nf_flow *f;
@@ -5392,7 +5408,7 @@ static nf_result nf__size_arena(nf_trainer *tr) {
         if (loss && r == NF_OK && tp.err == NF_OK && tr->grad1) {   /* and a shard's tape */
             size_t whole = tr->arena.high;
             nf_arena_reset(&tr->arena); tr->arena.high = 0; nf_tape_init(&tp, &tr->arena);
-            loss = nf__loss_shard(tr, &tp, NULL, NULL, NULL, 1, (tr->max_batch + 1) / 2, 1, 1, &c);
+            loss = nf__loss_shard(tr, &tp, NULL, NULL, NULL, 1, (tr->max_batch + 1) / 2 + NF__GN_MR, 1, 1, &c);
             if (loss) r = nf_tape_backward(&tp, loss);
             tr->shard_bytes = nf_arena_align(tr->arena.high) + NF__ALIGN;
             tr->arena.high = whole > 2 * tr->shard_bytes ? whole : 2 * tr->shard_bytes;
@@ -5528,18 +5544,20 @@ static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real 
     return NF_OK;
 }
 
-/* Batches of 2 NF__SHARD_ROWS rows or more are two shards (rows [0, n/2) and [n/2, n)),
-   each on its own tape with its own gradient, summed after: with threads the shards run
-   at once, each a whole forward and backward pass on one core (one fork a step, where
-   cutting every product and pass forks dozens of times and moves rows between cores).
-   The shards are the same with one thread or many, so are the bits. */
+/* Batches of 2 NF__SHARD_ROWS rows or more are two shards (rows [0, n0) and [n0, n), n0
+   the multiple of the register tile's rows nearest n / 2), each on its own tape with its
+   own gradient, summed after: with threads the shards run at once, each a whole forward
+   and backward pass on one core (one fork a step, where cutting every product and pass
+   forks dozens of times and moves rows between cores). The shards are the same with one
+   thread or many, so are the bits. */
+static size_t nf__shard_split(size_t n) { return (n / 2 + NF__GN_MR / 2) / NF__GN_MR * NF__GN_MR; }
 typedef struct nf__shards {
     nf_trainer *t; const nf_real *y, *ctx, *w; size_t n; double wtot; int inner;
     nf_arena a[2]; double l[2], c[2]; nf_result r[2]; int stage[2];
 } nf__shards;
 static void nf__shard_task(void *arg, int s) {
     nf__shards *J = (nf__shards *)arg; nf_trainer *t = J->t; nf_tape tp; nf_tensor *l;
-    size_t D = (size_t)t->f->dim, C = (size_t)t->f->ctx_dim, r0 = s ? J->n / 2 : 0, m = s ? J->n - J->n / 2 : J->n / 2;
+    size_t D = (size_t)t->f->dim, C = (size_t)t->f->ctx_dim, n0 = nf__shard_split(J->n), r0 = s ? n0 : 0, m = s ? J->n - n0 : n0;
     memset(s ? t->grad1 : t->grad, 0, t->f->n_params * sizeof(nf_real));
     nf_tape_init(&tp, &J->a[s]); tp.par = J->inner ? &t->f->par : NULL;
     l = nf__loss_shard(t, &tp, J->y + r0 * D, J->ctx ? J->ctx + r0 * C : NULL, J->w ? J->w + r0 : NULL, J->w != NULL,
@@ -5547,10 +5565,14 @@ static void nf__shard_task(void *arg, int s) {
     J->stage[s] = 0; J->r[s] = l ? NF_OK : tp.err;
     if (l) { J->stage[s] = 1; J->r[s] = nf_tape_backward(&tp, l); J->l[s] = (double)l->val[0]; }
 }
-static void nf__grad_add_piece(void *arg, int r0, int m) {
-    nf_trainer *t = (nf_trainer *)arg; size_t i, e = (size_t)r0 * 64 + (size_t)m * 64;
-    if (e > t->f->n_params) e = t->f->n_params;
-    for (i = (size_t)r0 * 64; i < e; ++i) t->grad[i] += t->grad1[i];
+/* grad += grad1 and whether the sum is finite, in pieces (one pass instead of two) */
+typedef struct nf__gsum { nf_real *g; const nf_real *g1; size_t n, step; int bad[NF__RUN_TMAX]; } nf__gsum;
+static void nf__grad_add_piece(void *arg, int p) {
+    nf__gsum *S = (nf__gsum *)arg; size_t i = (size_t)p * S->step, e = i + S->step; int bad = 0;
+    nf_real *NF__RESTRICT g = S->g; const nf_real *NF__RESTRICT g1 = S->g1;
+    if (e > S->n) e = S->n;
+    for (; i < e; ++i) { nf_real x = g[i] + g1[i]; g[i] = x; bad |= !nf__isfinite(x); }   /* bits: -ffast-math proof */
+    S->bad[p] = bad;
 }
 static nf_result nf__loss_grad_sharded(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf__shards J; size_t i; int s, T = t->f->par.run ? t->f->par.threads : 1;
@@ -5571,13 +5593,31 @@ static nf_result nf__loss_grad_sharded(nf_trainer *t, const nf_real *y, const nf
         if (hw > t->arena.high) t->arena.high = hw;
         if (J.r[s] != NF_OK) return nf__fail(t->f, J.r[s], J.stage[s] ? "backward" : "building the loss", -1);
     }
-    /* the sum in blocks of 64 (the rows of nf__par_rows here), on the flow's threads */
-    nf__par_rows(&t->f->par, (int)((t->f->n_params + 63) / 64), (float)t->f->n_params * 32.0f, nf__grad_add_piece, t);
-    if (loss) *loss = J.l[0] + J.l[1] + J.c[0] + J.c[1];
-    if (!nf__isfinite_d(J.l[0] + J.l[1])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
-    return nf__grad_check_finite(t);
+    {   nf__gsum S; int P = 1, p, bad = 0;
+        S.g = t->grad; S.g1 = t->grad1; S.n = t->f->n_params;
+#ifndef NFLOW_NO_THREADS
+        if (T > 1 && (float)S.n * 32.0f >= NF__PAR_MIN) P = T < NF__RUN_TMAX ? T : NF__RUN_TMAX;
+#endif
+        S.step = (S.n + (size_t)P - 1) / (size_t)P;
+        if (P > 1) t->f->par.run(t->f->par.pool, P, nf__grad_add_piece, &S);
+        else nf__grad_add_piece(&S, 0);
+        for (p = 0; p < P; ++p) bad |= S.bad[p];
+        if (loss) *loss = J.l[0] + J.l[1] + J.c[0] + J.c[1];
+        if (!nf__isfinite_d(J.l[0] + J.l[1])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
+        if (bad) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
+        nf__grad_fixup(t);
+        return NF_OK;
+    }
 }
 
+/* Weights that are not part of the model (autoregressive masks) get no gradient. */
+static void nf__grad_fixup(nf_trainer *t) {
+    int j;
+    for (j = 0; j < t->f->n_layers; ++j) {
+        const nf__layer *L = &t->f->layers[j]; const nf__kind *k = nf__kind_of(L->kind);
+        if (k->fixup) k->fixup(L, t->grad + L->poff);
+    }
+}
 /* Loss and gradient of a checked batch; the flow is not touched. */
 static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf_tape tp; nf_tensor *l; double c; nf_result r;
@@ -5591,7 +5631,8 @@ static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *c
     if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(t->f, r, "backward", -1);
     if (loss) *loss = (double)l->val[0] + c;
     if (!nf__isfinite(l->val[0])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
-    return nf__grad_check_finite(t);
+    if ((r = nf__grad_check_finite(t)) == NF_OK) nf__grad_fixup(t);
+    return r;
 }
 
 static nf_result nf__clip_and_update(nf_trainer *t);
@@ -5620,11 +5661,8 @@ NFDEF nf_result nf_trainer_apply(nf_trainer *t) {
    (autoregressive masks) get no gradient, whatever the caller left there, so they stay 0.
    A step that would make a moment or parameter non-finite is refused, nothing written. */
 static nf_result nf__clip_and_update(nf_trainer *t) {
-    size_t i, np = t->f->n_params; int j; double G;
-    for (j = 0; j < t->f->n_layers; ++j) {
-        const nf__layer *L = &t->f->layers[j]; const nf__kind *k = nf__kind_of(L->kind);
-        if (k->fixup) k->fixup(L, t->grad + L->poff);
-    }
+    size_t i, np = t->f->n_params; double G;
+    nf__grad_fixup(t);
     if (t->cfg.clip_norm > 0) {
         double s = 0;
         for (i = 0; i < np; ++i) s += (double)t->grad[i] * (double)t->grad[i];
@@ -5659,14 +5697,22 @@ NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n,
     if (!(h > 0)) return nf__fail(t->f, NF_ERR_ARG, "step h must be positive", -1);
     np = t->f->n_params;
     if (np == 0) { *max_rel_err = 0; return NF_OK; }
-    if (!nf__mul(np, sizeof(nf_real), &i)) return NF_ERR_OVERFLOW;
+    if (!nf__mul(np, 2 * sizeof(nf_real), &i)) return NF_ERR_OVERFLOW;
     g0 = (nf_real *)NF_MALLOC(i, NULL);
     if (!g0) return nf__fail(t->f, NF_ERR_NOMEM, "gradient copy", -1);
     r = nf_trainer_loss_grad(t, y, NULL, n, NULL);
     if (r == NF_OK) memcpy(g0, t->grad, np * sizeof(nf_real));
+    {   /* which parameters are part of the model: the masked weights (zero, and zero in every
+           gradient) are not, and the forward map reads them as they are */
+        nf_real *keep = t->grad; size_t j;
+        for (j = 0; j < np; ++j) keep[j] = 1;
+        nf__grad_fixup(t);
+        memcpy(g0 + np, keep, np * sizeof(nf_real));
+    }
     stride = max_params && np > max_params ? np / max_params : 1;
     for (i = 0; i < np && r == NF_OK; i += stride) {
         nf_real keep = t->f->params[i]; double lp = 0, lm = 0, num, den, e;
+        if (g0[np + i] == 0) continue;
         t->f->params[i] = (nf_real)((double)keep + h);
         r = nf_trainer_loss_grad(t, y, NULL, n, &lp);
         t->f->params[i] = (nf_real)((double)keep - h);
