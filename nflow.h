@@ -112,9 +112,10 @@
        Nothing is allocated behind your back. nf_flow_size/nf_flow_init build a flow in
        memory you own; nf_flow_create does the same through NF_MALLOC and remembers to
        free it. Inference (log_prob, sample, forward, inverse) never allocates: it works
-       in the flow's own workspace, in chunks of rows. A trainer allocates its gradients,
-       Adam moments and one arena when created; every training step resets the arena
-       and allocates nothing. Every size computation is overflow-checked.
+       in the flow's own workspace, in chunks of rows. A trainer allocates its gradients
+       (two buffers when max_batch >= 256: see THREADS), Adam moments and one arena
+       when created; every training step resets the arena and allocates nothing. Every
+       size computation is overflow-checked.
 
    ERRORS
        Every fallible function returns nf_result (NF_OK == 0). Bad input (NULL, bad
@@ -140,9 +141,19 @@
        threads are safe. nf_rng is a plain struct: one per thread.
        nflow starts no thread of its own (under NFLOW_OPENMP, flows use OpenMP's from
        creation; nf_flow_set_parallel(f, NULL, NULL, 1) turns that off). To spread one
-       flow's matrix products over cores, give it a parallel-for (nf_flow_set_parallel:
-       your pool, or nf_parallel_openmp under NFLOW_OPENMP); the rows of each product
-       are split, so the results are the same bits as on one thread.
+       flow's work over cores, give it a parallel-for (nf_flow_set_parallel: your pool,
+       or nf_parallel_openmp under NFLOW_OPENMP). Results are the same bits with any
+       number of threads:
+       - inference cuts the rows into one range per thread, each run through every
+         layer in its own slice of the workspace (rows are computed alike whatever
+         rows share their chunk);
+       - a training batch of 256 rows or more is always two shards, each a forward and
+         backward pass of its own whose gradients are summed: with two threads or more
+         they run at once (so more than two threads do not speed training further);
+         with one, one after the other;
+       - the rest (smaller batches, reverse-KL steps, Adam) cuts large matrix products,
+         element-wise passes and parameter sweeps into row or block ranges.
+       Work below ~40 microseconds of one core is not cut (a fork costs a few).
 
    REVISION HISTORY
        0.3.0 (2026-12-04)  nf_infer: posterior samples and evidence from a log density,
@@ -290,8 +301,11 @@ NFDEF nf_real  nf_rng_normal(nf_rng *r);    /* N(0, 1), polar method with a port
 /* nflow starts no thread (unless built with NFLOW_OPENMP, whose flows use OpenMP's). A
    parallel-for is yours to give: run task(arg, i) for every i in 0 .. n-1, on any
    threads, in any order, and return when all are done (pool is passed through: your
-   thread pool, or NULL). threads: at most how many pieces work is cut into. Results do not depend on it: work is split by rows of the matrix kernel, whose
-   every element is summed in one fixed order, so 1 thread and 8 give the same bits. */
+   thread pool, or NULL). threads: at most how many pieces work is cut into. Results do
+   not depend on it: work is cut where no sum changes its order (rows of the matrix
+   kernel, whose every element is summed in one fixed order; rows of a flow; blocks of
+   parameters; a training batch's two shards, which one thread runs too), so 1 thread
+   and 8 give the same bits. The manual's THREADS section says what is cut where. */
 typedef void (*nf_task_fn)(void *arg, int i);
 typedef void (*nf_parallel_fn)(void *pool, int n, nf_task_fn task, void *arg);
 typedef struct nf_parallel { nf_parallel_fn run; void *pool; int threads; } nf_parallel;
@@ -720,7 +734,8 @@ NFDEF void   nf_adam_update(const nf_adam_config *c, long t, size_t n, nf_real *
 
 /* ---- training ------------------------------------------------------------------- */
 typedef struct nf_trainer nf_trainer;
-/* Allocates gradients, moments and an arena sized for batches up to max_batch rows. */
+/* Allocates gradients, moments and an arena sized for batches up to max_batch rows
+   (from 256: two gradient buffers and room for two shards' tapes, see THREADS). */
 NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_config *c, size_t max_batch);
 NFDEF void      nf_trainer_destroy(nf_trainer *t);
 /* One Adam step on the mean (or weighted mean, w may be NULL) negative log-likelihood.
@@ -1824,6 +1839,98 @@ NF__ELEM nf_real nf__log1p_unit(nf_real t) {
 }
 /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */
 NF__ELEM nf_real nf__softplus(nf_real x) { return (x > 0 ? x : 0) + nf__log1p_unit(nf__exp_nonpos(x > 0 ? -x : x)); }
+/* The affine coupling's log-scale s = c tanh(u / c) and its e^s ran through libm's tanh
+   and exp, a call per element (6-10% of RealNVP P4's log_prob and training). Here in
+   vectorisable operations, within a few ulps of libm (tested).
+   e^x - 1 for x <= 0: near 0 its Taylor series (no cancellation: the result keeps x's
+   relative precision), from -0.35 down e^x - 1 (|result| > 0.29, nothing to cancel). */
+NF__ELEM nf_real nf__expm1_nonpos(nf_real x) {
+    /* x below -80 is -80 (e^x - 1 is -1 in both precisions there, and the polynomial stays
+       finite); the two branches selected by products, which gcc vectorises */
+    nf_real xc = (x < NF__R(-80)) * NF__R(-80) + (x >= NF__R(-80)) * x, near = (nf_real)(xc > NF__R(-0.35));
+#ifdef NFLOW_DOUBLE
+    nf_real p = xc * (1 + xc * (1.0 / 2 + xc * (1.0 / 6 + xc * (1.0 / 24 + xc * (1.0 / 120 + xc * (1.0 / 720 + xc * (1.0 / 5040
+              + xc * (1.0 / 40320 + xc * (1.0 / 362880 + xc * (1.0 / 3628800 + xc * (1.0 / 39916800 + xc * (1.0 / 479001600
+              + xc * (1.0 / 6227020800.0 + xc * (1.0 / 87178291200.0))))))))))))));
+#else
+    nf_real p = xc * (1 + xc * (1.0f / 2 + xc * (1.0f / 6 + xc * (1.0f / 24 + xc * (1.0f / 120 + xc * (1.0f / 720 + xc * (1.0f / 5040
+              + xc * (1.0f / 40320 + xc * (1.0f / 362880)))))))));
+#endif
+    return near * p + (1 - near) * (nf__exp_nonpos(xc) - 1);
+}
+/* tanh x: t = -m / (2 + m) with m = e^(-2|x|) - 1 is tanh |x|; x's sign put on it (bits:
+   -0 stays -0). |x| beyond 40 is 1 in both precisions (the clamp also makes +-inf +-1);
+   NaN stays NaN. */
+NF__ELEM nf_real nf__tanh(nf_real x) {
+    nf_real a = -NF_FABS(x), m, t;
+#ifdef NFLOW_DOUBLE
+    uint64_t ux, ut; const uint64_t sign = 0x8000000000000000ull;
+#else
+    uint32_t ux, ut; const uint32_t sign = 0x80000000u;
+#endif
+    a = a < NF__R(-40) ? NF__R(-40) : a;
+    m = nf__expm1_nonpos(2 * a);
+    t = -m / (2 + m);
+    memcpy(&ux, &x, sizeof x); memcpy(&ut, &t, sizeof t);
+    ut = (ut & ~sign) | (ux & sign);   /* |t| with x's sign */
+    memcpy(&t, &ut, sizeof t);
+    return t;
+}
+/* c ? a : b on the bits (a compare and a blend: gcc 12 does not vectorise a chain of
+   floating-point ?: clamps; products would turn +-inf into NaN) */
+NF__ELEM nf_real nf__sel(int c, nf_real a, nf_real b) {
+#ifdef NFLOW_DOUBLE
+    uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)c;
+#else
+    uint32_t ua, ub, m = (uint32_t)0 - (uint32_t)c;
+#endif
+    memcpy(&ua, &a, sizeof a); memcpy(&ub, &b, sizeof b);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
+}
+/* e^x for any x: k = round(x / ln2) as in nf__exp_nonpos, 2^k applied as two powers of
+   two (each a normal number) so that results overflow to inf and underflow through the
+   subnormals where libm's do; -inf gives 0, +inf inf, NaN NaN */
+NF__ELEM nf_real nf__exp(nf_real x) {
+#ifdef NFLOW_DOUBLE
+    double xc = nf__sel(x < -750.0, -750.0, x), kf, r, p;
+    union { uint64_t u; double d; } m, m1, m2;
+    long long k, k1;
+    xc = nf__sel(xc > 710.0, 710.0, xc);
+    m.d = xc * 1.4426950408889634 + 6755399441055744.0;
+    k = (long long)(int64_t)(m.u - 0x4338000000000000ull);
+    kf = (double)k;
+    r = (xc - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
+    p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320
+        + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0)))))))))))));
+    k1 = k / 2;
+    m1.u = (uint64_t)(k1 + 1023) << 52; m2.u = (uint64_t)(k - k1 + 1023) << 52;
+    return p * m1.d * m2.d;
+#else
+    float xc = nf__sel(x < -110.0f, -110.0f, x), kf, r, p;
+    union { uint32_t u; float f; } m, m1, m2;
+    int k, k1;
+    xc = nf__sel(xc > 89.0f, 89.0f, xc);
+    m.f = xc * 1.44269504f + 12582912.0f;
+    k = (int)(int32_t)(m.u - 0x4B400000u);
+    kf = (float)k;
+    r = (xc - kf * 0.693145752f) - kf * 1.42860677e-6f;
+    p = 1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040 + r * (1.0f / 40320))))))));
+    k1 = k / 2;
+    m1.u = (uint32_t)(k1 + 127) << 23; m2.u = (uint32_t)(k - k1 + 127) << 23;
+    return p * m1.f * m2.f;
+#endif
+}
+/* With libm's functions (no NF_EXP / NF_TANH hooks of the caller's), the hot paths use
+   these instead: the same functions, in vectors */
+#ifdef NF__LIBM
+#define NF__VEXP(x) nf__exp(x)
+#define NF__VTANH(x) nf__tanh(x)
+#else
+#define NF__VEXP(x) NF_EXP(x)
+#define NF__VTANH(x) NF_TANH(x)
+#endif
 /* NFLOW_ACTIVATIONS: the activations compiled in, a mask of 1 << NF_ACT_* (default: all);
    an exported flow's header sets it to the one its conditioners use, so that a firmware
    carries only the code of the activations it calls */
@@ -1835,7 +1942,7 @@ static nf_real nf__act(int act, nf_real z) {
     if (!NF__HAS_ACT(act)) return z;   /* refused by the plan: unreachable */
     switch (act) {
     case NF_ACT_RELU:       return z > 0 ? z : 0;
-    case NF_ACT_TANH:       return NF_TANH(z);
+    case NF_ACT_TANH:       return NF__VTANH(z);
     case NF_ACT_LEAKY_RELU: return z > 0 ? z : NF__R(0.01) * z;
     case NF_ACT_SOFTPLUS:   return nf__softplus(z);
     case NF_ACT_SIGMOID:    return z >= 0 ? 1 / (1 + NF_EXP(-z)) : NF_EXP(z) / (1 + NF_EXP(z));
@@ -1883,6 +1990,9 @@ static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT 
             break;
         case NF_ACT_SOFTPLUS:   /* its own loop, so that it vectorises */
             for (j = 0; j < cols; ++j) o[j] = nf__softplus(o[j] + b[j]);
+            break;
+        case NF_ACT_TANH:
+            for (j = 0; j < cols; ++j) o[j] = NF__VTANH(o[j] + b[j]);
             break;
         default:
             for (j = 0; j < cols; ++j) o[j] = nf__act(act, o[j] + b[j]);
@@ -2104,9 +2214,9 @@ NFDEF nf_tensor *nf_t_mul(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__b
 static nf_real nf__unary_f(int op, nf_real x, nf_real k) {
     switch (op) {
     case NF__OP_SCALE:    return k * x;
-    case NF__OP_EXP:      return NF_EXP(x);
+    case NF__OP_EXP:      return NF__VEXP(x);
     case NF__OP_LOG:      return NF_LOG(x);
-    case NF__OP_TANH:     return NF_TANH(x);
+    case NF__OP_TANH:     return NF__VTANH(x);
     case NF__OP_SIGMOID:  return nf__act(NF_ACT_SIGMOID, x);
     case NF__OP_RELU:     return x > 0 ? x : 0;
     case NF__OP_LEAKY:    return x > 0 ? x : k * x;
@@ -2141,13 +2251,23 @@ static nf_tensor *nf__unary(nf_tape *t, int op, nf_tensor *a, nf_real k) {
 static void nf__unary_rows(void *arg, int r0, int m) {
     const nf_tensor *c = (const nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
     int op = c->op; nf_real k = c->k; nf_real *NF__RESTRICT y = c->val; const nf_real *NF__RESTRICT x = c->a->val;
-    for (; i < n; ++i) y[i] = nf__unary_f(op, x[i], k);
+    switch (op) {   /* the common ones in loops of their own, which vectorise */
+    case NF__OP_SCALE: for (; i < n; ++i) y[i] = k * x[i]; break;
+    case NF__OP_EXP:   for (; i < n; ++i) y[i] = NF__VEXP(x[i]); break;
+    case NF__OP_TANH:  for (; i < n; ++i) y[i] = NF__VTANH(x[i]); break;
+    default:           for (; i < n; ++i) y[i] = nf__unary_f(op, x[i], k);
+    }
 }
 static void nf__unary_back_rows(void *arg, int r0, int m) {
     const nf_tensor *c = (const nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
     int op = c->op; nf_real k = c->k; nf_real *NF__RESTRICT gx = c->a->grad;
     const nf_real *NF__RESTRICT gy = c->grad, *NF__RESTRICT x = c->a->val, *NF__RESTRICT y = c->val;
-    for (; i < n; ++i) gx[i] += gy[i] * nf__unary_df(op, x[i], y[i], k);
+    switch (op) {
+    case NF__OP_SCALE: for (; i < n; ++i) gx[i] += gy[i] * k; break;
+    case NF__OP_EXP:   for (; i < n; ++i) gx[i] += gy[i] * y[i]; break;
+    case NF__OP_TANH:  for (; i < n; ++i) gx[i] += gy[i] * (1 - y[i] * y[i]); break;
+    default:           for (; i < n; ++i) gx[i] += gy[i] * nf__unary_df(op, x[i], y[i], k);
+    }
 }
 static void nf__unary_back(nf_tensor *c) {
     if (c->a->grad) nf__par_rows(c->par, c->rows, nf__ew_work(c), nf__unary_back_rows, c);
@@ -2577,9 +2697,9 @@ static nf_real nf__bin_inv(const nf__bin *b, nf_real z) {
 static nf_real nf__tf_elem(const nf__layer *L, const nf_real *th, int n, int j, nf_real v, int dir, nf_real *ld) {
     const nf_real *tj = th + j;
     if (L->transform == NF__T_AFFINE) {
-        nf_real t = tj[0], s = L->clamp * NF_TANH(tj[n] * (1 / L->clamp));
+        nf_real t = tj[0], s = L->clamp * NF__VTANH(tj[n] * (1 / L->clamp));
         *ld = dir > 0 ? s : -s;
-        return dir > 0 ? v * NF_EXP(s) + t : (v - t) * NF_EXP(-s);
+        return dir > 0 ? v * NF__VEXP(s) + t : (v - t) * NF__VEXP(-s);
     } else if (L->transform == NF__T_ADDITIVE) {
         *ld = 0;
         return dir > 0 ? v + tj[0] : v - tj[0];
@@ -2603,12 +2723,19 @@ static nf_real nf__tf_elem(const nf__layer *L, const nf_real *th, int n, int j, 
 static nf_real nf__tf_row(const nf__layer *L, const nf_real *th, int n, const int *idx, nf_real *x, int dir) {
     nf_real lsum = 0, l; int j;
     if (L->transform == NF__T_AFFINE) {   /* the hot path of RealNVP, kept tight */
-        nf_real c = L->clamp, ic = 1 / L->clamp;
-        for (j = 0; j < n; ++j) {
-            nf_real t = th[j], s = c * NF_TANH(th[n + j] * ic), *v = &x[idx[j]];
-            if (dir > 0) *v = *v * NF_EXP(s) + t;     /* z = y e^s + t */
-            else         *v = (*v - t) * NF_EXP(-s);  /* y = (z - t) e^-s */
-            lsum += s;
+        nf_real c = L->clamp, ic = 1 / L->clamp, sb[64], eb[64]; int j0, m;
+        for (j0 = 0; j0 < n; j0 += 64) {
+            m = n - j0 < 64 ? n - j0 : 64;
+            for (j = 0; j < m; ++j) {   /* s and e^(+-s) of 64 features: contiguous, vectorises */
+                nf_real s = c * NF__VTANH(th[n + j0 + j] * ic);
+                sb[j] = s; eb[j] = NF__VEXP(dir > 0 ? s : -s);
+            }
+            for (j = 0; j < m; ++j) {
+                nf_real t = th[j0 + j], *v = &x[idx[j0 + j]];
+                if (dir > 0) *v = *v * eb[j] + t;     /* z = y e^s + t */
+                else         *v = (*v - t) * eb[j];   /* y = (z - t) e^-s */
+                lsum += sb[j];
+            }
         }
         return dir > 0 ? lsum : -lsum;
     }
