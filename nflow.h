@@ -150,7 +150,8 @@
        - a training batch of 256 rows or more is always two shards, each a forward and
          backward pass of its own whose gradients are summed: with two threads or more
          they run at once (so more than two threads do not speed training further);
-         with one, one after the other;
+         with one, one after the other (a build with NFLOW_NO_THREADS trains on one
+         tape: the same model up to rounding);
        - the rest (smaller batches, reverse-KL steps, Adam) cuts large matrix products,
          element-wise passes and parameter sweeps into row or block ranges.
        Work below ~40 microseconds of one core is not cut (a fork costs a few).
@@ -1729,8 +1730,14 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
 #ifndef NF__PAR_MIN
 #define NF__PAR_MIN 8388608.0f
 #endif
-#define NF__RUN_TMAX 64   /* most pieces a call cuts its work into */
+#ifndef NFLOW_NO_THREADS
+#define NF__RUN_TMAX 64      /* most pieces a call cuts its work into */
 #define NF__SHARD_ROWS 128   /* a training batch of twice this or more is two shards */
+#define NF__SHARDS(n) ((n) >= 2 * NF__SHARD_ROWS)
+#else
+#define NF__RUN_TMAX 1       /* (a microcontroller's stack) */
+#define NF__SHARDS(n) 0      /* no threads to run shards at once: one tape */
+#endif
 /* Rows 0 .. M-1 cut into at most par->threads pieces of whole register tiles, fn(arg, r0,
    m) run on each (one call fn(arg, 0, M) when there is one thread, too few rows, or less
    than NF__PAR_MIN of work). Work that follows a product on the same rows (bias and
@@ -1745,8 +1752,8 @@ static void nf__prows_task(void *arg, int i) {
     if (m > 0) p->fn(p->arg, r0, m);
 }
 #endif
-static void nf__par_rows(const nf_parallel *par, int M, float work, nf__rows_fn fn, void *arg) {
 #ifndef NFLOW_NO_THREADS
+static void nf__par_rows(const nf_parallel *par, int M, float work, nf__rows_fn fn, void *arg) {
     int T = par && par->run ? par->threads : 1;
     if (T > 1 && M >= 2 * NF__GN_MR && work >= NF__PAR_MIN) {
         nf__prows p; int tiles = (M + NF__GN_MR - 1) / NF__GN_MR;
@@ -1756,11 +1763,11 @@ static void nf__par_rows(const nf_parallel *par, int M, float work, nf__rows_fn 
         par->run(par->pool, (M + p.rows - 1) / p.rows, nf__prows_task, &p);
         return;
     }
-#else
-    (void)par; (void)work;
-#endif
     fn(arg, 0, M);
 }
+#else   /* a direct call: the pieces may be inlined */
+#define nf__par_rows(par, M, work, fn, arg) ((void)(par), (void)(work), fn(arg, 0, M))
+#endif
 typedef struct nf__gpar {
     int ta, tb, N, K, lda, ldb, ldc, acc;
     const nf_real *A, *B; nf_real *C;
@@ -1839,98 +1846,6 @@ NF__ELEM nf_real nf__log1p_unit(nf_real t) {
 }
 /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */
 NF__ELEM nf_real nf__softplus(nf_real x) { return (x > 0 ? x : 0) + nf__log1p_unit(nf__exp_nonpos(x > 0 ? -x : x)); }
-/* The affine coupling's log-scale s = c tanh(u / c) and its e^s ran through libm's tanh
-   and exp, a call per element (6-10% of RealNVP P4's log_prob and training). Here in
-   vectorisable operations, within a few ulps of libm (tested).
-   e^x - 1 for x <= 0: near 0 its Taylor series (no cancellation: the result keeps x's
-   relative precision), from -0.35 down e^x - 1 (|result| > 0.29, nothing to cancel). */
-NF__ELEM nf_real nf__expm1_nonpos(nf_real x) {
-    /* x below -80 is -80 (e^x - 1 is -1 in both precisions there, and the polynomial stays
-       finite); the two branches selected by products, which gcc vectorises */
-    nf_real xc = (x < NF__R(-80)) * NF__R(-80) + (x >= NF__R(-80)) * x, near = (nf_real)(xc > NF__R(-0.35));
-#ifdef NFLOW_DOUBLE
-    nf_real p = xc * (1 + xc * (1.0 / 2 + xc * (1.0 / 6 + xc * (1.0 / 24 + xc * (1.0 / 120 + xc * (1.0 / 720 + xc * (1.0 / 5040
-              + xc * (1.0 / 40320 + xc * (1.0 / 362880 + xc * (1.0 / 3628800 + xc * (1.0 / 39916800 + xc * (1.0 / 479001600
-              + xc * (1.0 / 6227020800.0 + xc * (1.0 / 87178291200.0))))))))))))));
-#else
-    nf_real p = xc * (1 + xc * (1.0f / 2 + xc * (1.0f / 6 + xc * (1.0f / 24 + xc * (1.0f / 120 + xc * (1.0f / 720 + xc * (1.0f / 5040
-              + xc * (1.0f / 40320 + xc * (1.0f / 362880)))))))));
-#endif
-    return near * p + (1 - near) * (nf__exp_nonpos(xc) - 1);
-}
-/* tanh x: t = -m / (2 + m) with m = e^(-2|x|) - 1 is tanh |x|; x's sign put on it (bits:
-   -0 stays -0). |x| beyond 40 is 1 in both precisions (the clamp also makes +-inf +-1);
-   NaN stays NaN. */
-NF__ELEM nf_real nf__tanh(nf_real x) {
-    nf_real a = -NF_FABS(x), m, t;
-#ifdef NFLOW_DOUBLE
-    uint64_t ux, ut; const uint64_t sign = 0x8000000000000000ull;
-#else
-    uint32_t ux, ut; const uint32_t sign = 0x80000000u;
-#endif
-    a = a < NF__R(-40) ? NF__R(-40) : a;
-    m = nf__expm1_nonpos(2 * a);
-    t = -m / (2 + m);
-    memcpy(&ux, &x, sizeof x); memcpy(&ut, &t, sizeof t);
-    ut = (ut & ~sign) | (ux & sign);   /* |t| with x's sign */
-    memcpy(&t, &ut, sizeof t);
-    return t;
-}
-/* c ? a : b on the bits (a compare and a blend: gcc 12 does not vectorise a chain of
-   floating-point ?: clamps; products would turn +-inf into NaN) */
-NF__ELEM nf_real nf__sel(int c, nf_real a, nf_real b) {
-#ifdef NFLOW_DOUBLE
-    uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)c;
-#else
-    uint32_t ua, ub, m = (uint32_t)0 - (uint32_t)c;
-#endif
-    memcpy(&ua, &a, sizeof a); memcpy(&ub, &b, sizeof b);
-    ua = (ua & m) | (ub & ~m);
-    memcpy(&a, &ua, sizeof a);
-    return a;
-}
-/* e^x for any x: k = round(x / ln2) as in nf__exp_nonpos, 2^k applied as two powers of
-   two (each a normal number) so that results overflow to inf and underflow through the
-   subnormals where libm's do; -inf gives 0, +inf inf, NaN NaN */
-NF__ELEM nf_real nf__exp(nf_real x) {
-#ifdef NFLOW_DOUBLE
-    double xc = nf__sel(x < -750.0, -750.0, x), kf, r, p;
-    union { uint64_t u; double d; } m, m1, m2;
-    long long k, k1;
-    xc = nf__sel(xc > 710.0, 710.0, xc);
-    m.d = xc * 1.4426950408889634 + 6755399441055744.0;
-    k = (long long)(int64_t)(m.u - 0x4338000000000000ull);
-    kf = (double)k;
-    r = (xc - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
-    p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320
-        + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0)))))))))))));
-    k1 = k / 2;
-    m1.u = (uint64_t)(k1 + 1023) << 52; m2.u = (uint64_t)(k - k1 + 1023) << 52;
-    return p * m1.d * m2.d;
-#else
-    float xc = nf__sel(x < -110.0f, -110.0f, x), kf, r, p;
-    union { uint32_t u; float f; } m, m1, m2;
-    int k, k1;
-    xc = nf__sel(xc > 89.0f, 89.0f, xc);
-    m.f = xc * 1.44269504f + 12582912.0f;
-    k = (int)(int32_t)(m.u - 0x4B400000u);
-    kf = (float)k;
-    r = (xc - kf * 0.693145752f) - kf * 1.42860677e-6f;
-    p = 1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040 + r * (1.0f / 40320))))))));
-    k1 = k / 2;
-    m1.u = (uint32_t)(k1 + 127) << 23; m2.u = (uint32_t)(k - k1 + 127) << 23;
-    return p * m1.f * m2.f;
-#endif
-}
-/* With libm's functions (no NF_EXP / NF_TANH hooks of the caller's), the hot paths use
-   these instead: the same functions, in vectors */
-#ifdef NF__LIBM
-#define NF__VEXP(x) nf__exp(x)
-#define NF__VTANH(x) nf__tanh(x)
-#else
-#define NF__VEXP(x) NF_EXP(x)
-#define NF__VTANH(x) NF_TANH(x)
-#endif
 /* NFLOW_ACTIVATIONS: the activations compiled in, a mask of 1 << NF_ACT_* (default: all);
    an exported flow's header sets it to the one its conditioners use, so that a firmware
    carries only the code of the activations it calls */
@@ -1942,7 +1857,7 @@ static nf_real nf__act(int act, nf_real z) {
     if (!NF__HAS_ACT(act)) return z;   /* refused by the plan: unreachable */
     switch (act) {
     case NF_ACT_RELU:       return z > 0 ? z : 0;
-    case NF_ACT_TANH:       return NF__VTANH(z);
+    case NF_ACT_TANH:       return NF_TANH(z);
     case NF_ACT_LEAKY_RELU: return z > 0 ? z : NF__R(0.01) * z;
     case NF_ACT_SOFTPLUS:   return nf__softplus(z);
     case NF_ACT_SIGMOID:    return z >= 0 ? 1 / (1 + NF_EXP(-z)) : NF_EXP(z) / (1 + NF_EXP(z));
@@ -1990,9 +1905,6 @@ static void nf__bias_act(nf_real *NF__RESTRICT out, const nf_real *NF__RESTRICT 
             break;
         case NF_ACT_SOFTPLUS:   /* its own loop, so that it vectorises */
             for (j = 0; j < cols; ++j) o[j] = nf__softplus(o[j] + b[j]);
-            break;
-        case NF_ACT_TANH:
-            for (j = 0; j < cols; ++j) o[j] = NF__VTANH(o[j] + b[j]);
             break;
         default:
             for (j = 0; j < cols; ++j) o[j] = nf__act(act, o[j] + b[j]);
@@ -2214,9 +2126,9 @@ NFDEF nf_tensor *nf_t_mul(nf_tape *t, nf_tensor *a, nf_tensor *b) { return nf__b
 static nf_real nf__unary_f(int op, nf_real x, nf_real k) {
     switch (op) {
     case NF__OP_SCALE:    return k * x;
-    case NF__OP_EXP:      return NF__VEXP(x);
+    case NF__OP_EXP:      return NF_EXP(x);
     case NF__OP_LOG:      return NF_LOG(x);
-    case NF__OP_TANH:     return NF__VTANH(x);
+    case NF__OP_TANH:     return NF_TANH(x);
     case NF__OP_SIGMOID:  return nf__act(NF_ACT_SIGMOID, x);
     case NF__OP_RELU:     return x > 0 ? x : 0;
     case NF__OP_LEAKY:    return x > 0 ? x : k * x;
@@ -2251,18 +2163,14 @@ static nf_tensor *nf__unary(nf_tape *t, int op, nf_tensor *a, nf_real k) {
 static void nf__unary_rows(void *arg, int r0, int m) {
     const nf_tensor *c = (const nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
     int op = c->op; nf_real k = c->k; nf_real *NF__RESTRICT y = c->val; const nf_real *NF__RESTRICT x = c->a->val;
-    switch (op) {   /* the common ones in loops of their own, which vectorise */
-    case NF__OP_SCALE: for (; i < n; ++i) y[i] = k * x[i]; break;
-    case NF__OP_EXP:   for (; i < n; ++i) y[i] = NF__VEXP(x[i]); break;
-    case NF__OP_TANH:  for (; i < n; ++i) y[i] = NF__VTANH(x[i]); break;
-    default:           for (; i < n; ++i) y[i] = nf__unary_f(op, x[i], k);
-    }
+    if (op == NF__OP_SCALE) for (; i < n; ++i) y[i] = k * x[i];   /* its own loop, which vectorises */
+    else for (; i < n; ++i) y[i] = nf__unary_f(op, x[i], k);
 }
 static void nf__unary_back_rows(void *arg, int r0, int m) {
     const nf_tensor *c = (const nf_tensor *)arg; size_t i = (size_t)r0 * (size_t)c->cols, n = i + (size_t)m * (size_t)c->cols;
     int op = c->op; nf_real k = c->k; nf_real *NF__RESTRICT gx = c->a->grad;
     const nf_real *NF__RESTRICT gy = c->grad, *NF__RESTRICT x = c->a->val, *NF__RESTRICT y = c->val;
-    switch (op) {
+    switch (op) {   /* the common ones in loops of their own, which vectorise */
     case NF__OP_SCALE: for (; i < n; ++i) gx[i] += gy[i] * k; break;
     case NF__OP_EXP:   for (; i < n; ++i) gx[i] += gy[i] * y[i]; break;
     case NF__OP_TANH:  for (; i < n; ++i) gx[i] += gy[i] * (1 - y[i] * y[i]); break;
@@ -2697,9 +2605,9 @@ static nf_real nf__bin_inv(const nf__bin *b, nf_real z) {
 static nf_real nf__tf_elem(const nf__layer *L, const nf_real *th, int n, int j, nf_real v, int dir, nf_real *ld) {
     const nf_real *tj = th + j;
     if (L->transform == NF__T_AFFINE) {
-        nf_real t = tj[0], s = L->clamp * NF__VTANH(tj[n] * (1 / L->clamp));
+        nf_real t = tj[0], s = L->clamp * NF_TANH(tj[n] * (1 / L->clamp));
         *ld = dir > 0 ? s : -s;
-        return dir > 0 ? v * NF__VEXP(s) + t : (v - t) * NF__VEXP(-s);
+        return dir > 0 ? v * NF_EXP(s) + t : (v - t) * NF_EXP(-s);
     } else if (L->transform == NF__T_ADDITIVE) {
         *ld = 0;
         return dir > 0 ? v + tj[0] : v - tj[0];
@@ -2723,19 +2631,12 @@ static nf_real nf__tf_elem(const nf__layer *L, const nf_real *th, int n, int j, 
 static nf_real nf__tf_row(const nf__layer *L, const nf_real *th, int n, const int *idx, nf_real *x, int dir) {
     nf_real lsum = 0, l; int j;
     if (L->transform == NF__T_AFFINE) {   /* the hot path of RealNVP, kept tight */
-        nf_real c = L->clamp, ic = 1 / L->clamp, sb[64], eb[64]; int j0, m;
-        for (j0 = 0; j0 < n; j0 += 64) {
-            m = n - j0 < 64 ? n - j0 : 64;
-            for (j = 0; j < m; ++j) {   /* s and e^(+-s) of 64 features: contiguous, vectorises */
-                nf_real s = c * NF__VTANH(th[n + j0 + j] * ic);
-                sb[j] = s; eb[j] = NF__VEXP(dir > 0 ? s : -s);
-            }
-            for (j = 0; j < m; ++j) {
-                nf_real t = th[j0 + j], *v = &x[idx[j0 + j]];
-                if (dir > 0) *v = *v * eb[j] + t;     /* z = y e^s + t */
-                else         *v = (*v - t) * eb[j];   /* y = (z - t) e^-s */
-                lsum += sb[j];
-            }
+        nf_real c = L->clamp, ic = 1 / L->clamp;
+        for (j = 0; j < n; ++j) {
+            nf_real t = th[j], s = c * NF_TANH(th[n + j] * ic), *v = &x[idx[j]];
+            if (dir > 0) *v = *v * NF_EXP(s) + t;     /* z = y e^s + t */
+            else         *v = (*v - t) * NF_EXP(-s);  /* y = (z - t) e^-s */
+            lsum += s;
         }
         return dir > 0 ? lsum : -lsum;
     }
@@ -4201,10 +4102,12 @@ static nf_result nf__check_ctx(nf_flow *f, const nf_real *ctx, size_t ctx_rows, 
    one fork per call instead of one per product, and a row's data stays in one core's
    cache. The same bits as one thread. The tasks note their first failing row; after the
    join the lowest one is reported, as one thread would. */
-enum { NF__RUN_FWD, NF__RUN_INV, NF__RUN_LOGP, NF__RUN_SAMPLE };
+struct nf__run;
+/* one slice: rows i .. i+R-1 through the workspace; returns 0, or the error with *row */
+typedef nf_result (*nf__slice_fn)(struct nf__run *J, nf_real *cur, nf__ws *w, size_t i, int R, size_t *row);
 typedef struct nf__run {
-    nf_flow *f; int kind, shared, T; size_t n, slice;
-    const nf_real *in, *ctx; nf_real *out, *aux;   /* aux: log-dets (FWD, INV) or log q (SAMPLE) */
+    nf_flow *f; nf__slice_fn body; int shared, T, sample; size_t n, slice;
+    const nf_real *in, *ctx; nf_real *out, *aux;   /* aux: log-dets (forward, inverse) or log q (sample) */
     size_t bad[NF__RUN_TMAX]; nf_result err[NF__RUN_TMAX];   /* per task: its first failing row */
 } nf__run;
 static int nf__run_nonfinite(const nf_real *v, size_t cols) {
@@ -4212,56 +4115,66 @@ static int nf__run_nonfinite(const nf_real *v, size_t cols) {
     for (j = 0; j < cols; ++j) if (!nf__isfinite(v[j])) return 1;
     return 0;
 }
+/* the bodies, one per call (separate functions: a firmware links only those it calls) */
+static nf_result nf__slice_inverse(nf__run *J, nf_real *cur, nf__ws *w, size_t i, int R, size_t *row) {   /* and sample */
+    nf_flow *f = J->f; size_t D = (size_t)f->dim; int r;
+    memcpy(cur, J->in + i * D, (size_t)R * D * sizeof(nf_real));   /* sample: in == out, these rows */
+    if (J->sample && J->aux) nf__base_logp(f, cur, R, J->aux + i);
+    nf__chunk_inverse(f, cur, R, NF__CTX_AT(J->ctx, J->shared, i, f), J->shared, J->out + i * D, w);
+    for (r = 0; r < R; ++r) {
+        nf_real *lq = J->aux ? J->aux + i + (size_t)r : NULL;
+        if (lq && !J->sample) *lq = w->ld[r];
+        else if (lq) *lq -= w->ld[r];
+        if (nf__run_nonfinite(J->out + (i + (size_t)r) * D, D) || (lq ? !nf__isfinite(*lq) : !J->sample && !nf__isfinite(w->ld[r]))) {
+            *row = i + (size_t)r; return NF_ERR_RANGE;
+        }
+    }
+    return NF_OK;
+}
+static nf_result nf__slice_forward(nf__run *J, nf_real *cur, nf__ws *w, size_t i, int R, size_t *row) {
+    nf_flow *f = J->f; size_t D = (size_t)f->dim; int r;
+    nf__chunk_forward(f, J->in + i * D, R, NF__CTX_AT(J->ctx, J->shared, i, f), J->shared, cur, w, f->n_layers);
+    for (r = 0; r < R; ++r) {
+        nf_result e = w->oob[r] != 0 ? NF_ERR_ARG
+                    : nf__run_nonfinite(cur + (size_t)r * D, D) || !nf__isfinite(w->ld[r]) ? NF_ERR_RANGE : NF_OK;
+        if (e != NF_OK) { *row = i + (size_t)r; return e; }
+    }
+    memcpy(J->out + i * D, cur, (size_t)R * D * sizeof(nf_real));
+    if (J->aux) memcpy(J->aux + i, w->ld, (size_t)R * sizeof(nf_real));
+    return NF_OK;
+}
+static nf_result nf__slice_log_prob(nf__run *J, nf_real *cur, nf__ws *w, size_t i, int R, size_t *row) {
+    nf_flow *f = J->f; nf_real *lp = J->out + i; int r;
+    int bad = nf__chunk_forward(f, J->in + i * (size_t)f->dim, R, NF__CTX_AT(J->ctx, J->shared, i, f), J->shared, cur, w, f->n_layers);
+    nf__base_logp(f, cur, R, lp);
+    for (r = 0; r < R; ++r) {
+        if (bad && w->oob[r] != 0) { lp[r] = (nf_real)-HUGE_VAL; continue; }
+        lp[r] += w->ld[r];
+        if (!nf__isfinite(lp[r])) { *row = i + (size_t)r; return NF_ERR_RANGE; }
+    }
+    return NF_OK;
+}
 static void nf__run_task(void *arg, int t) {
     nf__run *J = (nf__run *)arg; nf_flow *f = J->f;
     size_t D = (size_t)f->dim, lo = J->n * (size_t)t / (size_t)J->T, hi = J->n * (size_t)(t + 1) / (size_t)J->T, i;
     size_t per = 2 + (4 + (size_t)(f->has_seq ? 1 : 0)) * D + 2 * (size_t)f->max_width + 2 * (size_t)f->ctx_dim + (size_t)f->max_out;
-    nf_real *cur; nf__ws w; int r, bad;
+    nf_real *cur; nf__ws w;
     nf__ws_carve_at(f, f->ws + (size_t)t * J->slice * per, J->slice, &cur, &w);
     if (J->T > 1) w.par = NULL;   /* the rows are the split: no threads inside */
     J->err[t] = NF_OK; J->bad[t] = 0;
-    for (i = lo; i < hi; i += J->slice) {
-        int R = (int)(hi - i < J->slice ? hi - i : J->slice);
-        const nf_real *ctx = NF__CTX_AT(J->ctx, J->shared, i, f);
-        if (J->kind == NF__RUN_INV || J->kind == NF__RUN_SAMPLE) {
-            memcpy(cur, J->in + i * D, (size_t)R * D * sizeof(nf_real));   /* SAMPLE: in == out, these rows */
-            if (J->kind == NF__RUN_SAMPLE && J->aux) nf__base_logp(f, cur, R, J->aux + i);
-            nf__chunk_inverse(f, cur, R, ctx, J->shared, J->out + i * D, &w);
-            for (r = 0; r < R; ++r) {
-                nf_real *lq = J->aux ? J->aux + i + (size_t)r : NULL;
-                if (lq && J->kind == NF__RUN_INV) *lq = w.ld[r];
-                else if (lq) *lq -= w.ld[r];
-                if (nf__run_nonfinite(J->out + (i + (size_t)r) * D, D) || (lq ? !nf__isfinite(*lq) : J->kind == NF__RUN_INV && !nf__isfinite(w.ld[r]))) {
-                    J->err[t] = NF_ERR_RANGE; J->bad[t] = i + (size_t)r; return;
-                }
-            }
-            continue;
-        }
-        bad = nf__chunk_forward(f, J->in + i * D, R, ctx, J->shared, cur, &w, f->n_layers);
-        if (J->kind == NF__RUN_FWD) {
-            for (r = 0; r < R; ++r) {
-                nf_result e = w.oob[r] != 0 ? NF_ERR_ARG
-                            : nf__run_nonfinite(cur + (size_t)r * D, D) || !nf__isfinite(w.ld[r]) ? NF_ERR_RANGE : NF_OK;
-                if (e != NF_OK) { J->err[t] = e; J->bad[t] = i + (size_t)r; return; }
-            }
-            memcpy(J->out + i * D, cur, (size_t)R * D * sizeof(nf_real));
-            if (J->aux) memcpy(J->aux + i, w.ld, (size_t)R * sizeof(nf_real));
-        } else {   /* LOGP */
-            nf_real *lp = J->out + i;
-            nf__base_logp(f, cur, R, lp);
-            for (r = 0; r < R; ++r) {
-                if (bad && w.oob[r] != 0) { lp[r] = (nf_real)-HUGE_VAL; continue; }
-                lp[r] += w.ld[r];
-                if (!nf__isfinite(lp[r])) { J->err[t] = NF_ERR_RANGE; J->bad[t] = i + (size_t)r; return; }
-            }
-        }
-    }
+    for (i = lo; i < hi && J->err[t] == NF_OK; i += J->slice)
+        J->err[t] = J->body(J, cur, &w, i, (int)(hi - i < J->slice ? hi - i : J->slice), &J->bad[t]);
 }
 /* Runs J over its n rows on the flow's threads (or one) and reports the lowest failing row. */
 static nf_result nf__run_rows(nf_flow *f, nf__run *J) {
     int T = 1, t, first = -1;
     J->f = f;
-#ifndef NFLOW_NO_THREADS
+#ifdef NFLOW_NO_THREADS
+    (void)t; (void)T;
+    J->T = 1; J->slice = (size_t)f->chunk;
+    nf__run_task(J, 0);
+    if (J->err[0] != NF_OK) first = 0;
+#else
     if (f->par.run && f->par.threads > 1) {
         /* a task is worth it from ~NF__PAR_MIN multiply-adds (a row takes about one per parameter) */
         float work = (float)J->n * (float)(f->n_params > 0 ? f->n_params : 1);
@@ -4270,12 +4183,12 @@ static nf_result nf__run_rows(nf_flow *f, nf__run *J) {
         if ((float)T * NF__PAR_MIN > work) T = (int)(work / NF__PAR_MIN);
         if (T < 1) T = 1;
     }
-#endif
     J->T = T; J->slice = (size_t)(f->chunk / T);
     if (T > 1) f->par.run(f->par.pool, T, nf__run_task, J);
     else nf__run_task(J, 0);
     for (t = 0; t < T; ++t)
         if (J->err[t] != NF_OK && (first < 0 || J->bad[t] < J->bad[first])) first = t;
+#endif
     if (first < 0) return NF_OK;
     if (J->err[first] == NF_ERR_ARG) return nf__fail(f, NF_ERR_ARG, "data outside the flow's domain", (long)J->bad[first]);
     return nf__fail(f, NF_ERR_RANGE, "result not representable (the input is too extreme for this flow)", (long)J->bad[first]);
@@ -4285,14 +4198,14 @@ NFDEF nf_result nf_flow_forward_ctx(nf_flow *f, const nf_real *y, size_t n, cons
     nf__run J; nf_result r = nf__check_call(f, y, n, z);
     if (r != NF_OK) return r;
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
-    J.kind = NF__RUN_FWD; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = z; J.aux = logdet;
+    J.body = nf__slice_forward; J.sample = 0; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = z; J.aux = logdet;
     return nf__run_rows(f, &J);
 }
 NFDEF nf_result nf_flow_inverse_ctx(nf_flow *f, const nf_real *z, size_t n, const nf_real *ctx, size_t ctx_rows, nf_real *y, nf_real *logdet) {
     nf__run J; nf_result r = nf__check_call(f, z, n, y);
     if (r != NF_OK) return r;
     if ((r = nf__check_rows(f, z, n, f->dim, "latent")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
-    J.kind = NF__RUN_INV; J.n = n; J.in = z; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = y; J.aux = logdet;
+    J.body = nf__slice_inverse; J.sample = 0; J.n = n; J.in = z; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = y; J.aux = logdet;
     return nf__run_rows(f, &J);
 }
 NFDEF nf_result nf_flow_forward(nf_flow *f, const nf_real *y, size_t n, nf_real *z, nf_real *logdet) {
@@ -4346,7 +4259,7 @@ NFDEF nf_result nf_flow_log_prob_ctx(nf_flow *f, const nf_real *y, size_t n, con
     nf__run J; nf_result r = nf__check_call(f, y, n, logp);
     if (r != NF_OK) return r;
     if ((r = nf__check_rows(f, y, n, f->dim, "data")) != NF_OK || (r = nf__check_ctx(f, ctx, ctx_rows, n)) != NF_OK) return r;
-    J.kind = NF__RUN_LOGP; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = logp; J.aux = NULL;
+    J.body = nf__slice_log_prob; J.sample = 0; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = logp; J.aux = NULL;
     return nf__run_rows(f, &J);
 }
 NFDEF nf_result nf_flow_log_prob(nf_flow *f, const nf_real *y, size_t n, nf_real *logp) {
@@ -4401,7 +4314,7 @@ NFDEF nf_result nf_flow_sample_ctx(nf_flow *f, nf_rng *rng, size_t n, const nf_r
 #endif
             y[i * (size_t)D + (size_t)j] = e;
         }
-    J.kind = NF__RUN_SAMPLE; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = y; J.aux = logp;
+    J.body = nf__slice_inverse; J.sample = 1; J.n = n; J.in = y; J.ctx = ctx; J.shared = ctx_rows == 1; J.out = y; J.aux = logp;
     return nf__run_rows(f, &J);
 }
 NFDEF nf_result nf_flow_sample(nf_flow *f, nf_rng *rng, size_t n, nf_real *y, nf_real *logp) {
@@ -5399,6 +5312,7 @@ static int nf__adam_scan(const nf_real *p, const nf_real *g, size_t np, nf_real 
    threads: each element takes the same path (vector or tail) as on one thread */
 typedef struct nf__adampar { const nf__adamk *k; nf_real *p, *m, *v; const nf_real *g; size_t n, step; int scan;
                              nf_real pm[NF__RUN_TMAX], gm[NF__RUN_TMAX]; int bad[NF__RUN_TMAX]; } nf__adampar;
+#ifndef NFLOW_NO_THREADS
 static void nf__adam_piece(void *arg, int i) {
     nf__adampar *A = (nf__adampar *)arg; size_t i0 = (size_t)i * A->step, n;
     if (i0 >= A->n) { A->pm[i] = A->gm[i] = 0; A->bad[i] = 0; return; }
@@ -5406,19 +5320,23 @@ static void nf__adam_piece(void *arg, int i) {
     if (A->scan) A->bad[i] = nf__adam_scan(A->p + i0, A->g + i0, n, &A->pm[i], &A->gm[i]);
     else nf__adam_run(A->k, n, A->p + i0, A->g + i0, A->m + i0, A->v + i0);
 }
+#endif
 static int nf__adam_pieces(const nf_parallel *par, nf__adampar *A) {
+#ifndef NFLOW_NO_THREADS
     int T = 1;
     if (A->n == 0) return 0;
-#ifndef NFLOW_NO_THREADS
     if (par && par->run && (float)A->n * 64.0f >= NF__PAR_MIN) T = par->threads < NF__RUN_TMAX ? par->threads : NF__RUN_TMAX;
-#else
-    (void)par;
-#endif
     A->step = ((A->n + (size_t)T - 1) / (size_t)T + 63) & ~(size_t)63;
     T = (int)((A->n + A->step - 1) / A->step);
     if (T > 1) par->run(par->pool, T, nf__adam_piece, A);
-    else if (T == 1) nf__adam_piece(A, 0);
+    else nf__adam_piece(A, 0);
     return T;
+#else   /* one piece */
+    (void)par;
+    if (A->scan) A->bad[0] = nf__adam_scan(A->p, A->g, A->n, &A->pm[0], &A->gm[0]);
+    else nf__adam_run(A->k, A->n, A->p, A->g, A->m, A->v);
+    return 1;
+#endif
 }
 static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
     size_t np = t->f->n_params; nf_real pm = 0, gm = 0; int bad = 0, T, i;
@@ -5532,6 +5450,7 @@ static nf_result nf__size_arena(nf_trainer *tr) {
             if (loss) r = nf_tape_backward(&tp, loss);
             if (tr->arena.high < first) tr->arena.high = first;
         }
+#ifndef NFLOW_NO_THREADS
         if (loss && r == NF_OK && tp.err == NF_OK && tr->grad1) {   /* and a shard's tape */
             size_t whole = tr->arena.high;
             nf_arena_reset(&tr->arena); tr->arena.high = 0; nf_tape_init(&tp, &tr->arena);
@@ -5540,6 +5459,7 @@ static nf_result nf__size_arena(nf_trainer *tr) {
             tr->shard_bytes = nf_arena_align(tr->arena.high) + NF__ALIGN;
             tr->arena.high = whole > 2 * tr->shard_bytes ? whole : 2 * tr->shard_bytes;
         }
+#endif
         need = tr->arena.high;
         nf_arena_destroy(&tr->arena);
         if (loss && r == NF_OK && tp.err == NF_OK) break;
@@ -5561,7 +5481,7 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
     if (c && nf__adam_check(c)) return nf__fail(f, NF_ERR_ARG, nf__adam_check(c), -1);
     /* a step's per-row arrays (data, context, weights) must be addressable */
     if (!nf__mul(max_batch, ((size_t)f->dim + (size_t)f->ctx_dim + 1) * sizeof(nf_real), &bytes) ||
-        !nf__mul(f->n_params ? f->n_params : 1, (max_batch >= 2 * NF__SHARD_ROWS ? 4 : 3) * sizeof(nf_real), &bytes))
+        !nf__mul(f->n_params ? f->n_params : 1, (NF__SHARDS(max_batch) ? 4 : 3) * sizeof(nf_real), &bytes))
         return nf__fail(f, NF_ERR_OVERFLOW, "trainer sizes", -1);
     t = (nf_trainer *)NF_MALLOC(sizeof(nf_trainer), NULL);
     if (!t) return nf__fail(f, NF_ERR_NOMEM, "trainer", -1);
@@ -5572,7 +5492,7 @@ NFDEF nf_result nf_trainer_create(nf_trainer **out, nf_flow *f, const nf_adam_co
     if (!t->block) { NF_FREE(t, NULL); return nf__fail(f, NF_ERR_NOMEM, "trainer gradients", -1); }
     memset(t->block, 0, bytes);
     t->grad = (nf_real *)t->block; t->m = t->grad + f->n_params; t->v = t->m + f->n_params;
-    if (max_batch >= 2 * NF__SHARD_ROWS) t->grad1 = t->v + f->n_params;
+    if (NF__SHARDS(max_batch)) t->grad1 = t->v + f->n_params;
     r = nf__size_arena(t);
     if (r != NF_OK) { nf_trainer_destroy(t); return nf__fail(f, r, "trainer arena", -1); }
     *out = t;
@@ -5671,6 +5591,7 @@ static nf_result nf__check_batch(nf_trainer *t, const nf_real *y, const nf_real 
     return NF_OK;
 }
 
+#ifndef NFLOW_NO_THREADS
 /* Batches of 2 NF__SHARD_ROWS rows or more are two shards (rows [0, n0) and [n0, n), n0
    the multiple of the register tile's rows nearest n / 2), each on its own tape with its
    own gradient, summed after: with threads the shards run at once, each a whole forward
@@ -5730,13 +5651,14 @@ static nf_result nf__loss_grad_sharded(nf_trainer *t, const nf_real *y, const nf
         else nf__grad_add_piece(&S, 0);
         for (p = 0; p < P; ++p) bad |= S.bad[p];
         if (loss) *loss = J.l[0] + J.l[1] + J.c[0] + J.c[1];
-        if (!nf__isfinite_d(J.l[0] + J.l[1])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
+        if (!nf__isfinite((nf_real)(J.l[0] + J.l[1]))) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);   /* as one tape's, in nf_real */
         if (bad) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
         nf__grad_fixup(t);
         return NF_OK;
     }
 }
 
+#endif
 /* Weights that are not part of the model (autoregressive masks) get no gradient. */
 static void nf__grad_fixup(nf_trainer *t) {
     int j;
@@ -5749,7 +5671,9 @@ static void nf__grad_fixup(nf_trainer *t) {
 static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf_tape tp; nf_tensor *l; double c; nf_result r;
     if ((r = nf__check_batch(t, y, ctx, w, n)) != NF_OK) return r;
-    if (t->grad1 && n >= 2 * NF__SHARD_ROWS) return nf__loss_grad_sharded(t, y, ctx, w, n, loss);
+#ifndef NFLOW_NO_THREADS
+    if (t->grad1 && NF__SHARDS(n)) return nf__loss_grad_sharded(t, y, ctx, w, n, loss);
+#endif
     memset(t->grad, 0, t->f->n_params * sizeof(nf_real));
     nf_arena_reset(&t->arena);
     nf_tape_init(&tp, &t->arena); tp.par = &t->f->par;
@@ -5827,8 +5751,6 @@ NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n,
     if (!nf__mul(np, 2 * sizeof(nf_real), &i)) return NF_ERR_OVERFLOW;
     g0 = (nf_real *)NF_MALLOC(i, NULL);
     if (!g0) return nf__fail(t->f, NF_ERR_NOMEM, "gradient copy", -1);
-    r = nf_trainer_loss_grad(t, y, NULL, n, NULL);
-    if (r == NF_OK) memcpy(g0, t->grad, np * sizeof(nf_real));
     {   /* which parameters are part of the model: the masked weights (zero, and zero in every
            gradient) are not, and the forward map reads them as they are */
         nf_real *keep = t->grad; size_t j;
@@ -5836,6 +5758,8 @@ NFDEF nf_result nf_trainer_grad_check(nf_trainer *t, const nf_real *y, size_t n,
         nf__grad_fixup(t);
         memcpy(g0 + np, keep, np * sizeof(nf_real));
     }
+    r = nf_trainer_loss_grad(t, y, NULL, n, NULL);
+    if (r == NF_OK) memcpy(g0, t->grad, np * sizeof(nf_real));
     stride = max_params && np > max_params ? np / max_params : 1;
     for (i = 0; i < np && r == NF_OK; i += stride) {
         nf_real keep = t->f->params[i]; double lp = 0, lm = 0, num, den, e;
