@@ -36,11 +36,11 @@ static void par_pthreads(void *pool, int n, nf_task_fn task, void *arg) {
     pthread_join(th, NULL);
 }
 
-enum { N = 512 };
+enum { N = 1024 };
 static nf_real y[N * 4], ctx[N * 2], wts[N];
 
 /* everything a flow computes, as one byte string: log_prob, sample, forward, inverse, and
-   the parameters after 6 training steps (batches of 512, 301 weighted and 200 rows) */
+   the parameters after 6 training steps (batches of 1024, 601 weighted and 300 rows) */
 typedef struct { nf_real lp[N], s[N * 4], sl[N], z[N * 4], zl[N], x[N * 4], p[1 << 20]; size_t np; } outs;
 static int run(int kind, const nf_parallel *par, outs *o) {
     nf_flow_desc d; nf_flow *f; nf_trainer *t; nf_rng r; int k, D = 4, C = kind == 2 ? 2 : 0;
@@ -52,9 +52,9 @@ static int run(int kind, const nf_parallel *par, outs *o) {
     if (par) nf_flow_set_parallel(f, par->run, par->pool, par->threads); else nf_flow_set_parallel(f, NULL, NULL, 1);
     if (nf_trainer_create(&t, f, NULL, N) != NF_OK) { nf_flow_destroy(f); return 0; }
     for (k = 0; k < 4 && e == NF_OK; ++k) e = nf_train_step_ctx(t, y, c, NULL, N, NULL);
-    /* an odd batch with weights (two shards of 150 and 151 rows), and one too small to shard */
-    if (e == NF_OK) e = nf_train_step_ctx(t, y, c, wts, 301, NULL);
-    if (e == NF_OK) e = nf_train_step_ctx(t, y + 4 * 7, c ? c + 2 * 7 : NULL, NULL, 200, NULL);
+    /* an odd batch with weights (two shards), and one too small to shard */
+    if (e == NF_OK) e = nf_train_step_ctx(t, y, c, wts, 601, NULL);
+    if (e == NF_OK) e = nf_train_step_ctx(t, y + 4 * 7, c ? c + 2 * 7 : NULL, NULL, 300, NULL);
     o->np = nf_flow_num_params(f);
     memcpy(o->p, nf_flow_params(f), o->np * sizeof(nf_real));
     if (e == NF_OK) e = nf_flow_log_prob_ctx(f, y, N, c, C ? N : 0, o->lp);
@@ -157,27 +157,27 @@ int main(void) {
         }
         check(!bad && split > 0, "rows_in_parallel_odd_counts_domains_and_error_rows_bit_identical", bad ? "differs" : "nothing was split");
     }
-    {   /* a batch of 2 x 128 rows or more is two shards: its loss and gradient are the
+    {   /* a batch of 2 x 256 rows or more is two shards: its loss and gradient are the
            (weighted) means of those of four unsharded quarters, up to rounding; an NSF
            stack (LU layers: log-dets that do not depend on rows, counted once) with
            context, unweighted and weighted */
         nf_flow_desc d; nf_flow *f; nf_trainer *t; int wtd, bad = 0; double worst = 0, lworst = 0;
         static nf_real gs[1 << 18], gq[1 << 18];
         nf_flow_desc_nsf(&d, 4, 3, 64, 8); d.context_dim = 2;
-        if (nf_flow_create(&f, &d) != NF_OK || nf_trainer_create(&t, f, NULL, 400) != NF_OK) bad = 1;
+        if (nf_flow_create(&f, &d) != NF_OK || nf_trainer_create(&t, f, NULL, 800) != NF_OK) bad = 1;
         else {
             size_t np = nf_flow_num_params(f), j;
             for (wtd = 0; wtd < 2 && !bad; ++wtd) {
                 double L, Lq = 0, Wt = 0, Wk[4], Lk, gmax = 0;
                 const nf_real *wv = wtd ? wts : NULL;
-                for (k = 0; k < 400; ++k) Wt += wv ? (double)wv[k] : 1.0;
-                if (np > (1 << 18) || nf_trainer_loss_grad_ctx(t, y, ctx, wv, 400, &L) != NF_OK) { bad = 2; break; }
+                for (k = 0; k < 800; ++k) Wt += wv ? (double)wv[k] : 1.0;
+                if (np > (1 << 18) || nf_trainer_loss_grad_ctx(t, y, ctx, wv, 800, &L) != NF_OK) { bad = 2; break; }
                 memcpy(gs, nf_trainer_grad(t), np * sizeof(nf_real));
                 for (j = 0; j < np; ++j) gq[j] = 0;
                 for (k = 0; k < 4 && !bad; ++k) {
                     int q2; Wk[k] = 0;
-                    for (q2 = 0; q2 < 100; ++q2) Wk[k] += wv ? (double)wv[k * 100 + q2] : 1.0;
-                    if (nf_trainer_loss_grad_ctx(t, y + 4 * 100 * k, ctx + 2 * 100 * k, wv ? wv + 100 * k : NULL, 100, &Lk) != NF_OK) { bad = 3; break; }
+                    for (q2 = 0; q2 < 200; ++q2) Wk[k] += wv ? (double)wv[k * 200 + q2] : 1.0;
+                    if (nf_trainer_loss_grad_ctx(t, y + 4 * 200 * k, ctx + 2 * 200 * k, wv ? wv + 200 * k : NULL, 200, &Lk) != NF_OK) { bad = 3; break; }
                     Lq += Wk[k] / Wt * Lk;
                     for (j = 0; j < np; ++j) gq[j] += (nf_real)(Wk[k] / Wt) * nf_trainer_grad(t)[j];
                 }
