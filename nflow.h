@@ -157,6 +157,11 @@
        Work below ~40 microseconds of one core is not cut (a fork costs a few).
 
    REVISION HISTORY
+       unreleased          threads count: inference cuts the rows into one range per
+                           thread, a training batch of 512+ rows is two shards (trained
+                           bits differ from 0.3.0 by rounding), elementwise passes and Adam
+                           cut too (2 threads: training 1.8-1.95x, log_prob 1.6-1.96x);
+                           MADE layers train without a mask product.
        0.3.0 (2026-12-04)  nf_infer: posterior samples and evidence from a log density,
                            checked (PSIS k-hat, ESS, KL) and corrected by MCMC when the
                            flow alone fails, with a verdict (NF_ERR_CHECK_FAILED);
