@@ -154,13 +154,15 @@
          tape: the same model up to rounding);
        - the rest (smaller batches, reverse-KL steps, Adam) cuts large matrix products,
          element-wise passes and parameter sweeps into row or block ranges.
-       Work below ~40 microseconds of one core is not cut (a fork costs a few).
+       Work below ~2^23 multiply-adds (~75 microseconds of a fast core) is not cut: a
+       fork costs a few.
 
    REVISION HISTORY
        unreleased          threads count: inference cuts the rows into one range per
                            thread, a training batch of 512+ rows is two shards (trained
                            bits differ from 0.3.0 by rounding), elementwise passes and Adam
-                           cut too (2 threads: training 1.8-1.95x, log_prob 1.6-1.96x);
+                           cut too (2 threads on Zen 5: batches of 512 train 1.82-1.95x
+                           faster, log_prob 1.57-1.96x);
                            MADE layers train without a mask product.
        0.3.0 (2026-12-04)  nf_infer: posterior samples and evidence from a log density,
                            checked (PSIS k-hat, ESS, KL) and corrected by MCMC when the
@@ -1729,8 +1731,8 @@ NFDEF void nf_gemm(int ta, int tb, int M, int N, int K, const nf_real *A, int ld
 
 /* Below this many multiply-adds work is not worth cutting for threads: a parallel-for
    costs 3-10 microseconds to start and join (OpenMP on the project's 2-core VMs), and
-   2^23 is ~40 microseconds of one core's work (at 2^19, training P1 and P3 ran 0.7-0.9x
-   slower on two threads than on one). Counted in float: exact enough, never overflows,
+   2^23 is ~75 microseconds of a 220 GFLOP/s core's work (at 2^19, training P1 and P3
+   ran 0.7-0.9x as fast on two threads as on one). Counted in float: exact enough, never overflows,
    and no double arithmetic on a single-precision FPU. */
 #ifndef NF__PAR_MIN
 #define NF__PAR_MIN 8388608.0f
@@ -1773,6 +1775,35 @@ static void nf__par_rows(const nf_parallel *par, int M, float work, nf__rows_fn 
 }
 #else   /* a direct call: the pieces may be inlined */
 #define nf__par_rows(par, M, work, fn, arg) ((void)(par), (void)(work), fn(arg, 0, M))
+#endif
+#ifndef NFLOW_NO_TRAINING   /* (its users: the trainer's sweeps) */
+/* Items 0 .. n-1 in at most par->threads pieces of whole blocks of `block` items (the
+   last may be short), fn(arg, piece, i0, m) run on each; returns how many pieces (one
+   below NF__PAR_MIN of work; 0 for no items). For sweeps over the parameters: per-piece
+   results go to slot `piece` of the caller's arrays (NF__RUN_TMAX of them). */
+typedef void (*nf__span_fn)(void *arg, int piece, size_t i0, size_t m);
+typedef struct nf__pspan { nf__span_fn fn; void *arg; size_t n, step; } nf__pspan;
+#ifndef NFLOW_NO_THREADS
+static void nf__pspan_task(void *arg, int i) {
+    const nf__pspan *p = (const nf__pspan *)arg; size_t i0 = (size_t)i * p->step;
+    p->fn(p->arg, i, i0, p->n - i0 < p->step ? p->n - i0 : p->step);
+}
+#endif
+static int nf__par_spans(const nf_parallel *par, size_t n, size_t block, float work, nf__span_fn fn, void *arg) {
+#ifndef NFLOW_NO_THREADS
+    int T = par && par->run && work >= NF__PAR_MIN ? (par->threads < NF__RUN_TMAX ? par->threads : NF__RUN_TMAX) : 1;
+    nf__pspan p;
+    if (n == 0) return 0;
+    p.step = ((n + (size_t)T - 1) / (size_t)T + block - 1) / block * block;
+    T = (int)((n + p.step - 1) / p.step);
+    if (T > 1) { p.fn = fn; p.arg = arg; p.n = n; par->run(par->pool, T, nf__pspan_task, &p); return T; }
+#else
+    (void)par; (void)block; (void)work;
+    if (n == 0) return 0;
+#endif
+    fn(arg, 0, 0, n);
+    return 1;
+}
 #endif
 typedef struct nf__gpar {
     int ta, tb, N, K, lda, ldb, ldc, acc;
@@ -2058,8 +2089,9 @@ static void nf__matmul_back(nf_tensor *c) {
 }
 
 /* What an elementwise pass over c costs in the matrix kernel's multiply-adds (the unit of
-   NF__PAR_MIN), for nf__par_rows: a call to libm's exp, log or tanh takes about as long
-   as 500 of them, a move, add or multiply (memory-bound) about 30. */
+   NF__PAR_MIN), for nf__par_rows. Measured on Zen 5 (a multiply-add 0.009 ns in the
+   kernel): glibc's tanhf 9.4 ns an element (~1000), expf 2.1 ns (~230), an add 0.35 ns
+   (~40); libm's functions are counted 512, the rest 32. */
 static float nf__ew_work(const nf_tensor *c) {
     int op = c->op;
     float each = op == NF__OP_EXP || op == NF__OP_LOG || op == NF__OP_TANH || op == NF__OP_SIGMOID || op == NF__OP_SOFTPLUS ? 512.0f : 32.0f;
@@ -4162,9 +4194,10 @@ static nf_result nf__slice_log_prob(nf__run *J, nf_real *cur, nf__ws *w, size_t 
 }
 static void nf__run_task(void *arg, int t) {
     nf__run *J = (nf__run *)arg; nf_flow *f = J->f;
-    size_t D = (size_t)f->dim, lo = J->n * (size_t)t / (size_t)J->T, hi = J->n * (size_t)(t + 1) / (size_t)J->T, i;
-    size_t per = 2 + (4 + (size_t)(f->has_seq ? 1 : 0)) * D + 2 * (size_t)f->max_width + 2 * (size_t)f->ctx_dim + (size_t)f->max_out;
-    nf_real *cur; nf__ws w;
+    size_t lo = J->n * (size_t)t / (size_t)J->T, hi = J->n * (size_t)(t + 1) / (size_t)J->T, i, per = 0;
+    nf_real *cur; nf__ws w; nf__shape sh;
+    sh.width = f->max_width; sh.out = f->max_out; sh.seq = f->has_seq;
+    nf__ws_reals(f->dim, f->ctx_dim, 1, &sh, &per);   /* a row's share (the flow's whole workspace fitted) */
     nf__ws_carve_at(f, f->ws + (size_t)t * J->slice * per, J->slice, &cur, &w);
     if (J->T > 1) w.par = NULL;   /* the rows are the split: no threads inside */
     J->err[t] = NF_OK; J->bad[t] = 0;
@@ -5269,10 +5302,6 @@ static nf_result nf__grad_check_finite(nf_trainer *t) {
     for (i = 0; i < np; ++i) bad |= !nf__isfinite(t->grad[i]);
     return bad ? nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1) : NF_OK;
 }
-/* 1 if the next Adam step provably keeps every moment and parameter finite: from one
-   read of the gradient and the parameters and the bounds on |m| and v. Each bound is
-   kept below a 16th of the largest nf_real, far more than float rounding can add.
-   *gmax: the largest |gradient| (for the moments' next bounds). */
 /* max |p|, max |g| over n reals and whether any is not finite (exact: the same
    whatever ranges they are cut into) */
 static int nf__adam_scan(const nf_real *p, const nf_real *g, size_t np, nf_real *pmax, nf_real *gmax) {
@@ -5314,41 +5343,27 @@ static int nf__adam_scan(const nf_real *p, const nf_real *g, size_t np, nf_real 
     *pmax = pm; *gmax = gm;
     return bad;
 }
-/* Adam's passes over the parameters in pieces of whole 64-real blocks, on the flow's
-   threads: each element takes the same path (vector or tail) as on one thread */
-typedef struct nf__adampar { const nf__adamk *k; nf_real *p, *m, *v; const nf_real *g; size_t n, step; int scan;
+/* Adam's passes over the parameters in pieces of whole 64-real blocks (nf__par_spans):
+   each element takes the same path (vector or tail) as on one thread */
+typedef struct nf__adampar { const nf__adamk *k; nf_real *p, *m, *v; const nf_real *g; int scan;
                              nf_real pm[NF__RUN_TMAX], gm[NF__RUN_TMAX]; int bad[NF__RUN_TMAX]; } nf__adampar;
-#ifndef NFLOW_NO_THREADS
-static void nf__adam_piece(void *arg, int i) {
-    nf__adampar *A = (nf__adampar *)arg; size_t i0 = (size_t)i * A->step, n;
-    if (i0 >= A->n) { A->pm[i] = A->gm[i] = 0; A->bad[i] = 0; return; }
-    n = A->n - i0 < A->step ? A->n - i0 : A->step;
-    if (A->scan) A->bad[i] = nf__adam_scan(A->p + i0, A->g + i0, n, &A->pm[i], &A->gm[i]);
+static void nf__adam_span(void *arg, int piece, size_t i0, size_t n) {
+    nf__adampar *A = (nf__adampar *)arg;
+    if (A->scan) A->bad[piece] = nf__adam_scan(A->p + i0, A->g + i0, n, &A->pm[piece], &A->gm[piece]);
     else nf__adam_run(A->k, n, A->p + i0, A->g + i0, A->m + i0, A->v + i0);
 }
-#endif
-static int nf__adam_pieces(const nf_parallel *par, nf__adampar *A) {
-#ifndef NFLOW_NO_THREADS
-    int T = 1;
-    if (A->n == 0) return 0;
-    if (par && par->run && (float)A->n * 64.0f >= NF__PAR_MIN) T = par->threads < NF__RUN_TMAX ? par->threads : NF__RUN_TMAX;
-    A->step = ((A->n + (size_t)T - 1) / (size_t)T + 63) & ~(size_t)63;
-    T = (int)((A->n + A->step - 1) / A->step);
-    if (T > 1) par->run(par->pool, T, nf__adam_piece, A);
-    else nf__adam_piece(A, 0);
-    return T;
-#else   /* one piece */
-    (void)par;
-    if (A->scan) A->bad[0] = nf__adam_scan(A->p, A->g, A->n, &A->pm[0], &A->gm[0]);
-    else nf__adam_run(A->k, A->n, A->p, A->g, A->m, A->v);
-    return 1;
-#endif
+static int nf__adam_pieces(const nf_parallel *par, size_t n, nf__adampar *A) {
+    return nf__par_spans(par, n, 64, (float)n * 64.0f, nf__adam_span, A);
 }
+/* 1 if the next Adam step provably keeps every moment and parameter finite: from one
+   read of the gradient and the parameters and the bounds on |m| and v. Each bound is
+   kept below a 16th of the largest nf_real, far more than float rounding can add.
+   *gmax: the largest |gradient| (for the moments' next bounds). */
 static int nf__adam_bounded(const nf_trainer *t, double *gmax) {
     size_t np = t->f->n_params; nf_real pm = 0, gm = 0; int bad = 0, T, i;
     nf__adamk k; double lim = NF__RMAX / 16, G, mn, vn, d; nf__adampar A;
-    A.p = t->f->params; A.g = t->grad; A.n = np; A.scan = 1;
-    T = nf__adam_pieces(&t->f->par, &A);
+    A.p = t->f->params; A.g = t->grad; A.scan = 1;
+    T = nf__adam_pieces(&t->f->par, np, &A);
     for (i = 0; i < T; ++i) { bad |= A.bad[i]; pm = A.pm[i] > pm ? A.pm[i] : pm; gm = A.gm[i] > gm ? A.gm[i] : gm; }
     *gmax = G = (double)gm;
     if (bad) return 0;
@@ -5620,13 +5635,12 @@ static void nf__shard_task(void *arg, int s) {
     if (l) { J->stage[s] = 1; J->r[s] = nf_tape_backward(&tp, l); J->l[s] = (double)l->val[0]; }
 }
 /* grad += grad1 and whether the sum is finite, in pieces (one pass instead of two) */
-typedef struct nf__gsum { nf_real *g; const nf_real *g1; size_t n, step; int bad[NF__RUN_TMAX]; } nf__gsum;
-static void nf__grad_add_piece(void *arg, int p) {
-    nf__gsum *S = (nf__gsum *)arg; size_t i = (size_t)p * S->step, e = i + S->step; int bad = 0;
+typedef struct nf__gsum { nf_real *g; const nf_real *g1; int bad[NF__RUN_TMAX]; } nf__gsum;
+static void nf__grad_add_span(void *arg, int piece, size_t i, size_t n) {
+    nf__gsum *S = (nf__gsum *)arg; size_t e = i + n; int bad = 0;
     nf_real *NF__RESTRICT g = S->g; const nf_real *NF__RESTRICT g1 = S->g1;
-    if (e > S->n) e = S->n;
     for (; i < e; ++i) { nf_real x = g[i] + g1[i]; g[i] = x; bad |= !nf__isfinite(x); }   /* bits: -ffast-math proof */
-    S->bad[p] = bad;
+    S->bad[piece] = bad;
 }
 static nf_result nf__loss_grad_sharded(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
     nf__shards J; size_t i; int s, T = t->f->par.run ? t->f->par.threads : 1;
@@ -5635,32 +5649,21 @@ static nf_result nf__loss_grad_sharded(nf_trainer *t, const nf_real *y, const nf
     else J.wtot = (double)n;
     nf_arena_reset(&t->arena);
     for (s = 0; s < 2; ++s) nf_arena_init(&J.a[s], t->arena.base + (size_t)s * t->shard_bytes, t->shard_bytes);
-#ifndef NFLOW_NO_THREADS
-    J.inner = T < 2;
+    J.inner = T < 2;   /* one thread: the shards one after the other, their products on the flow's par */
     if (T >= 2) t->f->par.run(t->f->par.pool, 2, nf__shard_task, &J);
-    else
-#endif
-    { J.inner = 1; nf__shard_task(&J, 0); nf__shard_task(&J, 1); }
-    (void)T;
+    else { nf__shard_task(&J, 0); nf__shard_task(&J, 1); }
     for (s = 0; s < 2; ++s) {
         size_t hw = (size_t)s * t->shard_bytes + J.a[s].high;
         if (hw > t->arena.high) t->arena.high = hw;
         if (J.r[s] != NF_OK) return nf__fail(t->f, J.r[s], J.stage[s] ? "backward" : "building the loss", -1);
     }
-    {   nf__gsum S; int P = 1, p, bad = 0;
-        S.g = t->grad; S.g1 = t->grad1; S.n = t->f->n_params;
-#ifndef NFLOW_NO_THREADS
-        if (T > 1 && (float)S.n * 32.0f >= NF__PAR_MIN) P = T < NF__RUN_TMAX ? T : NF__RUN_TMAX;
-#endif
-        S.step = (S.n + (size_t)P - 1) / (size_t)P;
-        if (P > 1) t->f->par.run(t->f->par.pool, P, nf__grad_add_piece, &S);
-        else nf__grad_add_piece(&S, 0);
+    {   nf__gsum S; int P, p, bad = 0;
+        S.g = t->grad; S.g1 = t->grad1;
+        P = nf__par_spans(&t->f->par, t->f->n_params, 64, (float)t->f->n_params * 32.0f, nf__grad_add_span, &S);
         for (p = 0; p < P; ++p) bad |= S.bad[p];
         if (loss) *loss = J.l[0] + J.l[1] + J.c[0] + J.c[1];
         if (!nf__isfinite((nf_real)(J.l[0] + J.l[1]))) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);   /* as one tape's, in nf_real */
-        if (bad) return nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1);
-        nf__grad_fixup(t);
-        return NF_OK;
+        return bad ? nf__fail(t->f, NF_ERR_DIVERGED, "gradient is not finite", -1) : NF_OK;
     }
 }
 
@@ -5688,16 +5691,19 @@ static nf_result nf__loss_grad(nf_trainer *t, const nf_real *y, const nf_real *c
     if ((r = nf_tape_backward(&tp, l)) != NF_OK) return nf__fail(t->f, r, "backward", -1);
     if (loss) *loss = (double)l->val[0] + c;
     if (!nf__isfinite(l->val[0])) return nf__fail(t->f, NF_ERR_DIVERGED, "loss is not finite", -1);
-    if ((r = nf__grad_check_finite(t)) == NF_OK) nf__grad_fixup(t);
-    return r;
+    return nf__grad_check_finite(t);
 }
 
 static nf_result nf__clip_and_update(nf_trainer *t);
+/* the caller sees no gradient on weights that are not part of the model (a step gets
+   the same from nf__clip_and_update) */
 NFDEF nf_result nf_trainer_loss_grad_ctx(nf_trainer *t, const nf_real *y, const nf_real *ctx, const nf_real *w, size_t n, double *loss) {
-    return nf__loss_grad(t, y, ctx, w, n, loss);
+    nf_result r = nf__loss_grad(t, y, ctx, w, n, loss);
+    if (r == NF_OK) nf__grad_fixup(t);
+    return r;
 }
 NFDEF nf_result nf_trainer_loss_grad(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
-    return nf__loss_grad(t, y, NULL, w, n, loss);
+    return nf_trainer_loss_grad_ctx(t, y, NULL, w, n, loss);
 }
 NFDEF nf_result nf_train_step(nf_trainer *t, const nf_real *y, const nf_real *w, size_t n, double *loss) {
     return nf_train_step_ctx(t, y, NULL, w, n, loss);
@@ -5736,8 +5742,8 @@ static nf_result nf__clip_and_update(nf_trainer *t) {
     t->t++;
     {   nf__adamk k; nf__adampar A;
         nf__adam_coefs(&t->cfg, t->t, &k);
-        A.k = &k; A.p = t->f->params; A.g = t->grad; A.m = t->m; A.v = t->v; A.n = np; A.scan = 0;
-        nf__adam_pieces(&t->f->par, &A); }
+        A.k = &k; A.p = t->f->params; A.g = t->grad; A.m = t->m; A.v = t->v; A.scan = 0;
+        nf__adam_pieces(&t->f->par, np, &A); }
     {   /* the moments' new bounds: m and v are convex mixes of their old values and g, g^2 */
         double b1 = t->cfg.beta1, b2 = t->cfg.beta2;
         t->mmax = b1 * t->mmax + (1 - b1) * G;

@@ -19,8 +19,9 @@
    Science Center (CC BY 4.0), see examples/data/gw150914/README.md.
    Usage: gw150914_t0 [--quick] [--out DIR] [--data DIR]
    --quick: 7 training start times (every 1 ms) and 1 held out (2.5 ms), fewer draws, no
-   picture (make test). With 4 (every 2 ms, 3 held out) the held-out JS ranged 0.033-0.059
-   bits over compiler flags (-O2, -O3, -march), too near the test's 0.05; with 7, 0.014-0.023. */
+   picture (make test). With 4 (every 2 ms, 3 held out) the held-out JS for chi ranged
+   0.034-0.047 bits over compiler flags (-O2, -O3, -march=native, x86-64-v3; 0.059 with
+   another rounding of tanh and exp), too near the test's 0.05; with 7, 0.017-0.024. */
 #define _POSIX_C_SOURCE 199309L
 #define NFLOW_IMPLEMENTATION
 #include "../nflow.h"
