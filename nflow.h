@@ -1518,8 +1518,8 @@ static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, si
     const nf_real *ap = 0;   /* small cores: op(A) is read in place */
     const int apack = 0;
 #endif
-    int k0, kc, j0, i0, i1, mc, mr;
-    for (k0 = 0; k0 < K; k0 += NF__GN_KC) {
+    int k0, kc, j0, i0, i1, mc, mr, pj0 = -1;   /* pj0: the panels in bp start there (this k block) */
+    for (k0 = 0; k0 < K; k0 += NF__GN_KC, pj0 = -1) {
         int add = accumulate || k0 > 0, gmax;
         size_t ps;
         kc = K - k0 < NF__GN_KC ? K - k0 : NF__GN_KC;
@@ -1550,7 +1550,9 @@ static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, si
                 int g = (N - j0 + NF__GN_W - 1) / NF__GN_W, nw, off = 0;
                 if (g > gmax) g = gmax;
                 nw = N - j0 < g * NF__GN_W ? N - j0 : g * NF__GN_W;
-                nf__gn_pack(bp, B, brs, bcs, k0, kc, j0, nw, g);
+                if (j0 != pj0) nf__gn_pack(bp, B, brs, bcs, k0, kc, j0, nw, g);   /* (when one group holds all
+                                                                                  of op(B)'s k block, once for every MC block) */
+                pj0 = j0;
                 for (i0 = i1; i0 < i1 + mc; off += mr * kc, i0 += mr) {
                     nf__gn_tile_fn f;
                     int p, pn;
