@@ -1519,10 +1519,20 @@ static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, si
     const int apack = 0;
 #endif
     int k0, kc, j0, i0, i1, mc, mr, pj0 = -1;   /* pj0: the panels in bp start there (this k block) */
-    for (k0 = 0; k0 < K; k0 += NF__GN_KC, pj0 = -1) {
+    int kcb = NF__GN_KC;   /* k block */
+#ifdef NF__GN_MC
+    if (apack && csc == 1) {   /* A^T B: op(B)'s whole k block in bp when k blocks of >= 32 allow
+                      it, so that it is packed once, not once per MC block of A^T (at N = 256, 6
+                      times). Depends on N only, so rows split alike (not for the transposed
+                      narrow form, whose N is the caller's M). */
+        int np = (N + NF__GN_W - 1) / NF__GN_W, kb = (2 * NF__GN_KC / np) & ~3;
+        if (np > 2 && kb >= 32) kcb = kb;
+    }
+#endif
+    for (k0 = 0; k0 < K; k0 += kcb, pj0 = -1) {
         int add = accumulate || k0 > 0, gmax;
         size_t ps;
-        kc = K - k0 < NF__GN_KC ? K - k0 : NF__GN_KC;
+        kc = K - k0 < kcb ? K - k0 : kcb;
         ps = (size_t)kc * NF__GN_W;
         gmax = 2 * NF__GN_KC / kc;   /* panels the buffer holds */
         for (i1 = 0; i1 < M; i1 += mc) {   /* blocks of MC rows when op(A) is packed, else all rows */
@@ -1530,7 +1540,7 @@ static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, si
 #ifdef NF__GN_MC
             if (apack) {   /* k-major tiles, each row of A read once: constant-size copies for full tiles */
                 int k, i, nfull, rest;
-                if (mc > NF__GN_MC) mc = NF__GN_MC;
+                if (mc > NF__GN_MC * NF__GN_KC / kc / NF__GN_MR * NF__GN_MR) mc = NF__GN_MC * NF__GN_KC / kc / NF__GN_MR * NF__GN_MR;
                 nfull = mc / NF__GN_MR; rest = mc - nfull * NF__GN_MR;
                 for (k = 0; k < kc; ++k) {
                     const nf_real *s = A + (size_t)i1 + (size_t)(k0 + k) * acs;
