@@ -163,7 +163,10 @@
                            bits differ from 0.3.0 by rounding), elementwise passes and Adam
                            cut too (2 threads on Zen 5: batches of 512 train 1.82-1.95x
                            faster, log_prob 1.57-1.96x);
-                           MADE layers train without a mask product.
+                           MADE layers train without a mask product;
+                           nf_infer's MCMC retries a refused MALA step smaller (delayed
+                           rejection: chains no longer sit where the flow maps poorly);
+                           weight-gradient products pack op(B) once per k block.
        0.3.0 (2026-12-04)  nf_infer: posterior samples and evidence from a log density,
                            checked (PSIS k-hat, ESS, KL) and corrected by MCMC when the
                            flow alone fails, with a verdict (NF_ERR_CHECK_FAILED);
