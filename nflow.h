@@ -866,8 +866,8 @@ NFDEF nf_result nf_fit_ctx(nf_flow *f, const nf_real *y, const nf_real *ctx, siz
                  error, and the KL gap log Z - ELBO;
      5. correct: if the check fails, flow-driven MCMC (independence Metropolis-Hastings
                  with the defensive proposal, alternating with MALA steps in the flow's
-                 latent space, a refused one retried smaller) in several chains from overdispersed starts, until split
-                 rank-normalised R-hat and the smaller of bulk and tail ESS pass (Vehtari,
+                 latent space, a refused one retried smaller) in several chains from
+                 overdispersed starts, until split rank-normalised R-hat and the smaller of bulk and tail ESS pass (Vehtari,
                  Gelman, Simpson, Carpenter, Buerkner 2021) or the budget ends (the traces
                  are thinned as they grow: memory stays bounded).
    NF_OK only when a check passed: k-hat <= min(khat_max, 1 - 1/log10(draws)), ESS >= ess_min,
@@ -1306,8 +1306,8 @@ NFDEF nf_real nf_rng_normal(nf_rng *r) {
    Stack: two panels (16 KB with AVX2, 32 KB with AVX-512) + packed A (NF__GN_MCB, 24 KB).
 
    Row-split invariance: every element of C is computed in one order whatever M is and
-   wherever its row sits: per KC block a chain acc = acc + a*b over k ascending from 0,
-   then C = acc (first block, no accumulate) or C = C + acc. All tiles, edge tiles and the
+   wherever its row sits: per k block (KC deep; for A^T B shallower when N is wide, set
+   by N alone) a chain acc = acc + a*b over k ascending from 0, then C = acc (first block, no accumulate) or C = C + acc. All tiles, edge tiles and the
    transposed form (below) follow it, so a threaded version that splits the rows gives
    the same bits as one thread. The only other order is the narrow-output kernel for
    !ta (dot products in vector lanes along k); it is chosen from N and K, never M.
@@ -1543,7 +1543,8 @@ static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, si
 #ifdef NF__GN_MC
             if (apack) {   /* k-major tiles, each row of A read once: constant-size copies for full tiles */
                 int k, i, nfull, rest;
-                if (mc > NF__GN_MC * NF__GN_KC / kc / NF__GN_MR * NF__GN_MR) mc = NF__GN_MC * NF__GN_KC / kc / NF__GN_MR * NF__GN_MR;
+                int mcmax = NF__GN_MC * NF__GN_KC / kc / NF__GN_MR * NF__GN_MR;   /* rows ap holds at this kc */
+                if (mc > mcmax) mc = mcmax;
                 nfull = mc / NF__GN_MR; rest = mc - nfull * NF__GN_MR;
                 for (k = 0; k < kc; ++k) {
                     const nf_real *s = A + (size_t)i1 + (size_t)(k0 + k) * acs;
@@ -1563,8 +1564,8 @@ static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, si
                 int g = (N - j0 + NF__GN_W - 1) / NF__GN_W, nw, off = 0;
                 if (g > gmax) g = gmax;
                 nw = N - j0 < g * NF__GN_W ? N - j0 : g * NF__GN_W;
-                if (j0 != pj0) nf__gn_pack(bp, B, brs, bcs, k0, kc, j0, nw, g);   /* (when one group holds all
-                                                                                  of op(B)'s k block, once for every MC block) */
+                /* already in bp when one group holds all of op(B)'s k block: packed once for every MC block */
+                if (j0 != pj0) nf__gn_pack(bp, B, brs, bcs, k0, kc, j0, nw, g);
                 pj0 = j0;
                 for (i0 = i1; i0 < i1 + mc; off += mr * kc, i0 += mr) {
                     nf__gn_tile_fn f;
