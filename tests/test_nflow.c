@@ -968,11 +968,44 @@ static void test_softplus_elementary(void) {
     }
 }
 
+/* tanh and e^x without libm (the affine coupling's hot path): within a few ulps of libm's
+   (in double, of the reference double or long double) over the whole range, overflow,
+   underflow, infinities, signed zeros and NaN as libm has them */
+static void test_tanh_exp_elementary(void) {
+    double wt = 0, we = 0, wm = 0, xt = 0, xe = 0, xm = 0; long i;
+    for (i = 0; i <= 400000; ++i) {
+        double u = (double)i / 400000.0, e;
+        nf_real xt1 = (nf_real)(-20.0 + 40.0 * u);                    /* tanh: where it is not +-1 */
+        nf_real xe1 = (nf_real)(IS_DOUBLE ? -740.0 + 1449.0 * u : -103.0 + 191.0 * u);   /* exp: its whole range */
+        nf_real xm1 = (nf_real)(-pow(10.0, -30.0 + 32.0 * u));        /* expm1: -1e-30 .. -100 */
+        long double rt = tanhl((long double)xt1), re = expl((long double)xe1), rm = expm1l((long double)xm1);
+        if (xt1 != 0) { e = (double)(fabsl((long double)nf__tanh(xt1) - rt) / ((long double)NF__EPS * fabsl(rt))); if (e > wt) { wt = e; xt = (double)xt1; } }
+        if (re > 4 * (long double)NF__TINY) { e = (double)(fabsl((long double)nf__exp(xe1) - re) / ((long double)NF__EPS * re)); if (e > we) { we = e; xe = (double)xe1; } }
+        e = (double)(fabsl((long double)nf__expm1_nonpos(xm1) - rm) / ((long double)NF__EPS * fabsl(rm))); if (e > wm) { wm = e; xm = (double)xm1; }
+    }
+    check(wt <= 4, "tanh_within_4_eps_of_libm", "%g eps at x = %g", wt, xt);
+    check(we <= 3, "exp_within_3_eps_of_libm", "%g eps at x = %g", we, xe);
+    check(wm <= 4, "expm1_nonpos_within_4_eps_of_libm", "%g eps at x = %g", wm, xm);
+    {   volatile nf_real nan = NF__R(0) / NF__R(0), inf = NF__R(1) / NF__R(0), z = 0;
+        nf_real big = IS_DOUBLE ? (nf_real)709.7 : (nf_real)88.7, over = IS_DOUBLE ? (nf_real)709.8 : (nf_real)88.73;
+        nf_real sub = IS_DOUBLE ? (nf_real)-720.0 : (nf_real)-95.0;   /* a subnormal result */
+        int ok = nf__tanh(inf) == 1 && nf__tanh(-inf) == -1 && nf__tanh(nan) != nf__tanh(nan) && nf__tanh(z) == 0
+                 && !signbit((double)nf__tanh(z)) && signbit((double)nf__tanh(-z)) && nf__tanh(NF__R(50)) == 1
+                 && nf__exp(z) == 1 && nf__exp(-inf) == 0 && nf__exp(inf) == inf && nf__exp(nan) != nf__exp(nan)
+                 && nf__exp(NF__R(-1000)) == 0 && nf__exp(over) == inf && nf__exp(big) < inf && nf__exp(big) > 0
+                 && nf__exp(sub) > 0 && nf__exp(sub) < (nf_real)NF__TINY
+                 && fabs((double)nf__exp(sub) - exp((double)sub)) <= 2 * (double)NF__TINY * (double)NF__EPS
+                 && nf__expm1_nonpos(z) == 0;
+        check(ok, "tanh_exp_special_values", "tanh(+-inf) +-1, tanh(+-0) +-0, exp overflow at %g, underflow to subnormals at %g, NaN kept", (double)over, (double)sub);
+    }
+}
+
 int main(int argc, char **argv) {
     /* --quick: skips the training runs (for emulated targets, where they take minutes) */
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     printf("# nflow tests, nf_real = %s%s\n", IS_DOUBLE ? "double" : "float", quick ? " (quick)" : "");
     test_rng();
+    test_tanh_exp_elementary();
     test_arena();
     test_gemm();
     test_gemm_shapes();
