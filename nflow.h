@@ -1869,35 +1869,58 @@ NFDEF void nf_parallel_openmp(void *pool, int n, nf_task_fn task, void *arg) {
    e^r by its Taylor polynomial (truncation below a third of an ulp), 2^k put into the
    exponent bits. Below the smallest normal's exponent (x < -87 float, -708 double) it is 0;
    -inf gives NaN (so does +-inf into softplus: an overflow upstream stays visible). */
-NF__ELEM nf_real nf__exp_nonpos(nf_real x) {
+#ifdef NFLOW_DOUBLE
+typedef long long nf__expk;
+#else
+typedef int nf__expk;
+#endif
+/* the shared core of nf__exp_nonpos and nf__exp: e^xc = p 2^k, |xc| within the exponent range */
+NF__ELEM nf_real nf__exp_reduce(nf_real xc, nf__expk *k) {
     /* k = round(x / ln2) by adding 1.5 2^52 (2^23): the sum's low bits hold k. No
        float-to-int conversion, so a NaN (or -inf, which the clamp turns into NaN) gives a
        NaN result and never undefined behaviour; k back to floating point from the integer,
        so -ffast-math cannot fold the rounding away */
 #ifdef NFLOW_DOUBLE
-    const double lo = -708.0; double xc = (x < lo) * lo + (x >= lo) * x, kf, r, p;
     union { uint64_t u; double d; } m;
-    long long k;
+    double kf, r;
     m.d = xc * 1.4426950408889634 + 6755399441055744.0;
-    k = (long long)(int64_t)(m.u - 0x4338000000000000ull);
-    kf = (double)k;
+    *k = (long long)(int64_t)(m.u - 0x4338000000000000ull);
+    kf = (double)*k;
     r = (xc - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
-    p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320
+    return 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320
         + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0)))))))))))));
-    m.u = (uint64_t)(k + 1023) << 52;
-    return p * m.d * (x < lo ? 0 : 1);   /* selects written as products: gcc 12 vectorises those */
 #else
-    const float lo = -87.0f; float xc = (x < lo) * lo + (x >= lo) * x, kf, r, p;
     union { uint32_t u; float f; } m;
-    int k;
+    float kf, r;
     m.f = xc * 1.44269504f + 12582912.0f;
-    k = (int)(int32_t)(m.u - 0x4B400000u);
-    kf = (float)k;
+    *k = (int)(int32_t)(m.u - 0x4B400000u);
+    kf = (float)*k;
     r = (xc - kf * 0.693145752f) - kf * 1.42860677e-6f;
-    p = 1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040 + r * (1.0f / 40320))))))));
-    m.u = (uint32_t)(k + 127) << 23;
-    return p * m.f * (x < lo ? 0 : 1);
+    return 1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040 + r * (1.0f / 40320))))))));
 #endif
+}
+/* 2^k for k within the normal exponents */
+NF__ELEM nf_real nf__pow2(nf__expk k) {
+#ifdef NFLOW_DOUBLE
+    union { uint64_t u; double d; } m;
+    m.u = (uint64_t)(k + 1023) << 52;
+    return m.d;
+#else
+    union { uint32_t u; float f; } m;
+    m.u = (uint32_t)(k + 127) << 23;
+    return m.f;
+#endif
+}
+NF__ELEM nf_real nf__exp_nonpos(nf_real x) {
+#ifdef NFLOW_DOUBLE
+    const double lo = -708.0;
+#else
+    const float lo = -87.0f;
+#endif
+    nf_real xc = (x < lo) * lo + (x >= lo) * x, p;
+    nf__expk k;
+    p = nf__exp_reduce(xc, &k);
+    return p * nf__pow2(k) * (x < lo ? 0 : 1);   /* selects written as products: gcc 12 vectorises those */
 }
 /* log(1 + t) for t in [0, 1]: 2 atanh(s) with s = t / (2 + t) in [0, 1/3], its odd series
    (no cancellation for small t: s carries t's relative precision) */
@@ -1968,33 +1991,16 @@ NF__ELEM nf_real nf__sel(int c, nf_real a, nf_real b) {
    subnormals where libm's do; -inf gives 0, +inf inf, NaN NaN */
 NF__ELEM nf_real nf__exp(nf_real x) {
 #ifdef NFLOW_DOUBLE
-    double xc = nf__sel(x < -750.0, -750.0, x), kf, r, p;
-    union { uint64_t u; double d; } m, m1, m2;
-    long long k, k1;
-    xc = nf__sel(xc > 710.0, 710.0, xc);
-    m.d = xc * 1.4426950408889634 + 6755399441055744.0;
-    k = (long long)(int64_t)(m.u - 0x4338000000000000ull);
-    kf = (double)k;
-    r = (xc - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
-    p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320
-        + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0)))))))))))));
-    k1 = k / 2;
-    m1.u = (uint64_t)(k1 + 1023) << 52; m2.u = (uint64_t)(k - k1 + 1023) << 52;
-    return p * m1.d * m2.d;
+    const double lo = -750.0, hi = 710.0;
 #else
-    float xc = nf__sel(x < -110.0f, -110.0f, x), kf, r, p;
-    union { uint32_t u; float f; } m, m1, m2;
-    int k, k1;
-    xc = nf__sel(xc > 89.0f, 89.0f, xc);
-    m.f = xc * 1.44269504f + 12582912.0f;
-    k = (int)(int32_t)(m.u - 0x4B400000u);
-    kf = (float)k;
-    r = (xc - kf * 0.693145752f) - kf * 1.42860677e-6f;
-    p = 1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040 + r * (1.0f / 40320))))))));
-    k1 = k / 2;
-    m1.u = (uint32_t)(k1 + 127) << 23; m2.u = (uint32_t)(k - k1 + 127) << 23;
-    return p * m1.f * m2.f;
+    const float lo = -110.0f, hi = 89.0f;
 #endif
+    nf_real xc = nf__sel(x < lo, lo, x), p;
+    nf__expk k, k1;
+    xc = nf__sel(xc > hi, hi, xc);
+    p = nf__exp_reduce(xc, &k);
+    k1 = k / 2;
+    return p * nf__pow2(k1) * nf__pow2(k - k1);
 }
 /* With libm's functions (no NF_EXP / NF_TANH hooks of the caller's), the hot paths use
    these instead: the same functions, in vectors */
