@@ -1569,7 +1569,13 @@ static void nf__gn_blocked(int M, int N, int K, const nf_real *A, size_t ars, si
                     for (off = 0, d = ap + (size_t)nfull * NF__GN_MR * (size_t)kc; off < rest; off += mr, d += (size_t)mr * (size_t)kc) {
                         nf__gn_tile_fn f;
                         mr = nf__gn_pick(rest - off, 1, &f);
-                        for (i = 0; i < mr; ++i) d[(size_t)k * (size_t)mr + (size_t)i] = s[off + i];
+                        /* constant-size copies: as a loop gcc 12 made this "rep movs", whose
+                           start-up cost was 4% of a P1 training step (rest 4 of 64 rows) */
+                        if (mr == 8) memcpy(d + (size_t)k * 8, s + off, sizeof(nf_real) * 8);
+                        else if (mr == 6) memcpy(d + (size_t)k * 6, s + off, sizeof(nf_real) * 6);
+                        else if (mr == 4) memcpy(d + (size_t)k * 4, s + off, sizeof(nf_real) * 4);
+                        else if (mr == 2) memcpy(d + (size_t)k * 2, s + off, sizeof(nf_real) * 2);
+                        else for (i = 0; i < mr; ++i) d[(size_t)k * (size_t)mr + (size_t)i] = s[off + i];
                     }
                 }
             }
@@ -2250,6 +2256,16 @@ static nf_tensor *nf__binary(nf_tape *t, int op, nf_tensor *a, nf_tensor *b) {
 static void nf__binary_rows(void *arg, int r0, int m) {
     const nf_tensor *c = (const nf_tensor *)arg, *a = c->a, *b = c->b;
     int i, j, op = c->op, n = a->cols, bs = b->cols == 1 ? 0 : 1;   /* in locals: the stores could alias them */
+    if (b->rows == a->rows && b->cols == n) {   /* same shapes: one flat pass (row by row, a 2-D
+                                                   flow's one-column rows cost more in set-up than in arithmetic) */
+        size_t e = (size_t)r0 * (size_t)n, end = e + (size_t)m * (size_t)n;
+        const nf_real *NF__RESTRICT x = a->val, *NF__RESTRICT y = b->val;
+        nf_real *NF__RESTRICT z = c->val;
+        if (op == NF__OP_ADD)      for (; e < end; ++e) z[e] = x[e] + y[e];
+        else if (op == NF__OP_SUB) for (; e < end; ++e) z[e] = x[e] - y[e];
+        else                       for (; e < end; ++e) z[e] = x[e] * y[e];
+        return;
+    }
     for (i = r0; i < r0 + m; ++i) {
         const nf_real *NF__RESTRICT x = a->val + (size_t)i * (size_t)n;
         const nf_real *NF__RESTRICT y = b->val + (size_t)(b->rows == 1 ? 0 : i) * (size_t)b->cols;
@@ -2269,6 +2285,23 @@ static void nf__binary_rows(void *arg, int r0, int m) {
    the broadcast axes. */
 static void nf__binary_back_rows(void *arg, int r0, int m) {
     nf_tensor *c = (nf_tensor *)arg, *a = c->a, *b = c->b; int i, j, op = c->op, n = c->cols;   /* n in a local: the stores could alias c->cols */
+    if (b->rows == a->rows && b->cols == n) {   /* same shapes: flat, as in nf__binary_rows (a and b
+                                                   may be one tensor: no restrict on the gradients) */
+        size_t e0 = (size_t)r0 * (size_t)n, end = e0 + (size_t)m * (size_t)n, e;
+        const nf_real *g = c->grad, *x = a->val, *y = b->val;
+        if (a->grad) {
+            nf_real *ga = a->grad;
+            if (op == NF__OP_MUL) for (e = e0; e < end; ++e) ga[e] += g[e] * y[e];
+            else                  for (e = e0; e < end; ++e) ga[e] += g[e];
+        }
+        if (b->grad) {
+            nf_real *gb = b->grad;
+            if (op == NF__OP_MUL)      for (e = e0; e < end; ++e) gb[e] += g[e] * x[e];
+            else if (op == NF__OP_SUB) for (e = e0; e < end; ++e) gb[e] -= g[e];
+            else                       for (e = e0; e < end; ++e) gb[e] += g[e];
+        }
+        return;
+    }
     for (i = r0; i < r0 + m; ++i) {
         const nf_real *g = c->grad + (size_t)i * (size_t)c->cols;
         const nf_real *x = a->val + (size_t)i * (size_t)a->cols;
