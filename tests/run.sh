@@ -10,21 +10,64 @@ pass=0; fail=0
 ok()  { pass=$((pass + 1)); echo "ok $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/#   /' "$2" | head -20; }
 WARN="-Wall -Wextra -pedantic -Werror"
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}   # compiles and programs at a time
 # the feature switches, all at once
 SWITCHES="-DNFLOW_NO_LU -DNFLOW_NO_MONOTONE -DNFLOW_NO_SPLINE -DNFLOW_NO_AUTOREGRESSIVE -DNFLOW_NO_ACTNORM -DNFLOW_NO_DOMAINS -DNFLOW_NO_CONTEXT -DNFLOW_NO_DIAG_BASE -DNFLOW_NO_LOADER -DNFLOW_NO_IMPORTANCE -DNFLOW_NO_THREADS -DNFLOW_NO_TRAINING -DNFLOW_ACTIVATIONS=2"
 
-# compile: name, command... (the output goes to $B/name.log)
-compile() { local n=$1; shift; if "$@" >"$B/$n.log" 2>&1; then ok "$n"; else bad "$n" "$B/$n.log"; fi; }
-# run a test program and count its ok/FAIL lines
-run_prog() {
-    local n=$1; shift
-    "$@" >"$B/$n.out" 2>&1; local rc=$?
-    local p f; p=$(grep -c '^ok ' "$B/$n.out"); f=$(grep -c '^FAIL ' "$B/$n.out")
-    grep -E '^(FAIL|# )' "$B/$n.out" | grep -v '^# [0-9]* passed' | sed "s/^/[$n] /"
-    pass=$((pass + p)); fail=$((fail + f))
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then bad "$n exited with status $rc" "$B/$n.out"; fi
-    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$rc" -eq 0 ]; then bad "$n ran no check"; fi
+# compile: name, command... (the output goes to $B/name.log). Queued, like the programs
+# below: compile_all runs the queue JOBS at a time and prints ok/FAIL in queue order.
+CQ=(); CCMD=()
+compile() { local n=$1; shift; CQ+=("$n"); CCMD+=("$(printf '%q ' "$@")"); }
+compile_all() {
+    local i n
+    for i in "${!CQ[@]}"; do
+        n=${CQ[$i]}
+        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+        rm -f "$B/$n.crc"
+        ( eval "${CCMD[$i]}" >"$B/$n.log" 2>&1; echo $? >"$B/$n.crc" ) &
+    done
+    wait
+    for n in "${CQ[@]}"; do
+        if [ "$(cat "$B/$n.crc" 2>/dev/null)" = 0 ]; then ok "$n"; else bad "$n" "$B/$n.log"; fi
+    done
+    CQ=(); CCMD=()
 }
+# run a test program and count its ok/FAIL lines. run_prog queues it; collect runs the queue
+# JOBS at a time (default: the cores; one after the other the suite took 16.6 minutes),
+# in the order queued, then counts each program's lines in that order.
+QUEUE=(); QCMD=(); QNEED=()
+run_prog() { local n=$1; shift; QUEUE+=("$n"); QCMD+=("$(printf '%q ' "$@")"); QNEED+=(""); }
+# run_prog_if FILE name command...: only if FILE (its build) exists when the queue runs
+run_prog_if() { local need=$1; shift; run_prog "$@"; QNEED[${#QNEED[@]}-1]=$need; }
+collect() {
+    local i n rc p f
+    for i in "${!QUEUE[@]}"; do
+        n=${QUEUE[$i]}
+        rm -f "$B/$n.rc" "$B/$n.out"
+        [ -z "${QNEED[$i]}" ] || [ -x "${QNEED[$i]}" ] || continue   # its build failed (counted there)
+        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+        ( eval "${QCMD[$i]}" >"$B/$n.out" 2>&1; echo $? >"$B/$n.rc" ) &
+    done
+    wait
+    for n in "${QUEUE[@]}"; do
+        [ -f "$B/$n.out" ] || continue
+        rc=$(cat "$B/$n.rc" 2>/dev/null || echo 255)
+        p=$(grep -c '^ok ' "$B/$n.out"); f=$(grep -c '^FAIL ' "$B/$n.out")
+        case $n in
+            extra_*) grep -E '^(ok|FAIL|# )' "$B/$n.out" ;;
+            *) grep -E '^(FAIL|# )' "$B/$n.out" | grep -v '^# [0-9]* passed' | sed "s/^/[$n] /" ;;
+        esac
+        pass=$((pass + p)); fail=$((fail + f))
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then bad "$n exited with status $rc" "$B/$n.out"; fi
+        if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$rc" -eq 0 ]; then bad "$n ran no check"; fi
+    done
+    QUEUE=(); QCMD=(); QNEED=()
+}
+# the extra suites first in the queue (the longest: examples, posteriors, pictures); they
+# print ok/FAIL lines too, shown in full
+for extra in tests/run_*.sh; do
+    [ -f "$extra" ] && run_prog "extra_$(basename "$extra" .sh)" bash "$extra"
+done
 
 echo "# compile checks"
 # the header itself also under -Wshadow and -Wdouble-promotion (on a Cortex-M4F an accidental
@@ -69,6 +112,7 @@ wconv_export() {   # PREC [flags]
 }
 compile wconversion_export_float  wconv_export float
 compile wconversion_export_double wconv_export double -DNFLOW_DOUBLE
+compile_all
 # every function declared in each configuration is defined in it (links)
 bash tests/compile/api_link.sh "$B" > "$B/api_link.out" 2>&1
 grep -E '^(ok|FAIL|#)' "$B/api_link.out"
@@ -106,6 +150,9 @@ compile build_test_float  $CC -std=c99 -O2 -g $WARN "$T" -o "$B/test_float" -lm
 compile build_test_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE "$T" -o "$B/test_double" -lm
 compile build_test_plain_c $CC -std=c99 -O2 -g $WARN -march=native -DNFLOW_NO_VECTOR_EXT "$T" -o "$B/test_plain_c" -lm
 compile build_test_vector $CC -std=c99 -O2 -g $WARN -march=native "$T" -o "$B/test_vector" -lm
+# -Os: size-optimised builds leave out speed-only code (NF__SPEED): the tape's affine maps as separate ops
+compile build_test_os_float  $CC -std=c99 -Os -g $WARN "$T" -o "$B/test_os_float" -lm
+compile build_test_os_double $CC -std=c99 -Os -g $WARN -DNFLOW_DOUBLE "$T" -o "$B/test_os_double" -lm
 compile build_test_io_float  $CC -std=c99 -O2 -g $WARN tests/test_io.c -o "$B/test_io_float" -lm
 compile build_test_io_double $CC -std=c99 -O2 -g $WARN -DNFLOW_DOUBLE tests/test_io.c -o "$B/test_io_double" -lm
 compile build_test_science $CC -std=c99 -O2 -g $WARN tests/test_science.c -o "$B/test_science" -lm
@@ -124,31 +171,33 @@ compile build_test_nodomains $CC -std=c99 -O2 -g $WARN tests/test_nodomains.c te
 # -ffast-math may assume there is no NaN or Inf: the checks must survive it (gcc and clang)
 compile build_fastmath_gcc    gcc -std=c99 -O2 -ffast-math $WARN tests/test_fastmath.c -o "$B/fastmath_gcc" -lm
 compile build_fastmath_clang  clang -std=c99 -O2 -ffast-math $WARN -DNFLOW_DOUBLE tests/test_fastmath.c -o "$B/fastmath_clang" -lm
-[ -x "$B/test_float" ] && run_prog float "$B/test_float"
-[ -x "$B/test_double" ] && run_prog double "$B/test_double"
-[ -x "$B/test_alloc" ] && run_prog alloc "$B/test_alloc"
-[ -x "$B/test_plain_c" ] && run_prog plain_c_kernel "$B/test_plain_c"
-[ -x "$B/test_vector" ] && run_prog vector_kernel "$B/test_vector"
-[ -x "$B/test_io_float" ] && run_prog io_float "$B/test_io_float"
-[ -x "$B/test_science" ] && run_prog science "$B/test_science"
-[ -x "$B/test_io_double" ] && run_prog io_double "$B/test_io_double"
-[ -x "$B/test_switches" ] && run_prog switches "$B/test_switches"
-[ -x "$B/test_golden_float" ] && run_prog golden_float "$B/test_golden_float"
-[ -x "$B/test_golden_double" ] && run_prog golden_double "$B/test_golden_double"
-[ -x "$B/test_trust_float" ] && run_prog trust_float "$B/test_trust_float"
-[ -x "$B/test_trust_double" ] && run_prog trust_double "$B/test_trust_double"
-[ -x "$B/test_trust3_float" ] && run_prog trust3_float "$B/test_trust3_float"
-[ -x "$B/test_trust3_double" ] && run_prog trust3_double "$B/test_trust3_double"
-[ -x "$B/test_nodomains" ] && run_prog nodomains "$B/test_nodomains"
-[ -x "$B/test_infer_float" ] && run_prog infer_float "$B/test_infer_float"
-[ -x "$B/test_infer_double" ] && run_prog infer_double "$B/test_infer_double"
-[ -x "$B/fastmath_gcc" ] && run_prog fastmath_gcc "$B/fastmath_gcc"
+run_prog_if "$B/test_float" float "$B/test_float"
+run_prog_if "$B/test_double" double "$B/test_double"
+run_prog_if "$B/test_alloc" alloc "$B/test_alloc"
+run_prog_if "$B/test_plain_c" plain_c_kernel "$B/test_plain_c"
+run_prog_if "$B/test_vector" vector_kernel "$B/test_vector"
+run_prog_if "$B/test_os_float" os_float_quick "$B/test_os_float" --quick
+run_prog_if "$B/test_os_double" os_double_quick "$B/test_os_double" --quick
+run_prog_if "$B/test_io_float" io_float "$B/test_io_float"
+run_prog_if "$B/test_science" science "$B/test_science"
+run_prog_if "$B/test_io_double" io_double "$B/test_io_double"
+run_prog_if "$B/test_switches" switches "$B/test_switches"
+run_prog_if "$B/test_golden_float" golden_float "$B/test_golden_float"
+run_prog_if "$B/test_golden_double" golden_double "$B/test_golden_double"
+run_prog_if "$B/test_trust_float" trust_float "$B/test_trust_float"
+run_prog_if "$B/test_trust_double" trust_double "$B/test_trust_double"
+run_prog_if "$B/test_trust3_float" trust3_float "$B/test_trust3_float"
+run_prog_if "$B/test_trust3_double" trust3_double "$B/test_trust3_double"
+run_prog_if "$B/test_nodomains" nodomains "$B/test_nodomains"
+run_prog_if "$B/test_infer_float" infer_float "$B/test_infer_float"
+run_prog_if "$B/test_infer_double" infer_double "$B/test_infer_double"
+run_prog_if "$B/fastmath_gcc" fastmath_gcc "$B/fastmath_gcc"
 # threads: results bit-identical to one thread (a reverse-order parallel-for, POSIX threads, OpenMP)
 compile build_test_threads $CC -std=c99 -O2 -g $WARN -march=native -pthread tests/test_threads.c -o "$B/test_threads" -lm
 compile build_test_threads_openmp gcc -std=c99 -O2 -g $WARN -fopenmp -DNFLOW_OPENMP tests/test_threads.c -o "$B/test_threads_omp" -lm
-[ -x "$B/test_threads" ] && run_prog threads "$B/test_threads"
-[ -x "$B/test_threads_omp" ] && OMP_NUM_THREADS=2 run_prog threads_openmp "$B/test_threads_omp"
-[ -x "$B/fastmath_clang" ] && run_prog fastmath_clang "$B/fastmath_clang"
+run_prog_if "$B/test_threads" threads "$B/test_threads"
+run_prog_if "$B/test_threads_omp" threads_openmp env OMP_NUM_THREADS=2 "$B/test_threads_omp"
+run_prog_if "$B/fastmath_clang" fastmath_clang "$B/fastmath_clang"
 
 echo "# 32-bit (gcc -m32, with sanitizers): sizes must not wrap, loaders hold"
 if echo 'int main(void){return 0;}' | gcc -m32 -x c - -o "$B/m32_probe" >/dev/null 2>&1 && ! "$B/m32_probe" >/dev/null 2>&1 && command -v qemu-i386 >/dev/null; then
@@ -159,19 +208,19 @@ if echo 'int main(void){return 0;}' | gcc -m32 -x c - -o "$B/m32_probe" >/dev/nu
     compile build_m32_io_float  gcc -std=c99 -O1 -g $S32 tests/test_io.c -o "$B/m32_io_float" -lm
     compile build_m32_io_double gcc -std=c99 -O1 -g $S32 -DNFLOW_DOUBLE tests/test_io.c -o "$B/m32_io_double" -lm
     compile build_m32_trust     gcc -std=c99 -O1 -g $S32 tests/test_trust.c -o "$B/m32_trust" -lm
-    [ -x "$B/m32_io_float" ] && run_prog m32_io_float qemu-i386 "$B/m32_io_float"
-    [ -x "$B/m32_io_double" ] && run_prog m32_io_double qemu-i386 "$B/m32_io_double"
-    [ -x "$B/m32_trust" ] && run_prog m32_trust qemu-i386 "$B/m32_trust"
+    run_prog_if "$B/m32_io_float" m32_io_float qemu-i386 "$B/m32_io_float"
+    run_prog_if "$B/m32_io_double" m32_io_double qemu-i386 "$B/m32_io_double"
+    run_prog_if "$B/m32_trust" m32_trust qemu-i386 "$B/m32_trust"
 elif echo 'int main(void){return 0;}' | gcc -m32 -x c - -o "$B/m32_probe" >/dev/null 2>&1; then
     S32="-m32 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     compile build_m32_io_float  gcc -std=c99 -O1 -g $S32 tests/test_io.c -o "$B/m32_io_float" -lm
     compile build_m32_io_double gcc -std=c99 -O1 -g $S32 -DNFLOW_DOUBLE tests/test_io.c -o "$B/m32_io_double" -lm
     compile build_m32_trust     gcc -std=c99 -O1 -g $S32 tests/test_trust.c -o "$B/m32_trust" -lm
     compile build_m32_unit      gcc -std=c99 -O2 -g -m32 tests/test_nflow.c -o "$B/m32_unit" -lm
-    [ -x "$B/m32_io_float" ] && run_prog m32_io_float "$B/m32_io_float"
-    [ -x "$B/m32_io_double" ] && run_prog m32_io_double "$B/m32_io_double"
-    [ -x "$B/m32_trust" ] && run_prog m32_trust "$B/m32_trust"
-    [ -x "$B/m32_unit" ] && run_prog m32_unit_quick "$B/m32_unit" --quick
+    run_prog_if "$B/m32_io_float" m32_io_float "$B/m32_io_float"
+    run_prog_if "$B/m32_io_double" m32_io_double "$B/m32_io_double"
+    run_prog_if "$B/m32_trust" m32_trust "$B/m32_trust"
+    run_prog_if "$B/m32_unit" m32_unit_quick "$B/m32_unit" --quick
 else
     bad "m32_toolchain_missing (apt-get install libc6-dev-i386 lib32gcc-12-dev lib32asan8 lib32ubsan1)"
 fi
@@ -192,26 +241,19 @@ CUB="-fsanitize=undefined,float-cast-overflow -fno-sanitize-recover=all"
 compile build_ubsan_clang_float  clang -std=c99 -O1 -g $CUB "$T" -o "$B/ubsan_clang_float" -lm
 compile build_ubsan_clang_double clang -std=c99 -O1 -g $CUB -DNFLOW_DOUBLE "$T" -o "$B/ubsan_clang_double" -lm
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-[ -x "$B/asan_float" ] && run_prog asan_float "$B/asan_float"
-[ -x "$B/ubsan_clang_float" ] && run_prog ubsan_clang_float "$B/ubsan_clang_float" --quick
-[ -x "$B/ubsan_clang_double" ] && run_prog ubsan_clang_double "$B/ubsan_clang_double" --quick
-[ -x "$B/asan_double" ] && run_prog asan_double "$B/asan_double"
-[ -x "$B/asan_alloc" ] && run_prog asan_alloc "$B/asan_alloc"
-[ -x "$B/asan_io" ] && run_prog asan_io "$B/asan_io"
-[ -x "$B/asan_science" ] && run_prog asan_science "$B/asan_science"
-[ -x "$B/asan_trust" ] && run_prog asan_trust "$B/asan_trust"
-[ -x "$B/asan_trust3" ] && run_prog asan_trust3_quick "$B/asan_trust3" --quick
-[ -x "$B/asan_infer" ] && run_prog asan_infer_quick "$B/asan_infer" --quick
+run_prog_if "$B/asan_float" asan_float "$B/asan_float"
+run_prog_if "$B/ubsan_clang_float" ubsan_clang_float "$B/ubsan_clang_float" --quick
+run_prog_if "$B/ubsan_clang_double" ubsan_clang_double "$B/ubsan_clang_double" --quick
+run_prog_if "$B/asan_double" asan_double "$B/asan_double"
+run_prog_if "$B/asan_alloc" asan_alloc "$B/asan_alloc"
+run_prog_if "$B/asan_io" asan_io "$B/asan_io"
+run_prog_if "$B/asan_science" asan_science "$B/asan_science"
+run_prog_if "$B/asan_trust" asan_trust "$B/asan_trust"
+run_prog_if "$B/asan_trust3" asan_trust3_quick "$B/asan_trust3" --quick
+run_prog_if "$B/asan_infer" asan_infer_quick "$B/asan_infer" --quick
 
-for extra in tests/run_*.sh; do
-    [ -f "$extra" ] || continue
-    # extra suites print ok/FAIL lines too
-    out=$(bash "$extra" 2>&1); rc=$?
-    echo "$out" | grep -E '^(ok|FAIL|# )'
-    p=$(grep -c '^ok ' <<<"$out"); f=$(grep -c '^FAIL ' <<<"$out")
-    pass=$((pass + p)); fail=$((fail + f))
-    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then bad "$extra exited with status $rc"; fi
-done
+compile_all
+collect
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
