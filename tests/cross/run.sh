@@ -55,7 +55,7 @@ TARGETS=${CROSS_TARGETS:-s390x armhf aarch64 i386}   # longest first
 cc_of() {
     case $1 in
         x86_64) echo "gcc" ;;
-        i386) echo "gcc -m32" ;;
+        i386|i386_san) echo "gcc -m32" ;;
         aarch64) echo "aarch64-linux-gnu-gcc" ;;
         s390x) echo "s390x-linux-gnu-gcc" ;;
         armhf) echo "arm-linux-gnueabihf-gcc" ;;
@@ -86,7 +86,7 @@ run_on() {
     local t=$1; shift
     case $t in
         x86_64) "$@" ;;
-        i386) if [ "$I386_QEMU" = 1 ]; then nice timeout 900 qemu-i386 "$@"; else "$@"; fi ;;
+        i386|i386_san) if [ "$I386_QEMU" = 1 ]; then nice timeout 900 qemu-i386 "$@"; else "$@"; fi ;;
         *) nice timeout 900 "$(qemu_of "$t")" -L "$(sysroot_of "$t")" "$@" ;;
     esac
 }
@@ -154,7 +154,14 @@ target_job() {
         if [ "$np" -eq 0 ] && [ "$nf" -eq 0 ] && [ "$rc" -eq 0 ]; then jbad "cross_${t}_${n}_ran_no_check"; fi
     }
     t0=$(now)
-    if [ "$t" != x86_64 ]; then
+    if [ "$t" = i386_san ]; then
+        # i386 under the sanitizers: a job of its own, in parallel with the others (under
+        # qemu-i386 the four sanitizer runs took as long as all the other targets together)
+        build asan_io_float     "-O1 $SAN" "$S/tests/test_io.c"
+        build asan_io_double    "-O1 $SAN -DNFLOW_DOUBLE" "$S/tests/test_io.c"
+        build asan_unit_float   "-O1 $SAN" "$S/tests/test_nflow.c"
+        build asan_unit_double  "-O1 $SAN -DNFLOW_DOUBLE" "$S/tests/test_nflow.c"
+    elif [ "$t" != x86_64 ]; then
         # the implementation under -Wconversion -Wsign-conversion (aarch64: the NEON kernel);
         # not -Wdouble-promotion on s390x, whose gcc evaluates float in double under -std=c99
         local dp=-Wdouble-promotion; [ "$t" = s390x ] && dp=""
@@ -165,15 +172,11 @@ target_job() {
         build io_double  "-O2 $WARN -DNFLOW_DOUBLE" "$S/tests/test_io.c"
         build unit_float  "-O2 $WARN" "$S/tests/test_nflow.c"
         build unit_double "-O2 $WARN -DNFLOW_DOUBLE" "$S/tests/test_nflow.c"
-        if [ "$t" = i386 ] && [ "$I386_SAN" = 1 ]; then
-            build asan_io_float     "-O1 $SAN" "$S/tests/test_io.c"
-            build asan_io_double    "-O1 $SAN -DNFLOW_DOUBLE" "$S/tests/test_io.c"
-            build asan_unit_float   "-O1 $SAN" "$S/tests/test_nflow.c"
-            build asan_unit_double  "-O1 $SAN -DNFLOW_DOUBLE" "$S/tests/test_nflow.c"
-        fi
     fi
-    build xfile_float  "-O2 $WARN" "$S/tests/cross/xfile.c"
-    build xfile_double "-O2 $WARN -DNFLOW_DOUBLE" "$S/tests/cross/xfile.c"
+    if [ "$t" != i386_san ]; then
+        build xfile_float  "-O2 $WARN" "$S/tests/cross/xfile.c"
+        build xfile_double "-O2 $WARN -DNFLOW_DOUBLE" "$S/tests/cross/xfile.c"
+    fi
     tb=$(since "$t0"); t0=$(now)
     prog io_float
     prog io_double
@@ -232,20 +235,26 @@ if ! [ -x "$B/x86_64/xfile_float" ] || ! [ -x "$B/x86_64/xfile_double" ]; then
     echo "$pass passed, $fail failed"
     exit 1
 fi
-for t in $have; do
+# longest first: under qemu-i386, i386's sanitizer job, then i386; then the rest in order
+SANJOB=""; [ "$I386_SAN" = 1 ] && SANJOB=i386_san
+order="$SANJOB"
+case " $have " in *" i386 "*) order="$order i386" ;; esac
+for t in $have; do [ "$t" = i386 ] || order="$order $t"; done
+for t in $order; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
     target_job "$t" &
 done
 wait
 
 X=$B/x86_64
-for t in x86_64 $have; do
+for t in x86_64 $have $SANJOB; do
     D=$B/$t
     echo "# ---- $t"
     grep -v '^@' "$D/report"
     read -r tp tf < <(awk '$1 == "@tally" { print $2, $3 }' "$D/report")
     pass=$((pass + ${tp:-0})); fail=$((fail + ${tf:-0}))
     [ -n "${tp:-}" ] || bad "cross_${t}_job_finished" "$D/report"
+    [ "$t" = i386_san ] && continue   # test programs only: no model files of its own
     # what the build is: 32-bit, big-endian, ...
     if [ "$t" != x86_64 ]; then
         info=$([ -f "$D/info.out" ] && tr '\n' ' ' <"$D/info.out")
@@ -314,7 +323,7 @@ for prec in float double; do
 done
 
 echo "# ---- timings (s; $JOBS targets at a time on $(nproc 2>/dev/null || echo ?) cores)"
-for t in x86_64 $have; do
+for t in x86_64 $have $SANJOB; do
     awk -v t="$t" '$1 == "@time" { printf "# %-8s build %6.1f   run %6.1f\n", t, $3, $4 }' "$B/$t/report"
 done
 echo "# total $(since "$T0") s"
